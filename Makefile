@@ -1,0 +1,37 @@
+# Two commands matter on a fresh machine: `make demo` and `make test`.
+# Both create .venv and install the package (with its dev extras) when it is missing or stale.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(INSTALLED) ## Create .venv and install propensity with its dev tools
+
+demo: $(INSTALLED) ## Run the whole pipeline on the embedded synthetic world
+	$(VENV)/bin/propensity demo
+
+test: $(INSTALLED) ## Run the test suite
+	$(PY) -m pytest -q
+
+lint: $(INSTALLED) ## Ruff lint and format check
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+bench: $(INSTALLED) ## Feature-build throughput and memory; writes benchmarks/features.md
+	$(PY) -m propensity.bench
+
+clean: ## Remove generated data, runs and the virtualenv
+	rm -rf $(VENV) data/*/ models/*/ mlruns .pytest_cache

@@ -1,0 +1,127 @@
+"""Point-in-time account features, one module per family, computed by DuckDB SQL.
+
+``build_features(tables, spine, config)`` returns one row per spine row (same order), with
+``account_id`` and ``as_of`` first, then every feature of every family whose table is present.
+A feature for ``as_of`` uses only data known strictly before ``as_of`` (each family's docstring
+states its availability rule). Families whose table is absent are skipped with a logged note.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import duckdb
+import pandas as pd
+
+from propensity.contract import Tables
+from propensity.features import engagement, firmographic, history, intent
+from propensity.features.registry import FAMILIES, FeatureConfig, FeatureSpec
+
+__all__ = ["FAMILIES", "FeatureConfig", "FeatureSet", "FeatureSpec", "build_features"]
+
+log = logging.getLogger(__name__)
+
+FAMILY_MODULES: dict[str, ModuleType] = {
+    "firmographic": firmographic,
+    "engagement": engagement,
+    "intent": intent,
+    "history": history,
+}
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """A feature matrix with the definitions of its columns."""
+
+    matrix: pd.DataFrame
+    specs: tuple[FeatureSpec, ...]
+    families: tuple[str, ...]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def model_columns(self) -> list[str]:
+        """Columns a model may use (context columns are for reason wording only)."""
+        return [s.name for s in self.specs if s.kind != "context"]
+
+    @property
+    def categorical_columns(self) -> list[str]:
+        return [s.name for s in self.specs if s.kind == "categorical"]
+
+    def family_columns(self, family: str) -> list[str]:
+        return [s.name for s in self.specs if s.family == family and s.kind != "context"]
+
+    def definitions(self) -> pd.DataFrame:
+        """The registry as a table: name, family, field, label, definition, availability, kind."""
+        return pd.DataFrame([s.__dict__ for s in self.specs])
+
+
+def build_features(
+    tables: Tables, spine: pd.DataFrame, config: FeatureConfig | None = None
+) -> FeatureSet:
+    """Feature matrix for ``spine`` (account_id, as_of at midnight), rows in spine order."""
+    config = config or FeatureConfig()
+    _check_spine(spine)
+    con = duckdb.connect()
+    try:
+        if config.duckdb_threads:
+            con.execute(f"SET threads = {int(config.duckdb_threads)}")
+        if config.duckdb_memory_limit:
+            con.execute("SET memory_limit = ?", [config.duckdb_memory_limit])
+        con.execute("SET preserve_insertion_order = false")
+        keyed = spine[["account_id", "as_of"]].reset_index(drop=True)
+        keyed = keyed.assign(_row=range(len(keyed)))
+        con.register("spine_input", keyed)
+        con.execute(
+            "CREATE TEMP TABLE spine AS SELECT account_id::VARCHAR AS account_id, as_of::TIMESTAMP AS as_of, _row FROM spine_input"
+        )
+        con.execute("CREATE TEMP TABLE snapshot_dates AS SELECT DISTINCT as_of FROM spine")
+        for name in tables.present():
+            con.register(name, tables.get(name))
+
+        specs: list[FeatureSpec] = []
+        built: list[str] = []
+        skipped: dict[str, str] = {}
+        for family in config.families:
+            module = FAMILY_MODULES[family]
+            missing = [t for t in module.TABLES if tables.get(t) is None]
+            if missing:
+                skipped[family] = f"table {', '.join(missing)} absent"
+                log.info("feature family %s skipped: %s", family, skipped[family])
+                continue
+            specs += module.build(con, tables, config)
+            built.append(family)
+        columns = ", ".join(f'{_alias(s.family)}."{s.name}"' for s in specs)
+        joins = "\n".join(
+            f"LEFT JOIN features_{family} {_alias(family)} "
+            f"ON {_alias(family)}.account_id = s.account_id AND {_alias(family)}.as_of = s.as_of"
+            for family in built
+        )
+        matrix = con.execute(
+            f"SELECT s.account_id, s.as_of{', ' + columns if columns else ''} FROM spine s {joins} ORDER BY s._row"
+        ).df()
+    finally:
+        con.close()
+    matrix["as_of"] = matrix["as_of"].astype("datetime64[us]")
+    return FeatureSet(matrix=matrix, specs=tuple(specs), families=tuple(built), skipped=skipped)
+
+
+def _alias(family: str) -> str:
+    return f"f_{family}"
+
+
+def _check_spine(spine: pd.DataFrame) -> None:
+    missing = [c for c in ("account_id", "as_of") if c not in spine]
+    if missing:
+        raise ValueError(f"spine is missing column(s) {missing}; it needs account_id and as_of")
+    as_of = pd.to_datetime(spine["as_of"])
+    not_midnight = as_of != as_of.dt.normalize()
+    if not_midnight.any():
+        examples = spine.loc[not_midnight, ["account_id", "as_of"]].head(3).to_dict("records")
+        raise ValueError(
+            f"spine column 'as_of' must hold dates (midnight): {int(not_midnight.sum())} rows have a time "
+            f"of day, e.g. {examples}"
+        )
+    if spine.duplicated(["account_id", "as_of"]).any():
+        raise ValueError("spine has duplicate (account_id, as_of) rows")

@@ -1,0 +1,103 @@
+"""Opportunity-history features: what the CRM knew about past deals at ``as_of``.
+
+Point-in-time rule: an opportunity counts from its ``created_at < as_of``; its outcome (won /
+lost, amount won) only from ``closed_at < as_of``. A deal closed after ``as_of`` was open then.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from propensity.contract import Tables
+from propensity.features.registry import FeatureConfig, FeatureSpec
+from propensity.features.sql import known_at
+
+FAMILY = "history"
+TABLES = ("opportunities",)
+CREATED = "opportunities created strictly before as_of"
+CLOSED = "outcomes of opportunities closed strictly before as_of"
+
+
+def build(
+    con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig
+) -> list[FeatureSpec]:
+    """Create ``features_history`` (account_id, as_of, ...) for the rows of ``spine``."""
+    has_amount = "amount" in tables.opportunities
+    closed_before = known_at("o.closed_at", "s.as_of")
+    won_amount = (
+        f"sum(o.amount) FILTER (WHERE o.outcome = 'won' AND {closed_before})"
+        if has_amount
+        else "NULL"
+    )
+    specs = [
+        FeatureSpec(
+            "hist_opportunities",
+            FAMILY,
+            "hist_opportunities",
+            "earlier opportunities",
+            "opportunities created before as_of",
+            CREATED,
+        ),
+        FeatureSpec(
+            "hist_lost",
+            FAMILY,
+            "hist_lost",
+            "earlier lost opportunities",
+            "opportunities closed lost before as_of",
+            CLOSED,
+        ),
+        FeatureSpec(
+            "hist_days_since_last_closed",
+            FAMILY,
+            "hist_recency",
+            "days since the last closed deal",
+            "days between the last closed_at before as_of and as_of (missing: none)",
+            CLOSED,
+        ),
+        FeatureSpec(
+            "hist_days_since_last_opportunity",
+            FAMILY,
+            "hist_recency",
+            "days since the last opportunity",
+            "days since the last created_at before as_of",
+            CREATED,
+        ),
+    ]
+    if has_amount:
+        specs.append(
+            FeatureSpec(
+                "hist_won_amount",
+                FAMILY,
+                "hist_won_amount",
+                "amount won before",
+                "sum of amounts of opportunities won before as_of",
+                CLOSED,
+            )
+        )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE features_history AS
+        WITH per_snapshot AS (
+            SELECT s.account_id, s.as_of,
+                   count(*) AS hist_opportunities,
+                   count(*) FILTER (WHERE o.outcome = 'lost' AND {closed_before}) AS hist_lost,
+                   date_diff('day', CAST(max(o.closed_at) FILTER (WHERE {closed_before}) AS DATE),
+                             CAST(s.as_of AS DATE)) AS hist_days_since_last_closed,
+                   date_diff('day', CAST(max(o.created_at) AS DATE), CAST(s.as_of AS DATE))
+                       AS hist_days_since_last_opportunity,
+                   {won_amount} AS hist_won_amount
+            FROM spine s
+            JOIN opportunities o ON o.account_id = s.account_id AND {known_at("o.created_at", "s.as_of")}
+            GROUP BY s.account_id, s.as_of
+        )
+        SELECT s.account_id, s.as_of,
+               CAST(coalesce(p.hist_opportunities, 0) AS DOUBLE) AS hist_opportunities,
+               CAST(coalesce(p.hist_lost, 0) AS DOUBLE) AS hist_lost,
+               CAST(p.hist_days_since_last_closed AS DOUBLE) AS hist_days_since_last_closed,
+               CAST(p.hist_days_since_last_opportunity AS DOUBLE) AS hist_days_since_last_opportunity
+               {", CAST(coalesce(p.hist_won_amount, 0) AS DOUBLE) AS hist_won_amount" if has_amount else ""}
+        FROM spine s
+        LEFT JOIN per_snapshot p ON p.account_id = s.account_id AND p.as_of = s.as_of
+        """
+    )
+    return specs

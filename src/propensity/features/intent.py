@@ -1,0 +1,141 @@
+"""Third-party intent features: topic surge scores per account and week.
+
+Point-in-time rule: the score of the week starting ``week`` is known from ``week + 7 days``; a
+snapshot ``as_of`` sees it only if ``week + 7 days <= as_of``. "Last 1 week" is the latest week
+known at ``as_of`` (known within the last 7 days), "last 4 weeks" the four latest, and the trend
+compares them with the ``intent_prior_weeks`` before. Accounts with no delivered score in a
+window have missing max/mean (not observed), and zero surging topics.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from propensity.contract import Tables
+from propensity.features.registry import FeatureConfig, FeatureSpec
+from propensity.features.sql import known_at, quote_literal
+
+FAMILY = "intent"
+TABLES = ("intent",)
+AVAILABLE = (
+    "intent weeks whose last day (week + 6 days) is before as_of (published after the week ends)"
+)
+
+
+def build(
+    con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig
+) -> list[FeatureSpec]:
+    """Create ``features_intent`` (account_id, as_of, ...) for the rows of ``spine``."""
+    threshold = config.intent_surge_threshold
+    prior_days = 28 + 7 * config.intent_prior_weeks
+    topic_filter = ""
+    if config.intent_topics is not None:
+        topic_filter = (
+            "AND topic IN (" + ", ".join(quote_literal(t) for t in config.intent_topics) + ")"
+        )
+    specs = [
+        FeatureSpec(
+            "intent_max_1w",
+            FAMILY,
+            "intent_surge",
+            "top intent surge last week",
+            "max topic score of the latest known week",
+            AVAILABLE,
+        ),
+        FeatureSpec(
+            "intent_mean_1w",
+            FAMILY,
+            "intent_surge",
+            "mean intent score last week",
+            "mean delivered topic score of the latest known week",
+            AVAILABLE,
+        ),
+        FeatureSpec(
+            "intent_max_4w",
+            FAMILY,
+            "intent_surge",
+            "top intent surge in the last 4 weeks",
+            "max topic score over the 4 latest known weeks",
+            AVAILABLE,
+        ),
+        FeatureSpec(
+            "intent_mean_4w",
+            FAMILY,
+            "intent_surge",
+            "mean intent score in the last 4 weeks",
+            "mean delivered topic score over the 4 latest known weeks",
+            AVAILABLE,
+        ),
+        FeatureSpec(
+            "intent_surging_topics_4w",
+            FAMILY,
+            "intent_breadth",
+            f"topics surging (score >= {threshold:g}) in the last 4 weeks",
+            f"distinct topics with a score >= {threshold:g} in the 4 latest known weeks",
+            AVAILABLE,
+        ),
+        FeatureSpec(
+            "intent_trend",
+            FAMILY,
+            "intent_trend",
+            f"intent trend vs the prior {config.intent_prior_weeks} weeks",
+            f"mean score of the last 4 weeks - mean score of the {config.intent_prior_weeks} weeks before",
+            AVAILABLE,
+        ),
+        FeatureSpec(
+            "intent_top_topic_4w",
+            FAMILY,
+            "intent_surge",
+            "top intent topic",
+            "topic with the highest score in the last 4 weeks (for reason wording)",
+            AVAILABLE,
+            kind="context",
+        ),
+    ]
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE features_intent AS
+        WITH known AS MATERIALIZED (
+            SELECT account_id, CAST(CAST(week AS DATE) + INTERVAL 6 DAY AS DATE) AS last_day, topic,
+                   CAST(round(score * 1000) AS BIGINT) AS score_milli
+            FROM intent
+            WHERE account_id IN (SELECT DISTINCT account_id FROM spine) {topic_filter}
+        ),
+        in_window AS (
+            SELECT k.account_id, s.as_of, k.topic, k.score_milli,
+                   date_diff('day', k.last_day, CAST(s.as_of AS DATE)) - 1 AS age
+            FROM known k
+            JOIN snapshot_dates s
+              ON {known_at("k.last_day", "CAST(s.as_of AS DATE)")}
+             AND CAST(s.as_of AS DATE) <= k.last_day + INTERVAL {prior_days} DAY
+        ),
+        per_snapshot AS (
+            SELECT account_id, as_of,
+                   max(score_milli) FILTER (WHERE age < 7) / 1000.0 AS intent_max_1w,
+                   sum(score_milli) FILTER (WHERE age < 7) / count(*) FILTER (WHERE age < 7) / 1000.0
+                       AS intent_mean_1w,
+                   max(score_milli) FILTER (WHERE age < 28) / 1000.0 AS intent_max_4w,
+                   sum(score_milli) FILTER (WHERE age < 28) / count(*) FILTER (WHERE age < 28) / 1000.0
+                       AS intent_mean_4w,
+                   count(DISTINCT topic) FILTER (WHERE age < 28 AND score_milli >= {threshold * 1000})
+                       AS intent_surging_topics_4w,
+                   sum(score_milli) FILTER (WHERE age < 28) / count(*) FILTER (WHERE age < 28) / 1000.0
+                     - sum(score_milli) FILTER (WHERE age >= 28) / count(*) FILTER (WHERE age >= 28) / 1000.0
+                       AS intent_trend,
+                   first(topic ORDER BY score_milli DESC, topic) FILTER (WHERE age < 28) AS intent_top_topic_4w
+            FROM in_window
+            GROUP BY account_id, as_of
+        )
+        SELECT s.account_id, s.as_of,
+               CAST(p.intent_max_1w AS DOUBLE) AS intent_max_1w,
+               CAST(p.intent_mean_1w AS DOUBLE) AS intent_mean_1w,
+               CAST(p.intent_max_4w AS DOUBLE) AS intent_max_4w,
+               CAST(p.intent_mean_4w AS DOUBLE) AS intent_mean_4w,
+               CAST(coalesce(p.intent_surging_topics_4w, 0) AS DOUBLE) AS intent_surging_topics_4w,
+               CAST(p.intent_trend AS DOUBLE) AS intent_trend,
+               p.intent_top_topic_4w
+        FROM spine s
+        LEFT JOIN per_snapshot p ON p.account_id = s.account_id AND p.as_of = s.as_of
+        """
+    )
+    return specs

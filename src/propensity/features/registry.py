@@ -1,0 +1,76 @@
+"""Feature definitions: one record per feature, shared by training, scoring and reasons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+FAMILIES = ("firmographic", "engagement", "intent", "history")
+Kind = Literal["numeric", "categorical", "context"]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """A named feature.
+
+    ``field`` groups features that sales reads as one fact (the 7/30/90-day counts of one event
+    type); ``label`` is the plain-language name used in reasons; ``availability`` says why the
+    value is known at scoring time. ``kind="context"`` columns are carried for reason wording
+    and never fed to a model.
+    """
+
+    name: str
+    family: str
+    field: str
+    label: str
+    definition: str
+    availability: str
+    kind: Kind = "numeric"
+
+
+class FeatureConfig(BaseModel):
+    """Settings of the feature build. A trained model stores the config its features used."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    families: tuple[str, ...] = Field(
+        FAMILIES, description="families to build when their tables exist"
+    )
+    windows_days: tuple[int, ...] = Field((7, 30, 90), description="engagement count windows")
+    momentum_recent_days: int = Field(30, ge=1, le=365)
+    momentum_prior_days: int = Field(90, ge=1, le=730)
+    event_types: tuple[str, ...] | None = Field(
+        None, description="event types to count (None: every type in the data, most frequent first)"
+    )
+    max_event_types: int = Field(12, ge=1, le=50)
+    intent_topics: tuple[str, ...] | None = Field(
+        None, description="relevant intent topics (None: all)"
+    )
+    intent_surge_threshold: float = Field(60, ge=0, le=100)
+    intent_prior_weeks: int = Field(12, ge=1, le=52)
+    extra_static_account_columns: tuple[str, ...] = Field(
+        (), description="account columns the user declares static (known before any snapshot)"
+    )
+    duckdb_threads: int | None = Field(None, ge=1, description="DuckDB threads (None: all cores)")
+    duckdb_memory_limit: str | None = Field(None, description="DuckDB memory limit, e.g. '8GB'")
+
+    @field_validator("families")
+    @classmethod
+    def _known_families(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [f for f in value if f not in FAMILIES]
+        if unknown:
+            raise ValueError(f"unknown feature families {unknown}; allowed: {list(FAMILIES)}")
+        return value
+
+    @field_validator("windows_days")
+    @classmethod
+    def _windows_sorted(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(w < 1 or w > 730 for w in value):
+            raise ValueError(f"windows_days must be 1..730 days, got {value}")
+        return tuple(sorted(set(value)))
+
+    @property
+    def engagement_lookback_days(self) -> int:
+        return max(max(self.windows_days), self.momentum_recent_days + self.momentum_prior_days)

@@ -1,0 +1,223 @@
+"""Snapshot spine, labels and the scoring population.
+
+The spine is one row per (account_id, as_of): the accounts that were prospects at ``as_of``.
+``as_of`` is a date (midnight); everything known at ``as_of`` happened strictly before it.
+Labels look at ``(as_of, as_of + horizon_days]`` and are their own table, saved together with
+the settings that produced them (:class:`SpineConfig`).
+
+* conversion label: a new-business opportunity created in the window (``label_event="won"``:
+  created in the window and won by the end of the data);
+* fit label: the account won new business after ``as_of``, by the end of the data (defined for
+  every row, censored at the end of the data);
+* a snapshot whose label window reaches past the end of the data is unlabelled
+  (``label_complete`` false): it is scored, never trained or evaluated on.
+
+Scoring population (default): accounts that are not customers (no new-business opportunity won
+and closed before ``as_of``) and have no open new-business opportunity at ``as_of`` (created
+before it and not closed before it).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from propensity.contract import Tables
+
+NEW_BUSINESS = "new_business"
+
+
+class SpineConfig(BaseModel):
+    """Settings of the spine and its labels; saved next to every label table."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cadence: Literal["weekly", "monthly"] = Field("monthly", description="snapshot cadence")
+    start: date | None = Field(
+        None, description="first snapshot (default: data start + lookback_days)"
+    )
+    end: date | None = Field(None, description="last snapshot (default: the end of the data)")
+    lookback_days: int = Field(
+        120, ge=0, le=3650, description="history needed before the first snapshot"
+    )
+    horizon_days: int = Field(
+        90, ge=1, le=730, description="label window (as_of, as_of + horizon_days]"
+    )
+    label_event: Literal["created", "won"] = Field(
+        "created", description="what counts as conversion"
+    )
+    exclude_customers: bool = True
+    exclude_open_opportunities: bool = True
+    stop_after_first_positive: bool = False
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> SpineConfig:
+        if self.start and self.end and self.start > self.end:
+            raise ValueError(f"start ({self.start}) must not be after end ({self.end})")
+        return self
+
+
+def data_end(tables: Tables) -> pd.Timestamp:
+    """First day after the last observed timestamp in any table (the export date)."""
+    latest: list[pd.Timestamp] = []
+    for name, columns in _TIME_COLUMNS.items():
+        frame = tables.get(name)
+        if frame is None:
+            continue
+        for column in columns:
+            if column in frame and frame[column].notna().any():
+                value = frame[column].max()
+                latest.append(value + pd.Timedelta(days=7) if name == "intent" else value)
+    if not latest:
+        raise ValueError("no timestamps in any table: cannot tell where the data ends")
+    return max(latest).normalize() + pd.Timedelta(days=1)
+
+
+def data_start(tables: Tables) -> pd.Timestamp:
+    """Start of the activity data (midnight): the earliest event or intent week.
+
+    CRM opportunity history often reaches back further than marketing data; it only sets the
+    start when there are no events and no intent.
+    """
+    for names in ((("events", "ts"), ("intent", "week")), (("opportunities", "created_at"),)):
+        earliest = [
+            tables.get(name)[column].min()
+            for name, column in names
+            if tables.get(name) is not None and tables.get(name)[column].notna().any()
+        ]
+        if earliest:
+            return min(earliest).normalize()
+    raise ValueError("no activity timestamps: need events, intent or opportunities")
+
+
+_TIME_COLUMNS = {
+    "events": ("ts",),
+    "intent": ("week",),
+    "opportunities": ("created_at", "closed_at"),
+    "contacts": ("created_at",),
+}
+
+
+def snapshot_dates(tables: Tables, config: SpineConfig) -> pd.DatetimeIndex:
+    """Snapshot dates at the configured cadence (Mondays, or first days of months)."""
+    start = (
+        pd.Timestamp(config.start)
+        if config.start
+        else data_start(tables) + pd.Timedelta(days=config.lookback_days)
+    )
+    end = pd.Timestamp(config.end) if config.end else data_end(tables)
+    freq = "W-MON" if config.cadence == "weekly" else "MS"
+    dates = pd.date_range(start.normalize(), end.normalize(), freq=freq)
+    if len(dates) == 0:
+        raise ValueError(
+            f"no {config.cadence} snapshot date between {start.date()} and {end.date()}"
+        )
+    return dates.as_unit("us")
+
+
+def account_status(tables: Tables, as_of: pd.DatetimeIndex) -> pd.DataFrame:
+    """Per (account_id, as_of): is_customer and has_open_opportunity, known strictly before as_of."""
+    accounts = tables.accounts["account_id"]
+    grid = pd.MultiIndex.from_product([accounts, as_of], names=["account_id", "as_of"]).to_frame(
+        index=False
+    )
+    grid["is_customer"] = False
+    grid["has_open_opportunity"] = False
+    opps = tables.get("opportunities")
+    if opps is None:
+        return grid
+    nb = opps[opps["type"].fillna(NEW_BUSINESS) == NEW_BUSINESS]
+    won = nb[(nb["outcome"] == "won") & nb["closed_at"].notna()]
+    first_won = won.groupby("account_id")["closed_at"].min()
+    became = grid["account_id"].map(first_won)
+    grid["is_customer"] = (became < grid["as_of"]).fillna(False).astype(bool)
+    # open at as_of: created before it, not closed before it (outcome after as_of is unknown then)
+    pairs = nb[["account_id", "created_at", "closed_at"]].merge(
+        pd.DataFrame({"as_of": as_of}), how="cross"
+    )
+    open_now = pairs[
+        (pairs["created_at"] < pairs["as_of"]) & ~(pairs["closed_at"] < pairs["as_of"])
+    ]
+    keys = pd.MultiIndex.from_frame(open_now[["account_id", "as_of"]])
+    grid["has_open_opportunity"] = pd.MultiIndex.from_frame(grid[["account_id", "as_of"]]).isin(
+        keys
+    )
+    return grid
+
+
+def build_spine(tables: Tables, config: SpineConfig) -> pd.DataFrame:
+    """Rows (account_id, as_of) of the scoring population at each snapshot date, sorted."""
+    status = account_status(tables, snapshot_dates(tables, config))
+    keep = np.ones(len(status), dtype=bool)
+    if config.exclude_customers:
+        keep &= ~status["is_customer"].to_numpy()
+    if config.exclude_open_opportunities:
+        keep &= ~status["has_open_opportunity"].to_numpy()
+    spine = status.loc[keep, ["account_id", "as_of"]]
+    return spine.sort_values(["as_of", "account_id"], kind="stable").reset_index(drop=True)
+
+
+def build_labels(tables: Tables, spine: pd.DataFrame, config: SpineConfig) -> pd.DataFrame:
+    """Labels for a spine: account_id, as_of, conversion_label, fit_label, label_complete.
+
+    ``conversion_label`` and ``fit_label`` are nullable booleans, missing where the label window
+    is not complete. With ``stop_after_first_positive`` an account's rows after its first
+    positive conversion label are dropped.
+    """
+    end = data_end(tables)
+    horizon = pd.Timedelta(days=config.horizon_days)
+    labels = spine[["account_id", "as_of"]].copy()
+    labels["label_complete"] = (labels["as_of"] + horizon) < end
+    conversion = np.zeros(len(labels), dtype=bool)
+    fit = np.zeros(len(labels), dtype=bool)
+    opps = tables.get("opportunities")
+    if opps is not None and len(labels):
+        nb = opps[opps["type"].fillna(NEW_BUSINESS) == NEW_BUSINESS]
+        if config.label_event == "won":
+            target = nb[nb["outcome"] == "won"]
+        else:
+            target = nb
+        conversion = _any_in_window(labels, target, "created_at", horizon)
+        won = nb[(nb["outcome"] == "won") & nb["closed_at"].notna()]
+        fit = _any_in_window(
+            labels, won, "closed_at", end - labels["as_of"].min() + pd.Timedelta(days=1)
+        )
+    complete = labels["label_complete"].to_numpy()
+    labels["conversion_label"] = pd.array(np.where(complete, conversion, False), dtype="boolean")
+    labels.loc[~complete, "conversion_label"] = pd.NA
+    # fit looks at the whole rest of the data: known (right-censored) for every row
+    labels["fit_label"] = pd.array(fit, dtype="boolean")
+    if config.stop_after_first_positive:
+        positive_as_of = labels["as_of"].where(labels["conversion_label"].fillna(False))
+        first = positive_as_of.groupby(labels["account_id"]).transform("min")
+        labels = labels[first.isna() | (labels["as_of"] <= first)].reset_index(drop=True)
+    return labels
+
+
+def _any_in_window(
+    labels: pd.DataFrame, rows: pd.DataFrame, column: str, horizon: pd.Timedelta
+) -> np.ndarray:
+    """For each label row: does ``rows`` hold a row of its account with as_of < column <= as_of + horizon."""
+    if rows.empty:
+        return np.zeros(len(labels), dtype=bool)
+    times = rows[["account_id", column]].dropna().sort_values(["account_id", column])
+    # per account, the first time strictly after as_of (searchsorted on the sorted times)
+    merged = (
+        pd.merge_asof(
+            labels[["as_of", "account_id"]].reset_index().sort_values("as_of"),
+            times.rename(columns={column: "next_time"}).sort_values("next_time"),
+            left_on="as_of",
+            right_on="next_time",
+            by="account_id",
+            direction="forward",
+            allow_exact_matches=False,
+        )
+        .set_index("index")
+        .sort_index()
+    )
+    next_time = merged["next_time"]
+    return (next_time.notna() & (next_time <= merged["as_of"] + horizon)).to_numpy()

@@ -1,0 +1,216 @@
+"""The synthetic world: deterministic, realistic magnitudes, ground truth that behaves."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from propensity.contract import load_tables
+from propensity.world import WorldConfig, conversion_probability, generate_world, read_truth
+
+TABLES = ("accounts", "contacts", "events", "intent", "opportunities")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("world") / "w"
+    generate_world(WorldConfig(n_accounts=6_000, seed=11), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tables(world):
+    return load_tables(world)
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_world_folder_holds_exactly_the_contract_tables_and_truth(world):
+    assert sorted(p.name for p in world.iterdir()) == sorted(
+        [*(f"{t}.parquet" for t in TABLES), "truth"]
+    )
+    assert sorted(p.name for p in (world / "truth").iterdir()) == [
+        "accounts.parquet",
+        "conversion.parquet",
+        "world_config.json",
+    ]
+    assert json.loads((world / "truth" / "world_config.json").read_text())["seed"] == 11
+
+
+def test_same_seed_gives_identical_files_and_other_seed_differs(tmp_path):
+    small = WorldConfig(n_accounts=400, seed=3, chunk_accounts=150)
+    a = generate_world(small, tmp_path / "a")
+    b = generate_world(small, tmp_path / "b")
+    c = generate_world(small.model_copy(update={"seed": 4}), tmp_path / "c")
+    files = [
+        *(f"{t}.parquet" for t in TABLES),
+        "truth/accounts.parquet",
+        "truth/conversion.parquet",
+    ]
+    for name in files:
+        assert _digest(a / name) == _digest(b / name), name
+    assert _digest(a / "events.parquet") != _digest(c / "events.parquet")
+
+
+def test_chunked_generation_keeps_ids_unique_across_chunks(tmp_path):
+    folder = generate_world(WorldConfig(n_accounts=300, seed=5, chunk_accounts=100), tmp_path / "w")
+    tables = load_tables(folder)
+    assert tables.accounts["account_id"].is_unique
+    assert tables.contacts["contact_id"].is_unique
+    assert tables.opportunities["opportunity_id"].is_unique
+    assert len(tables.accounts) == 300
+
+
+def test_existing_folder_is_not_overwritten_by_default(tmp_path):
+    folder = tmp_path / "w"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="already exists"):
+        generate_world(WorldConfig(n_accounts=60), folder)
+    assert (folder / "keep.txt").read_text() == "mine"
+
+
+def test_config_rejects_a_start_that_is_not_a_monday():
+    with pytest.raises(ValidationError, match="start must be a Monday"):
+        WorldConfig(start="2024-01-03")
+
+
+def test_magnitudes_are_those_of_a_real_b2b_funnel(tables):
+    opps = tables.opportunities
+    new_business = opps[opps["type"] == "new_business"]
+    closed = new_business[new_business["outcome"] != "open"]
+    win_rate = (closed["outcome"] == "won").mean()
+    assert 0.15 <= win_rate <= 0.35
+
+    visits = tables.events[tables.events["event_type"] == "web_visit"]
+    anonymous_share = visits["contact_id"].isna().mean()
+    assert 0.30 <= anonymous_share <= 0.60
+
+    months = tables.events["ts"].dt.to_period("M")
+    engaged_per_month = tables.events.groupby(months)["account_id"].nunique() / len(tables.accounts)
+    assert engaged_per_month.max() < 0.5  # most accounts have no engagement in a given month
+
+
+def test_new_business_rate_per_90_days_among_prospects(world):
+    _, conversion = read_truth(world)
+    prospects = conversion[
+        conversion["true_state"].isin(["out_of_market", "researching", "buying"])
+    ]
+    complete = prospects[prospects["as_of"] <= prospects["as_of"].max() - pd.Timedelta(days=90)]
+    assert 0.01 <= complete["realised_label"].mean() <= 0.06
+
+
+def test_accounts_with_higher_true_fit_win_more_often(tables, world):
+    truth_accounts, _ = read_truth(world)
+    opps = tables.opportunities
+    closed = opps[(opps["type"] == "new_business") & (opps["outcome"] != "open")]
+    closed = closed.merge(truth_accounts, on="account_id")
+    top = closed["true_fit"] >= closed["true_fit"].median()
+    win_top = (closed.loc[top, "outcome"] == "won").mean()
+    win_bottom = (closed.loc[~top, "outcome"] == "won").mean()
+    assert win_top > win_bottom + 0.08
+
+
+def test_accounts_in_buying_state_engage_more(tables, world):
+    _, conversion = read_truth(world)
+    monthly = conversion[conversion["as_of"].dt.day == 1]
+    events = tables.events
+    rows = []
+    for as_of, group in monthly.groupby("as_of"):
+        window = events[(events["ts"] >= as_of - pd.Timedelta(days=30)) & (events["ts"] < as_of)]
+        counts = window.groupby("account_id").size()
+        rows.append(group.assign(events_30d=group["account_id"].map(counts).fillna(0)))
+    by_state = pd.concat(rows).groupby("true_state", observed=True)["events_30d"].mean()
+    assert by_state["buying"] > 3 * by_state["out_of_market"]
+    assert by_state["researching"] > 3 * by_state["out_of_market"]
+
+
+def test_true_probability_is_calibrated_against_realised_labels(world):
+    _, conversion = read_truth(world)
+    prospects = conversion[
+        conversion["true_state"].isin(["out_of_market", "researching", "buying"])
+    ]
+    complete = prospects[prospects["as_of"] <= prospects["as_of"].max() - pd.Timedelta(days=90)]
+    assert complete["true_conversion_probability"].mean() == pytest.approx(
+        complete["realised_label"].mean(), rel=0.15
+    )
+    bins = pd.qcut(complete["true_conversion_probability"], 5, duplicates="drop")
+    observed = complete.groupby(bins, observed=True)["realised_label"].mean()
+    assert observed.is_monotonic_increasing
+
+
+def test_oracle_ranks_far_better_than_chance(world):
+    from sklearn.metrics import roc_auc_score
+
+    _, conversion = read_truth(world)
+    prospects = conversion[
+        conversion["true_state"].isin(["out_of_market", "researching", "buying"])
+    ]
+    assert (
+        roc_auc_score(prospects["realised_label"], prospects["true_conversion_probability"]) > 0.8
+    )
+
+
+def test_traps_engage_without_fit(tables, world):
+    truth_accounts, _ = read_truth(world)
+    per_account = tables.events.groupby("account_id").size()
+    truth_accounts = truth_accounts.assign(
+        events=truth_accounts["account_id"].map(per_account).fillna(0)
+    )
+    traps = truth_accounts[truth_accounts["trap"] != "none"]
+    others = truth_accounts[truth_accounts["trap"] == "none"]
+    assert traps["events"].median() > 3 * max(others["events"].median(), 1)
+    assert traps["true_fit"].max() < others["true_fit"].median()
+
+    autoopen = truth_accounts[truth_accounts["email_autoopen"]]["account_id"]
+    mail = tables.events[tables.events["event_type"].isin(["email_open", "email_click"])]
+    share_auto = mail["account_id"].isin(autoopen).mean()
+    assert share_auto > 2 * len(autoopen) / len(truth_accounts)
+
+
+def test_leakage_bait_is_in_accounts_and_describes_the_export_date(tables):
+    accounts = tables.accounts
+    assert {"lifecycle_stage", "last_activity_at"} <= set(accounts.columns)
+    last_event = tables.events.groupby("account_id")["ts"].max()
+    joined = accounts.set_index("account_id")["last_activity_at"].dropna()
+    assert (joined == last_event.reindex(joined.index)).all()
+
+
+def test_firmographics_have_realistic_missingness(tables):
+    missing = (
+        tables.accounts[["industry", "employees", "annual_revenue", "country", "founded_year"]]
+        .isna()
+        .mean()
+    )
+    assert ((missing > 0.01) & (missing < 0.3)).all()
+
+
+def test_intent_covers_a_subset_and_surges_while_researching(tables, world):
+    truth_accounts, conversion = read_truth(world)
+    intent = tables.intent
+    covered = intent["account_id"].nunique() / len(truth_accounts)
+    assert 0.4 < covered <= 0.62
+    assert intent["score"].between(0, 100).all()
+    weekly = conversion[conversion["as_of"].dt.day_of_week == 0][
+        ["account_id", "as_of", "true_state"]
+    ]
+    joined = intent.merge(weekly, left_on=["account_id", "week"], right_on=["account_id", "as_of"])
+    surging = joined[joined["score"] >= 60].groupby("true_state", observed=True).size()
+    rows = weekly.groupby("true_state", observed=True).size()
+    rate = surging / rows
+    assert rate["researching"] > 5 * rate["out_of_market"]
+
+
+def test_conversion_probability_is_zero_for_customers_and_grows_with_state():
+    fit = np.full(4, 0.5)
+    state = np.array([0, 1, 2, 4])
+    p = conversion_probability(state, fit, weeks_into_window=0.0, horizon_days=90, state_known=True)
+    assert p[3] == 0.0
+    assert p[0] < p[1] < p[2] <= 1.0
