@@ -19,8 +19,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_WORLD = Path("data/demo_world")
 
@@ -126,16 +126,70 @@ def validate(
     ] = "error",
 ) -> None:
     """Check a data folder against the contract and print a summary (writes nothing)."""
-    from propensity.contract import ContractError, load_tables, summarize
+    from propensity.contract import summarize
 
     if unknown_accounts not in ("error", "drop"):
         raise _fail(f"--unknown-accounts must be 'error' or 'drop', got {unknown_accounts!r}")
-    try:
-        tables = load_tables(data, unknown_accounts=unknown_accounts)
-    except (ContractError, FileNotFoundError, ValueError) as exc:
-        raise _fail(f"{data} does not meet the data contract:\n{exc}") from None
+    tables = _load(data, unknown_accounts=unknown_accounts)
     for line in summarize(tables).to_lines():
         console.print(line, highlight=False)
+
+
+@app.command()
+def features(
+    data: Annotated[Path, typer.Option("--data", help="Contract data folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Parquet file for the feature matrix.")],
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="Build the single snapshot at this date (YYYY-MM-DD), as scoring does."
+        ),
+    ] = None,
+    cadence: Annotated[
+        str, typer.Option("--cadence", help="Snapshot cadence: monthly or weekly.")
+    ] = "monthly",
+    horizon_days: Annotated[
+        int, typer.Option("--horizon-days", min=1, help="Label window in days.")
+    ] = 90,
+) -> None:
+    """Build the point-in-time feature matrix (account_id, as_of first); for a spine also its labels."""
+    import json
+
+    from pydantic import ValidationError
+
+    from propensity.features import build_features
+    from propensity.io import write_parquet, write_text
+    from propensity.snapshots import SpineConfig, build_labels, build_spine
+
+    try:
+        spine_config = SpineConfig(cadence=cadence, horizon_days=horizon_days)
+    except ValidationError as exc:
+        raise _fail(_pydantic_message(exc)) from None
+    snapshot = _parse_date("--as-of", as_of) if as_of else None
+    tables = _load(data)
+    started = time.perf_counter()
+    spine = build_spine(tables, spine_config, as_of=snapshot)
+    feature_set = build_features(tables, spine)
+    elapsed = time.perf_counter() - started
+    write_parquet(feature_set.matrix, out)
+    written = [out]
+    if snapshot is None:
+        labels_path = out.with_name(out.stem + ".labels.parquet")
+        write_parquet(build_labels(tables, spine, spine_config), labels_path)
+        settings = {
+            "spine": spine_config.model_dump(mode="json"),
+            "families": list(feature_set.families),
+        }
+        settings_path = out.with_name(out.stem + ".settings.json")
+        write_text(json.dumps(settings, indent=2) + "\n", settings_path)
+        written += [labels_path, settings_path]
+    console.print(
+        f"{len(spine):,} rows x {len(feature_set.model_columns)} features in {elapsed:.1f} s; "
+        f"families: {', '.join(feature_set.families)}"
+    )
+    _print_coverage(feature_set)
+    for path in written:
+        console.print(f"wrote {path}")
 
 
 @app.command()
@@ -150,26 +204,71 @@ def demo(
 ) -> None:
     """Run every pipeline stage that exists on the embedded synthetic world."""
     from propensity.contract import load_tables, summarize
+    from propensity.features import build_features
+    from propensity.io import write_parquet
+    from propensity.snapshots import SpineConfig, build_labels, build_spine
     from propensity.world import WorldConfig, generate_world
 
     world = workdir / "demo_world"
+    features_path = workdir / "demo_features.parquet"
+    labels_path = workdir / "demo_features.labels.parquet"
     config = WorldConfig(n_accounts=accounts, seed=seed)
+    spine_config = SpineConfig()
     started = time.perf_counter()
     with _progress() as progress:
-        task = progress.add_task("1/2 generate world", total=None)
+        task = progress.add_task("1/3 generate world", total=None)
         generate_world(
             config,
             world,
             overwrite=True,
             on_chunk=lambda d, t: progress.update(task, completed=d, total=t),
         )
-        task = progress.add_task("2/2 validate contract", total=1)
+        task = progress.add_task("2/3 validate contract", total=1)
         tables = load_tables(world)
+        progress.update(task, completed=1)
+        task = progress.add_task("3/3 build features", total=1)
+        spine = build_spine(tables, spine_config)
+        feature_set = build_features(tables, spine)
+        write_parquet(feature_set.matrix, features_path)
+        write_parquet(build_labels(tables, spine, spine_config), labels_path)
         progress.update(task, completed=1)
     for line in summarize(tables).to_lines():
         console.print(f"  {line}", highlight=False)
+    console.print(
+        f"  features: {len(spine):,} snapshot rows x {len(feature_set.model_columns)} features"
+    )
+    _print_coverage(feature_set)
     console.print(f"demo finished in {time.perf_counter() - started:.1f} s")
     console.print(f"  world (five contract tables + truth/): [bold]{world}[/]")
+    console.print(f"  feature matrix: [bold]{features_path}[/] (labels: {labels_path})")
+
+
+def _load(data: Path, unknown_accounts: str = "error"):
+    from propensity.contract import ContractError, load_tables
+
+    try:
+        return load_tables(data, unknown_accounts=unknown_accounts)
+    except (ContractError, FileNotFoundError, NotADirectoryError) as exc:
+        raise _fail(f"{data} does not meet the data contract:\n{exc}") from None
+
+
+def _parse_date(option: str, value: str):
+    import pandas as pd
+
+    try:
+        return pd.Timestamp(value).normalize()
+    except ValueError:
+        raise _fail(f"{option} must be a date like 2025-06-01, got {value!r}") from None
+
+
+def _print_coverage(feature_set) -> None:
+    for family, reason in feature_set.skipped.items():
+        console.print(f"  skipped {family}: {reason}")
+    for row in feature_set.coverage().itertuples():
+        console.print(
+            f"  {row.family:<13} {row.features:>3} features; rows with values {row.non_missing_share:6.1%}, "
+            f"non-empty {row.non_empty_share:6.1%}"
+        )
 
 
 def _pydantic_message(exc) -> str:

@@ -42,8 +42,6 @@ header).
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -52,6 +50,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+
+from propensity.io import write_parquet
 
 __all__ = [
     "FAMILY_TABLES",
@@ -78,7 +78,7 @@ __all__ = [
 TABLE_NAMES = ("accounts", "contacts", "events", "intent", "opportunities")
 STATIC_ACCOUNT_COLUMNS = ("industry", "employees", "annual_revenue", "country", "founded_year")
 TECH_PREFIX = "tech_"
-# feature family -> the table it needs (accounts is always present)
+# feature family -> the table it is computed from (accounts is always present)
 FAMILY_TABLES = {
     "firmographic": "accounts",
     "engagement": "events",
@@ -816,15 +816,7 @@ def write_tables(tables: Tables, folder: Path | str) -> None:
             f"{folder} holds table files that would not match the tables written: {', '.join(p.name for p in stale)}; remove them first"
         )
     for name in tables.present():
-        frame = tables.get(name)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".parquet.tmp", dir=folder)
-        os.close(fd)
-        try:
-            frame.to_parquet(tmp, index=False)
-            os.replace(tmp, folder / f"{name}.parquet")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_parquet(tables.get(name), folder / f"{name}.parquet")
 
 
 # --------------------------------------------------------------------------------------------

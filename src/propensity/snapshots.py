@@ -149,9 +149,18 @@ def account_status(tables: Tables, as_of: pd.DatetimeIndex) -> pd.DataFrame:
     return grid
 
 
-def build_spine(tables: Tables, config: SpineConfig) -> pd.DataFrame:
-    """Rows (account_id, as_of) of the scoring population at each snapshot date, sorted."""
-    status = account_status(tables, snapshot_dates(tables, config))
+def build_spine(
+    tables: Tables, config: SpineConfig, as_of: pd.Timestamp | date | str | None = None
+) -> pd.DataFrame:
+    """Rows (account_id, as_of) of the scoring population at each snapshot date, sorted.
+
+    With ``as_of`` the spine is the single snapshot at that date (a midnight), as scoring builds it.
+    """
+    if as_of is not None:
+        dates = pd.DatetimeIndex([pd.Timestamp(as_of).normalize()]).as_unit("us")
+    else:
+        dates = snapshot_dates(tables, config)
+    status = account_status(tables, dates)
     keep = np.ones(len(status), dtype=bool)
     if config.exclude_customers:
         keep &= ~status["is_customer"].to_numpy()

@@ -15,7 +15,7 @@ from types import ModuleType
 import duckdb
 import pandas as pd
 
-from propensity.contract import Tables
+from propensity.contract import FAMILY_TABLES, Tables
 from propensity.features import engagement, firmographic, history, intent
 from propensity.features.registry import FAMILIES, FeatureConfig, FeatureSpec
 
@@ -52,6 +52,29 @@ class FeatureSet:
     def family_columns(self, family: str) -> list[str]:
         return [s.name for s in self.specs if s.family == family and s.kind != "context"]
 
+    def coverage(self) -> pd.DataFrame:
+        """Per family: share of rows with any non-missing value, and with any non-empty value
+        (a value other than the feature's ``empty_value``, e.g. a count above zero)."""
+        rows = []
+        for family in self.families:
+            block = self.matrix[self.family_columns(family)]
+            observed = block.notna()
+            signal = observed.copy()
+            for spec in self.specs:
+                if spec.name in block and spec.empty_value is not None:
+                    signal[spec.name] &= block[spec.name] != spec.empty_value
+            rows.append(
+                {
+                    "family": family,
+                    "features": block.shape[1],
+                    "non_missing_share": float(observed.any(axis=1).mean()) if len(block) else 0.0,
+                    "non_empty_share": float(signal.any(axis=1).mean()) if len(block) else 0.0,
+                }
+            )
+        return pd.DataFrame(
+            rows, columns=["family", "features", "non_missing_share", "non_empty_share"]
+        )
+
     def definitions(self) -> pd.DataFrame:
         """The registry as a table: name, family, field, label, definition, availability, kind."""
         return pd.DataFrame([s.__dict__ for s in self.specs])
@@ -85,9 +108,9 @@ def build_features(
         skipped: dict[str, str] = {}
         for family in config.families:
             module = FAMILY_MODULES[family]
-            missing = [t for t in module.TABLES if tables.get(t) is None]
-            if missing:
-                skipped[family] = f"table {', '.join(missing)} absent"
+            table = FAMILY_TABLES[family]
+            if tables.get(table) is None:
+                skipped[family] = f"table {table} absent"
                 log.info("feature family %s skipped: %s", family, skipped[family])
                 continue
             specs += module.build(con, tables, config)

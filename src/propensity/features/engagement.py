@@ -20,7 +20,6 @@ from propensity.features.registry import FeatureConfig, FeatureSpec
 from propensity.features.sql import quote_identifier, quote_literal, slug
 
 FAMILY = "engagement"
-TABLES = ("events",)
 AVAILABLE = "counts events with ts strictly before as_of"
 
 
@@ -47,9 +46,11 @@ def build(
     specs: list[FeatureSpec] = []
     aggregates: list[str] = []
 
-    def add(name, sql, field, label, definition, availability=AVAILABLE, kind="numeric"):
+    def add(name, sql, field, label, definition, empty=0.0):
         aggregates.append(f"{sql} AS {quote_identifier(name)}")
-        specs.append(FeatureSpec(name, FAMILY, field, label, definition, availability, kind))
+        specs.append(
+            FeatureSpec(name, FAMILY, field, label, definition, AVAILABLE, empty_value=empty)
+        )
 
     for event_type in event_types(tables, config):
         type_slug = slug(event_type)
@@ -117,6 +118,7 @@ def build(
         "eng_anonymous",
         f"share of anonymous activity in the last {longest} days",
         f"anonymous (or not yet identified) events / all events in the last {longest} days",
+        empty=None,
     )
     add(
         "eng_momentum",
@@ -125,6 +127,7 @@ def build(
         "eng_momentum",
         f"engagement momentum (last {recent} days vs the prior {prior} days)",
         f"(events in the last {recent} days + 1) / (rate of the prior {prior} days scaled to {recent} days + 1)",
+        empty=1.0,
     )
 
     contact_join = "LEFT JOIN contacts c ON c.contact_id = e.contact_id" if has_contacts else ""
@@ -237,6 +240,7 @@ def build(
                 "known contacts",
                 "contacts known before as_of",
                 contact_availability,
+                empty_value=0.0,
             ),
             FeatureSpec(
                 "eng_known_decision_makers",
@@ -245,6 +249,7 @@ def build(
                 "known decision makers",
                 "decision-maker contacts known before as_of",
                 contact_availability,
+                empty_value=0.0,
             ),
             FeatureSpec(
                 "eng_contact_coverage",

@@ -15,7 +15,6 @@ from propensity.features.registry import FeatureConfig, FeatureSpec
 from propensity.features.sql import quote_identifier
 
 FAMILY = "firmographic"
-TABLES = ("accounts",)
 STATIC = "static account attribute, known before any snapshot"
 
 SIZE_BANDS = ((10, "1-10"), (50, "11-50"), (200, "51-200"), (1000, "201-1000"), (5000, "1001-5000"))

@@ -13,7 +13,6 @@ from propensity.features.registry import FeatureConfig, FeatureSpec
 from propensity.features.sql import known_at
 
 FAMILY = "history"
-TABLES = ("opportunities",)
 CREATED = "opportunities created strictly before as_of"
 CLOSED = "outcomes of opportunities closed strictly before as_of"
 
@@ -37,6 +36,7 @@ def build(
             "earlier opportunities",
             "opportunities created before as_of",
             CREATED,
+            empty_value=0.0,
         ),
         FeatureSpec(
             "hist_lost",
@@ -45,6 +45,7 @@ def build(
             "earlier lost opportunities",
             "opportunities closed lost before as_of",
             CLOSED,
+            empty_value=0.0,
         ),
         FeatureSpec(
             "hist_days_since_last_closed",
@@ -72,6 +73,7 @@ def build(
                 "amount won before",
                 "sum of amounts of opportunities won before as_of",
                 CLOSED,
+                empty_value=0.0,
             )
         )
     con.execute(

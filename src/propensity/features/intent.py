@@ -16,7 +16,6 @@ from propensity.features.registry import FeatureConfig, FeatureSpec
 from propensity.features.sql import known_at, quote_literal
 
 FAMILY = "intent"
-TABLES = ("intent",)
 AVAILABLE = (
     "intent weeks whose last day (week + 6 days) is before as_of (published after the week ends)"
 )
@@ -73,6 +72,7 @@ def build(
             f"topics surging (score >= {threshold:g}) in the last 4 weeks",
             f"distinct topics with a score >= {threshold:g} in the 4 latest known weeks",
             AVAILABLE,
+            empty_value=0.0,
         ),
         FeatureSpec(
             "intent_trend",

@@ -18,7 +18,8 @@ class FeatureSpec:
     ``field`` groups features that sales reads as one fact (the 7/30/90-day counts of one event
     type); ``label`` is the plain-language name used in reasons; ``availability`` says why the
     value is known at scoring time. ``kind="context"`` columns are carried for reason wording
-    and never fed to a model.
+    and never fed to a model. ``empty_value`` is the value that means "nothing observed" (0 for a
+    count), so coverage and reasons can tell activity from its absence.
     """
 
     name: str
@@ -28,6 +29,7 @@ class FeatureSpec:
     definition: str
     availability: str
     kind: Kind = "numeric"
+    empty_value: float | None = None
 
 
 class FeatureConfig(BaseModel):

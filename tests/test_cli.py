@@ -1,0 +1,84 @@
+"""The `propensity` command through its real entry point (the installed console script)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ENTRY = shutil.which("propensity", path=str(Path(sys.executable).parent))
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    assert ENTRY, "the propensity console script is not installed next to the test interpreter"
+    return subprocess.run([ENTRY, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("command", [[], ["generate"], ["validate"], ["features"], ["demo"]])
+def test_every_command_has_help(command):
+    result = run(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout
+
+
+@pytest.mark.slow
+def test_generate_validate_features_through_the_cli(tmp_path):
+    world = tmp_path / "world"
+    result = run("generate", "--accounts", "300", "--seed", "2", "--out", str(world))
+    assert result.returncode == 0, result.stderr
+    assert (world / "events.parquet").exists() and (world / "truth" / "conversion.parquet").exists()
+
+    result = run("validate", str(world))
+    assert result.returncode == 0, result.stderr
+    assert "win rate" in result.stdout and "accounts 300" in result.stdout
+
+    out = tmp_path / "features.parquet"
+    result = run("features", "--data", str(world), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    matrix = pd.read_parquet(out)
+    assert list(matrix.columns[:2]) == ["account_id", "as_of"]
+    labels = pd.read_parquet(tmp_path / "features.labels.parquet")
+    assert len(labels) == len(matrix)
+    assert (tmp_path / "features.settings.json").exists()
+
+    single = tmp_path / "single.parquet"
+    result = run("features", "--data", str(world), "--out", str(single), "--as-of", "2025-06-01")
+    assert result.returncode == 0, result.stderr
+    assert pd.read_parquet(single)["as_of"].unique().tolist() == [pd.Timestamp("2025-06-01")]
+
+
+def test_generate_refuses_to_overwrite_and_keeps_the_folder(tmp_path):
+    world = tmp_path / "world"
+    world.mkdir()
+    (world / "mine.txt").write_text("keep")
+    result = run("generate", "--accounts", "60", "--out", str(world))
+    assert result.returncode == 2
+    assert "already exists" in result.stderr
+    assert (world / "mine.txt").read_text() == "keep"
+
+
+def test_validate_bad_folder_names_table_and_column_and_exits_nonzero(tmp_path):
+    (tmp_path / "accounts.csv").write_text("account_id,name,employees\nA1,Acme,12\nA1,Acme2,-3\n")
+    result = run("validate", str(tmp_path))
+    assert result.returncode == 2
+    assert "table 'accounts', column 'account_id'" in result.stderr
+    assert "table 'accounts', column 'employees'" in result.stderr
+    assert list(tmp_path.iterdir()) == [tmp_path / "accounts.csv"]  # wrote nothing
+
+
+def test_bad_option_value_is_a_clear_error(tmp_path):
+    result = run(
+        "features",
+        "--data",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "f.parquet"),
+        "--as-of",
+        "2025-13-01",
+    )
+    assert result.returncode == 2
+    assert "--as-of must be a date" in result.stderr
