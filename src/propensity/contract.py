@@ -50,6 +50,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from propensity.io import write_parquet
 
@@ -340,6 +342,15 @@ def _id_columns(spec: TableSpec) -> tuple[str, ...]:
 
 _TRUE = frozenset({"true", "t", "yes", "y", "1", "1.0"})
 _FALSE = frozenset({"false", "f", "no", "n", "0", "0.0"})
+
+
+def _isin(values: pd.Series, reference: pd.Series) -> np.ndarray:
+    """Membership test through Arrow (pandas' isin on Arrow strings loops in Python)."""
+    found = pc.is_in(
+        pa.array(values.astype("str"), from_pandas=True),
+        value_set=pa.array(reference.astype("str").unique(), from_pandas=True),
+    )
+    return found.to_numpy(zero_copy_only=False).astype(bool)
 
 
 def _as_text(s: pd.Series) -> pd.Series:
@@ -690,7 +701,7 @@ def validate_tables(
 
     def orphans(name: str, column: str, reference: pd.Series, parent: str) -> None:
         frame = checked[name]
-        unknown = (frame[column].notna() & ~frame[column].isin(reference)).to_numpy()
+        unknown = frame[column].notna().to_numpy() & ~_isin(frame[column], reference)
         if not unknown.any():
             return
         what = f"{_plural(int(unknown.sum()), 'row')} whose {column} is not in {parent}"

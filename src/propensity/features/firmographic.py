@@ -35,7 +35,7 @@ def _band_sql(column: str, bands: tuple[tuple[float, str], ...], top: str) -> st
 def build(
     con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig
 ) -> list[FeatureSpec]:
-    """Create ``features_firmographic`` (account_id, as_of, ...) for the rows of ``spine``."""
+    """Create ``features_firmographic`` (``_row`` of the spine, then the features)."""
     accounts = tables.accounts
     specs: list[FeatureSpec] = []
     selects: list[str] = []
@@ -130,7 +130,7 @@ def build(
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE features_firmographic AS
-        SELECT s.account_id, s.as_of, {columns}
+        SELECT s._row, {columns}
         FROM spine s LEFT JOIN accounts a ON a.account_id = s.account_id
         """
     )

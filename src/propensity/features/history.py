@@ -20,7 +20,7 @@ CLOSED = "outcomes of opportunities closed strictly before as_of"
 def build(
     con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig
 ) -> list[FeatureSpec]:
-    """Create ``features_history`` (account_id, as_of, ...) for the rows of ``spine``."""
+    """Create ``features_history`` (``_row`` of the spine, then the features)."""
     has_amount = "amount" in tables.opportunities
     closed_before = known_at("o.closed_at", "s.as_of")
     won_amount = (
@@ -92,7 +92,7 @@ def build(
             JOIN opportunities o ON o.account_id = s.account_id AND {known_at("o.created_at", "s.as_of")}
             GROUP BY s.account_id, s.as_of
         )
-        SELECT s.account_id, s.as_of,
+        SELECT s._row,
                CAST(coalesce(p.hist_opportunities, 0) AS DOUBLE) AS hist_opportunities,
                CAST(coalesce(p.hist_lost, 0) AS DOUBLE) AS hist_lost,
                CAST(p.hist_days_since_last_closed AS DOUBLE) AS hist_days_since_last_closed,

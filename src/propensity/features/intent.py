@@ -24,13 +24,13 @@ AVAILABLE = (
 def build(
     con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig
 ) -> list[FeatureSpec]:
-    """Create ``features_intent`` (account_id, as_of, ...) for the rows of ``spine``."""
+    """Create ``features_intent`` (``_row`` of the spine, then the features)."""
     threshold = config.intent_surge_threshold
     prior_days = 28 + 7 * config.intent_prior_weeks
     topic_filter = ""
     if config.intent_topics is not None:
         topic_filter = (
-            "AND topic IN (" + ", ".join(quote_literal(t) for t in config.intent_topics) + ")"
+            "AND i.topic IN (" + ", ".join(quote_literal(t) for t in config.intent_topics) + ")"
         )
     specs = [
         FeatureSpec(
@@ -96,13 +96,13 @@ def build(
         f"""
         CREATE OR REPLACE TEMP TABLE features_intent AS
         WITH known AS MATERIALIZED (
-            SELECT account_id, CAST(CAST(week AS DATE) + INTERVAL 6 DAY AS DATE) AS last_day, topic,
-                   CAST(round(score * 1000) AS BIGINT) AS score_milli
-            FROM intent
-            WHERE account_id IN (SELECT DISTINCT account_id FROM spine) {topic_filter}
+            SELECT a.akey, CAST(CAST(i.week AS DATE) + INTERVAL 6 DAY AS DATE) AS last_day, i.topic,
+                   CAST(round(i.score * 1000) AS BIGINT) AS score_milli
+            FROM intent i JOIN spine_accounts a ON a.account_id = i.account_id
+            WHERE true {topic_filter}
         ),
         in_window AS (
-            SELECT k.account_id, s.as_of, k.topic, k.score_milli,
+            SELECT k.akey, s.as_of, k.topic, k.score_milli,
                    date_diff('day', k.last_day, CAST(s.as_of AS DATE)) - 1 AS age
             FROM known k
             JOIN snapshot_dates s
@@ -110,7 +110,7 @@ def build(
              AND CAST(s.as_of AS DATE) <= k.last_day + INTERVAL {prior_days} DAY
         ),
         per_snapshot AS (
-            SELECT account_id, as_of,
+            SELECT akey, as_of,
                    max(score_milli) FILTER (WHERE age < 7) / 1000.0 AS intent_max_1w,
                    sum(score_milli) FILTER (WHERE age < 7) / count(*) FILTER (WHERE age < 7) / 1000.0
                        AS intent_mean_1w,
@@ -124,9 +124,9 @@ def build(
                        AS intent_trend,
                    first(topic ORDER BY score_milli DESC, topic) FILTER (WHERE age < 28) AS intent_top_topic_4w
             FROM in_window
-            GROUP BY account_id, as_of
+            GROUP BY akey, as_of
         )
-        SELECT s.account_id, s.as_of,
+        SELECT s._row,
                CAST(p.intent_max_1w AS DOUBLE) AS intent_max_1w,
                CAST(p.intent_mean_1w AS DOUBLE) AS intent_mean_1w,
                CAST(p.intent_max_4w AS DOUBLE) AS intent_max_4w,
@@ -135,7 +135,7 @@ def build(
                CAST(p.intent_trend AS DOUBLE) AS intent_trend,
                p.intent_top_topic_4w
         FROM spine s
-        LEFT JOIN per_snapshot p ON p.account_id = s.account_id AND p.as_of = s.as_of
+        LEFT JOIN per_snapshot p ON p.akey = s.akey AND p.as_of = s.as_of
         """
     )
     return specs

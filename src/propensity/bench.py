@@ -1,0 +1,180 @@
+"""Feature-build benchmark: throughput and peak memory on generated worlds (``make bench``).
+
+Each size is measured in a fresh subprocess so its peak resident memory is its own. Timings
+cover the whole path from files to the feature matrix (load + validate, spine, features), on a
+monthly spine over the two years of the world with the full feature set. Results are written to
+``benchmarks/features.md`` (linked from the README) and ``benchmarks/features.json``.
+
+Usage: ``python -m propensity.bench [--sizes 1M,10M,20M,100M] [--workdir data/bench]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# name -> (accounts, engagement scale); about 33 events per account at scale 1 over two years
+SIZES = {
+    "1M": (10_000, 3.0),
+    "10M": (100_000, 3.0),
+    "20M": (100_000, 6.0),
+    "100M": (500_000, 6.0),
+}
+DEFAULT_SIZES = ("1M", "10M", "20M", "100M")
+MEMORY_GUARD_GB = 20.0  # skip a size whose projected peak would not fit this machine
+
+
+def measure(folder: Path) -> dict:
+    """Load, spine and features for one world folder, in this process."""
+    from propensity.contract import load_tables
+    from propensity.features import FeatureConfig, build_features
+    from propensity.snapshots import SpineConfig, build_spine
+
+    started = time.perf_counter()
+    tables = load_tables(folder)
+    loaded = time.perf_counter()
+    spine = build_spine(tables, SpineConfig(cadence="monthly"))
+    spined = time.perf_counter()
+    feature_set = build_features(tables, spine, FeatureConfig())
+    built = time.perf_counter()
+    events = len(tables.events)
+    total = built - started
+    return {
+        "events": events,
+        "accounts": len(tables.accounts),
+        "spine_rows": len(spine),
+        "features": len(feature_set.model_columns),
+        "load_validate_s": round(loaded - started, 2),
+        "spine_s": round(spined - loaded, 2),
+        "features_s": round(built - spined, 2),
+        "total_s": round(total, 2),
+        "events_per_s_end_to_end": round(events / total),
+        "events_per_s_features": round(events / (built - spined)),
+        "spine_rows_per_s_end_to_end": round(len(spine) / total),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2),
+    }
+
+
+def ensure_world(name: str, workdir: Path) -> Path:
+    from propensity.world import WorldConfig, generate_world
+
+    accounts, scale = SIZES[name]
+    folder = workdir / f"world_{name}"
+    if not (folder / "events.parquet").exists():
+        config = WorldConfig(
+            n_accounts=accounts, seed=1, engagement_scale=scale, truth_dates="monthly"
+        )
+        print(
+            f"generating bench world {name}: {accounts:,} accounts, engagement scale {scale}",
+            flush=True,
+        )
+        generate_world(config, folder, overwrite=True)
+    return folder
+
+
+def run(sizes: list[str], workdir: Path, out_dir: Path) -> list[dict]:
+    results = []
+    for name in sizes:
+        if results and results[-1].get("peak_rss_gb"):
+            last = results[-1]
+            projected = (
+                last["peak_rss_gb"]
+                * SIZES[name][0]
+                * SIZES[name][1]
+                / (SIZES[last["size"]][0] * SIZES[last["size"]][1])
+            )
+            if projected > MEMORY_GUARD_GB:
+                results.append(
+                    {
+                        "size": name,
+                        "skipped": f"projected peak {projected:.1f} GB > {MEMORY_GUARD_GB} GB",
+                    }
+                )
+                continue
+        folder = ensure_world(name, workdir)
+        print(f"measuring {name} ...", flush=True)
+        child = subprocess.run(
+            [sys.executable, "-m", "propensity.bench", "--measure", str(folder)],
+            capture_output=True,
+            text=True,
+        )
+        if child.returncode != 0:
+            results.append({"size": name, "failed": child.stderr.strip().splitlines()[-1:]})
+            continue
+        result = {"size": name, **json.loads(child.stdout.strip().splitlines()[-1])}
+        print(json.dumps(result), flush=True)
+        results.append(result)
+    write_report(results, out_dir)
+    return results
+
+
+def write_report(results: list[dict], out_dir: Path) -> None:
+    from propensity.io import write_text
+
+    machine = f"{platform.machine()}, {_cores()} cores, Python {platform.python_version()}"
+    lines = [
+        "# Feature-build benchmark",
+        "",
+        f"Written by `make bench` ({Path(__file__).name}) on {time.strftime('%Y-%m-%d')}; machine: {machine}.",
+        "Worlds from `propensity generate` (seed 1), monthly spine over two years, full feature set",
+        "(firmographic, engagement, intent, history). Each size runs in a fresh process; *end to end*",
+        "is files -> validated tables -> spine -> feature matrix; peak RSS is that process's maximum.",
+        "",
+        "| events | accounts | spine rows | features | load+validate s | spine s | features s | total s "
+        "| events/s end to end | events/s features | spine rows/s | peak RSS GB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        if "events" not in r:
+            lines.append(
+                f"| {r['size']} | | | | | | | | | | | {r.get('skipped') or r.get('failed')} |"
+            )
+            continue
+        lines.append(
+            f"| {r['events']:,} | {r['accounts']:,} | {r['spine_rows']:,} | {r['features']} | {r['load_validate_s']} "
+            f"| {r['spine_s']} | {r['features_s']} | {r['total_s']} | {r['events_per_s_end_to_end']:,} "
+            f"| {r['events_per_s_features']:,} | {r['spine_rows_per_s_end_to_end']:,} | {r['peak_rss_gb']} |"
+        )
+    lines += [
+        "",
+        "Targets (issue 4): >= 1M events/s end to end and < 8 GB peak at about 20M events; 100M events under 16 GB.",
+        "",
+    ]
+    write_text("\n".join(lines), out_dir / "features.md")
+    write_text(json.dumps(results, indent=2) + "\n", out_dir / "features.json")
+    print(f"wrote {out_dir / 'features.md'}")
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes", default=",".join(DEFAULT_SIZES), help=f"comma list of {list(SIZES)}"
+    )
+    parser.add_argument("--workdir", type=Path, default=Path("data/bench"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.measure:
+        print(json.dumps(measure(args.measure)))
+        return
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown:
+        parser.error(f"unknown sizes {unknown}; allowed: {list(SIZES)}")
+    run(sizes, args.workdir, args.out)
+
+
+if __name__ == "__main__":
+    main()
