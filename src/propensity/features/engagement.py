@@ -236,7 +236,7 @@ def build(
     channel_join = ""
     if has_channel:
         con.execute(
-            f"""
+            """
             CREATE OR REPLACE TEMP TABLE engagement_channel_daily AS
             SELECT DISTINCT akey, channel, day
             FROM engagement_events
