@@ -192,6 +192,104 @@ def features(
         console.print(f"wrote {path}")
 
 
+def _model_config(path: Path | None):
+    from pydantic import ValidationError
+
+    from propensity.train import DEFAULT_MODEL_CONFIG, ModelConfig
+
+    source = path or (DEFAULT_MODEL_CONFIG if DEFAULT_MODEL_CONFIG.exists() else None)
+    try:
+        return ModelConfig.from_yaml(source) if source else ModelConfig()
+    except ValidationError as exc:
+        raise _fail(f"config {source}: {_pydantic_message(exc)}") from None
+    except FileNotFoundError:
+        raise _fail(f"config file {source} does not exist") from None
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option("--data", help="Contract data folder.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Run folder for evaluation, predictions and models.")
+    ],
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Model config YAML (default configs/model.yaml)."),
+    ] = None,
+    scorecard: Annotated[
+        Path | None,
+        typer.Option(
+            "--scorecard",
+            help="Scorecard YAML to compare against (default configs/scorecard.yaml).",
+        ),
+    ] = None,
+) -> None:
+    """Train both heads out of time, compare with the scorecard, a logistic baseline and (on a generated world) the oracle."""
+    from propensity.pipeline import run_training, write_run
+    from propensity.scorecard import DEFAULT_SCORECARD, Scorecard
+    from propensity.train import InsufficientDataError
+    from propensity.world import read_truth
+
+    model_config = _model_config(config)
+    card = Scorecard.from_yaml(scorecard or DEFAULT_SCORECARD)
+    tables = _load(data)
+    with _progress() as progress:
+        task = progress.add_task("train", total=5)
+        try:
+            outputs = run_training(
+                tables,
+                model_config,
+                card,
+                read_truth(data),
+                progress=lambda step: progress.update(task, advance=1, description=step),
+            )
+        except InsufficientDataError as exc:
+            raise _fail(str(exc)) from None
+    write_run(outputs, out)
+    _print_evaluation(outputs)
+    console.print(
+        f"run folder: [bold]{out}[/] (evaluation.csv, evaluation.md, deciles.csv, test_predictions.parquet)"
+    )
+
+
+def _print_evaluation(outputs) -> None:
+    from rich.table import Table
+
+    table = Table(title="test window: model vs scorecard vs logistic vs oracle")
+    for column in (
+        "head",
+        "scorer",
+        "roc_auc",
+        "pr_auc",
+        "brier",
+        "ece",
+        "lift_10",
+        "precision@k",
+        "recall@k",
+    ):
+        table.add_column(column)
+    for row in outputs.evaluation.itertuples(index=False):
+        cells = [row.head, row.scorer]
+        for metric in (
+            "roc_auc",
+            "pr_auc",
+            "brier",
+            "ece",
+            "lift_10",
+            "precision_at_k",
+            "recall_at_k",
+        ):
+            value = getattr(row, metric)
+            cells.append("" if value != value else f"{value:.3f}")
+        table.add_row(*cells)
+    console.print(table)
+    split = outputs.result.split.describe()
+    console.print(
+        f"train < {split['valid_start']} <= validation < test {split['test_start']}..{split['test_end']}; "
+        f"families: {', '.join(outputs.result.feature_set.families)}"
+    )
+
+
 @app.command()
 def demo(
     workdir: Annotated[

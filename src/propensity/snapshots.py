@@ -171,35 +171,33 @@ def build_spine(
 
 
 def build_labels(tables: Tables, spine: pd.DataFrame, config: SpineConfig) -> pd.DataFrame:
-    """Labels for a spine: account_id, as_of, conversion_label, fit_label, label_complete.
+    """Labels for a spine: account_id, as_of, label_complete, conversion_label, fit_label, won_at.
 
-    ``conversion_label`` and ``fit_label`` are nullable booleans, missing where the label window
-    is not complete. With ``stop_after_first_positive`` an account's rows after its first
-    positive conversion label are dropped.
+    ``conversion_label`` is a nullable boolean, missing where the label window is not complete.
+    ``fit_label`` looks at the whole rest of the data (known for every row, censored at its end);
+    ``won_at`` is the first new-business win after ``as_of`` (its closed_at), so a fit label can
+    be censored at any cutoff (``won_at < cutoff``). With ``stop_after_first_positive`` an
+    account's rows after its first positive conversion label are dropped.
     """
     end = data_end(tables)
     horizon = pd.Timedelta(days=config.horizon_days)
     labels = spine[["account_id", "as_of"]].copy()
     labels["label_complete"] = (labels["as_of"] + horizon) < end
     conversion = np.zeros(len(labels), dtype=bool)
-    fit = np.zeros(len(labels), dtype=bool)
+    won_at = pd.Series(pd.NaT, index=labels.index, dtype="datetime64[us]")
     opps = tables.get("opportunities")
     if opps is not None and len(labels):
         nb = opps[opps["type"].fillna(NEW_BUSINESS) == NEW_BUSINESS]
-        if config.label_event == "won":
-            target = nb[nb["outcome"] == "won"]
-        else:
-            target = nb
-        conversion = _any_in_window(labels, target, "created_at", horizon)
+        target = nb[nb["outcome"] == "won"] if config.label_event == "won" else nb
+        next_created = _next_time(labels, target, "created_at")
+        conversion = (next_created.notna() & (next_created <= labels["as_of"] + horizon)).to_numpy()
         won = nb[(nb["outcome"] == "won") & nb["closed_at"].notna()]
-        fit = _any_in_window(
-            labels, won, "closed_at", end - labels["as_of"].min() + pd.Timedelta(days=1)
-        )
+        won_at = _next_time(labels, won, "closed_at")
     complete = labels["label_complete"].to_numpy()
     labels["conversion_label"] = pd.array(np.where(complete, conversion, False), dtype="boolean")
     labels.loc[~complete, "conversion_label"] = pd.NA
-    # fit looks at the whole rest of the data: known (right-censored) for every row
-    labels["fit_label"] = pd.array(fit, dtype="boolean")
+    labels["fit_label"] = pd.array(won_at.notna().to_numpy(), dtype="boolean")
+    labels["won_at"] = won_at.astype("datetime64[us]")
     if config.stop_after_first_positive:
         positive_as_of = labels["as_of"].where(labels["conversion_label"].fillna(False))
         first = positive_as_of.groupby(labels["account_id"]).transform("min")
@@ -207,26 +205,18 @@ def build_labels(tables: Tables, spine: pd.DataFrame, config: SpineConfig) -> pd
     return labels
 
 
-def _any_in_window(
-    labels: pd.DataFrame, rows: pd.DataFrame, column: str, horizon: pd.Timedelta
-) -> np.ndarray:
-    """For each label row: does ``rows`` hold a row of its account with as_of < column <= as_of + horizon."""
+def _next_time(labels: pd.DataFrame, rows: pd.DataFrame, column: str) -> pd.Series:
+    """For each label row: the first ``column`` time of its account strictly after as_of (or NaT)."""
     if rows.empty:
-        return np.zeros(len(labels), dtype=bool)
-    times = rows[["account_id", column]].dropna().sort_values(["account_id", column])
-    # per account, the first time strictly after as_of (searchsorted on the sorted times)
-    merged = (
-        pd.merge_asof(
-            labels[["as_of", "account_id"]].reset_index().sort_values("as_of"),
-            times.rename(columns={column: "next_time"}).sort_values("next_time"),
-            left_on="as_of",
-            right_on="next_time",
-            by="account_id",
-            direction="forward",
-            allow_exact_matches=False,
-        )
-        .set_index("index")
-        .sort_index()
-    )
-    next_time = merged["next_time"]
-    return (next_time.notna() & (next_time <= merged["as_of"] + horizon)).to_numpy()
+        return pd.Series(pd.NaT, index=labels.index, dtype="datetime64[us]")
+    times = rows[["account_id", column]].dropna().rename(columns={column: "next_time"})
+    merged = pd.merge_asof(
+        labels[["as_of", "account_id"]].reset_index().sort_values("as_of"),
+        times.sort_values("next_time"),
+        left_on="as_of",
+        right_on="next_time",
+        by="account_id",
+        direction="forward",
+        allow_exact_matches=False,
+    ).set_index("index")
+    return merged["next_time"].reindex(labels.index)

@@ -107,7 +107,7 @@ EVENT_TYPES = (
 # Expected events per contact-week by engagement state (out, researching, buying, in deal) for a
 # contact of average propensity whose role is part of the episode's buying group.
 CONTACT_RATES = {
-    "web_visit": (0.012, 0.35, 0.50, 0.25),
+    "web_visit": (0.012, 0.5, 0.7, 0.3),
     "pricing_page": (0.002, 0.05, 0.35, 0.10),
     "content_download": (0.004, 0.18, 0.10, 0.03),
     "webinar": (0.002, 0.06, 0.04, 0.01),
@@ -122,7 +122,7 @@ ROLE_MULTIPLIERS = {  # (user, influencer, decision_maker, it)
     "form_fill": (0.8, 1.2, 1.0, 0.8),
     "meeting": (0.3, 1.0, 2.5, 0.8),
 }
-ANONYMOUS_VISIT_RATES = (0.02, 0.45, 0.6, 0.25)  # per account-week, times a size factor
+ANONYMOUS_VISIT_RATES = (0.02, 0.75, 0.95, 0.3)  # per account-week, times a size factor
 WEB_CHANNELS = ("organic_search", "direct", "paid_search", "paid_social", "referral")
 WEB_CHANNEL_SHARES = (0.36, 0.26, 0.16, 0.12, 0.10)
 INTENT_TOPICS = (
@@ -205,10 +205,10 @@ def _entry_rate(fit: np.ndarray) -> np.ndarray:
 
 
 def _research_to_buying(fit: np.ndarray) -> np.ndarray:
-    return 0.05 + 0.12 * fit
+    return 0.02 + 0.06 * fit
 
 
-RESEARCH_TO_OUT = 0.07
+RESEARCH_TO_OUT = 0.04
 BUYING_TO_OUT = 0.05
 OPPORTUNITY_RATE = 0.30  # weekly probability that a buying account opens an opportunity
 EXPANSION_RATE = 0.006  # weekly probability of an expansion opportunity for a customer
@@ -217,7 +217,7 @@ EXPANSION_RATE = 0.006  # weekly probability of an expansion opportunity for a c
 def _win_probability(
     fit: np.ndarray, roles_engaged: np.ndarray, dm_engaged: np.ndarray
 ) -> np.ndarray:
-    logit = -4.7 + 3.4 * fit + 0.45 * roles_engaged + 0.5 * dm_engaged
+    logit = -5.1 + 3.4 * fit + 0.45 * roles_engaged + 0.5 * dm_engaged
     return 1.0 / (1.0 + np.exp(-logit))
 
 
@@ -358,7 +358,7 @@ def _simulate_chunk(
         + crm_interaction
         + 0.4 * tech["tech_marketing_automation"]
         - 0.5 * tech["tech_legacy_erp"]
-        + 0.5 * rng.standard_normal(n)
+        + 0.25 * rng.standard_normal(n)
         - 1.0
     )
 
@@ -387,7 +387,7 @@ def _simulate_chunk(
     )
     initial_state = current.copy()
     episode_roles = np.zeros(n, dtype=np.int8)
-    role_engage_p = 0.3 + 0.5 * fit
+    role_engage_p = 0.45 + 0.45 * fit
 
     def draw_roles(count: int, p: np.ndarray) -> np.ndarray:
         bits = rng.random((count, 4)) < p[:, None]
@@ -493,7 +493,7 @@ def _simulate_chunk(
         start_s + rng.integers(0, weeks * week_s, size=m),
     ) - rng.integers(0, 86_400, size=m)
     c_created_week = np.maximum((c_created - start_s) // week_s + 1, 0)  # first full week known
-    c_propensity = rng.gamma(0.7, 1 / 0.7, size=m)
+    c_propensity = rng.gamma(1.0, 1.0, size=m)
     c_subscribed = rng.random(m) < 0.45
     c_open_p = rng.beta(1.2, 6.0, size=m)
 

@@ -132,15 +132,15 @@ def build_features(
             f"LEFT JOIN features_{family} {_alias(family)} ON {_alias(family)}._row = s._row"
             for family in built
         )
+        # one query joins every family's view (each a join of the spine with that family's
+        # aggregates), so no family's features are materialised as a wide table first
+        result = con.sql(
+            f"SELECT s.account_id, s.as_of{', ' + columns if columns else ''} "
+            f"FROM spine s {joins} ORDER BY s._row"
+        ).to_arrow_table()
         # through Arrow: about twice as fast as DuckDB's own pandas conversion for wide results
-        matrix = (
-            con.sql(
-                f"SELECT s.account_id, s.as_of{', ' + columns if columns else ''} "
-                f"FROM spine s {joins} ORDER BY s._row"
-            )
-            .to_arrow_table()
-            .to_pandas()
-        )
+        matrix = result.to_pandas(split_blocks=True, self_destruct=True)
+        del result
     finally:
         con.close()
     matrix["as_of"] = matrix["as_of"].astype("datetime64[us]")

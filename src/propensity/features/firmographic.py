@@ -35,7 +35,7 @@ def _band_sql(column: str, bands: tuple[tuple[float, str], ...], top: str) -> st
 def build(
     con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig
 ) -> list[FeatureSpec]:
-    """Create ``features_firmographic`` (``_row`` of the spine, then the features)."""
+    """Create the view ``features_firmographic`` (``_row`` of the spine, then the features)."""
     accounts = tables.accounts
     specs: list[FeatureSpec] = []
     selects: list[str] = []
@@ -129,7 +129,7 @@ def build(
     columns = ", ".join(selects) if selects else "NULL AS _no_firmographics"
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE features_firmographic AS
+        CREATE OR REPLACE TEMP VIEW features_firmographic AS
         SELECT s._row, {columns}
         FROM spine s LEFT JOIN accounts a ON a.account_id = s.account_id
         """

@@ -20,7 +20,7 @@ CLOSED = "outcomes of opportunities closed strictly before as_of"
 def build(
     con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig
 ) -> list[FeatureSpec]:
-    """Create ``features_history`` (``_row`` of the spine, then the features)."""
+    """Create the view ``features_history`` (``_row`` of the spine, then the features)."""
     has_amount = "amount" in tables.opportunities
     closed_before = known_at("o.closed_at", "s.as_of")
     won_amount = (
@@ -78,7 +78,7 @@ def build(
         )
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE features_history AS
+        CREATE OR REPLACE TEMP VIEW features_history AS
         WITH per_snapshot AS (
             SELECT s.account_id, s.as_of,
                    count(*) AS hist_opportunities,

@@ -24,7 +24,7 @@ AVAILABLE = (
 def build(
     con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig
 ) -> list[FeatureSpec]:
-    """Create ``features_intent`` (``_row`` of the spine, then the features)."""
+    """Create the view ``features_intent`` (``_row`` of the spine, then the features)."""
     threshold = config.intent_surge_threshold
     prior_days = 28 + 7 * config.intent_prior_weeks
     topic_filter = ""
@@ -94,7 +94,7 @@ def build(
     ]
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE features_intent AS
+        CREATE OR REPLACE TEMP VIEW features_intent AS
         WITH known AS MATERIALIZED (
             SELECT a.akey, CAST(CAST(i.week AS DATE) + INTERVAL 6 DAY AS DATE) AS last_day, i.topic,
                    CAST(round(i.score * 1000) AS BIGINT) AS score_milli

@@ -1,0 +1,221 @@
+"""The training run, wired in one place: tables -> spine + labels -> features -> heads ->
+test predictions (model, scorecard, logistic, oracle) -> comparison table -> run folder.
+
+Every stage is a plain function of its own module; this module only chains them and writes
+the outputs (atomically) into ``RUN_DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from propensity.contract import Tables
+from propensity.evaluate import calibration_table, comparison_table, decile_table, to_markdown
+from propensity.features import build_features
+from propensity.io import write_atomic, write_parquet, write_text
+from propensity.scorecard import Scorecard
+from propensity.snapshots import build_labels, build_spine
+from propensity.train import HEADS, ModelConfig, TrainResult, head_labels, train_heads
+
+SCORERS = ("model", "scorecard", "logistic", "oracle")
+PROBABILITY_SCORERS = {"model", "logistic", "oracle"}
+
+
+@dataclass
+class RunOutputs:
+    result: TrainResult
+    predictions: pd.DataFrame
+    evaluation: pd.DataFrame
+    deciles: pd.DataFrame
+    fit_truth: dict | None
+    timings: dict[str, float]
+
+
+def test_predictions(
+    result: TrainResult, scorecard: Scorecard, truth: tuple[pd.DataFrame, pd.DataFrame] | None
+) -> pd.DataFrame:
+    """One row per (test row, head): account_id, as_of, head, label and one score column per scorer."""
+    data, split = result.data, result.split
+    test = data.loc[split.test].reset_index(drop=True)
+    frames = []
+    for head, fitted in result.heads.items():
+        labels = head_labels(data, split, head)[split.test]
+        frame = pd.DataFrame(
+            {
+                "account_id": test["account_id"],
+                "as_of": test["as_of"],
+                "head": head,
+                "label": labels,
+            }
+        )
+        frame["model"] = fitted.model.predict_proba(test)[:, 1]
+        frame["logistic"] = fitted.logistic.predict_proba(test[fitted.features])[:, 1]
+        frame["scorecard"] = (
+            scorecard.fit_points(test) if head == "fit" else scorecard.score(test)
+        ).to_numpy()
+        frame["oracle"] = np.nan
+        if truth is not None:
+            truth_accounts, truth_conversion = truth
+            if head == "fit":
+                frame["oracle"] = (
+                    frame["account_id"]
+                    .map(truth_accounts.set_index("account_id")["true_fit"])
+                    .to_numpy()
+                )
+            else:
+                lookup = truth_conversion.set_index(["account_id", "as_of"])[
+                    "true_conversion_probability"
+                ]
+                keys = pd.MultiIndex.from_frame(frame[["account_id", "as_of"]])
+                frame["oracle"] = lookup.reindex(keys).to_numpy()
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def fit_against_truth(predictions: pd.DataFrame, truth_accounts: pd.DataFrame) -> dict:
+    """Fit head vs the hidden ICP fit, one row per account: AUC on 'true fit above median', Spearman."""
+    from sklearn.metrics import roc_auc_score
+
+    fit_rows = predictions[predictions["head"] == "fit"]
+    per_account = fit_rows.groupby("account_id")[["model", "scorecard", "logistic"]].mean()
+    true_fit = truth_accounts.set_index("account_id")["true_fit"].reindex(per_account.index)
+    above = (true_fit > true_fit.median()).astype(int)
+    out = {"accounts": int(len(per_account))}
+    for scorer in ("model", "scorecard", "logistic"):
+        out[f"{scorer}_auc_true_fit_above_median"] = float(
+            roc_auc_score(above, per_account[scorer])
+        )
+        out[f"{scorer}_spearman_true_fit"] = float(
+            per_account[scorer].corr(true_fit, method="spearman")
+        )
+    return out
+
+
+def run_training(
+    tables: Tables,
+    config: ModelConfig,
+    scorecard: Scorecard,
+    truth: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    progress=None,
+) -> RunOutputs:
+    """Spine, labels, features, both heads, test predictions and the comparison table."""
+    timings: dict[str, float] = {}
+
+    def step(name: str):
+        if progress:
+            progress(name)
+        timings[name] = time.perf_counter()
+
+    step("spine and labels")
+    spine = build_spine(tables, config.spine)
+    labels = build_labels(tables, spine, config.spine)
+    step("features")
+    feature_set = build_features(tables, spine, config.features)
+    step("train")
+    result = train_heads(feature_set, labels, config)
+    step("evaluate")
+    predictions = test_predictions(result, scorecard, truth)
+    evaluations, deciles = [], []
+    for head in result.heads:
+        rows = predictions[predictions["head"] == head]
+        evaluations.append(
+            comparison_table(
+                rows,
+                list(SCORERS),
+                head=head,
+                capacity_k=config.capacity_k,
+                probability_scorers=PROBABILITY_SCORERS - ({"oracle"} if head == "fit" else set()),
+                n_bootstrap=config.n_bootstrap,
+                seed=config.seed,
+            )
+        )
+        for scorer in SCORERS:
+            if rows[scorer].notna().all():
+                deciles.append(
+                    decile_table(rows["label"], rows[scorer]).assign(head=head, scorer=scorer)
+                )
+    fit_truth = (
+        fit_against_truth(predictions, truth[0])
+        if truth is not None and "fit" in result.heads
+        else None
+    )
+    step("done")
+    names = list(timings)
+    durations = {
+        names[i]: round(timings[names[i + 1]] - timings[names[i]], 2) for i in range(len(names) - 1)
+    }
+    return RunOutputs(
+        result,
+        predictions,
+        pd.concat(evaluations, ignore_index=True),
+        pd.concat(deciles, ignore_index=True),
+        fit_truth,
+        durations,
+    )
+
+
+def write_run(outputs: RunOutputs, run_dir: Path) -> list[Path]:
+    """Write the run folder: evaluation (CSV + Markdown), deciles, test predictions, models, config."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result = outputs.result
+    written = [
+        write_atomic(
+            run_dir / "evaluation.csv", lambda p: outputs.evaluation.to_csv(p, index=False)
+        ),
+        write_text(to_markdown(outputs.evaluation), run_dir / "evaluation.md"),
+        write_atomic(run_dir / "deciles.csv", lambda p: outputs.deciles.to_csv(p, index=False)),
+        write_parquet(outputs.predictions, run_dir / "test_predictions.parquet"),
+        write_text(result.config.to_yaml(), run_dir / "config.yaml"),
+        write_atomic(
+            run_dir / "features.csv",
+            lambda p: result.feature_set.definitions().to_csv(p, index=False),
+        ),
+    ]
+    calibration = []
+    for head in result.heads:
+        rows = outputs.predictions[outputs.predictions["head"] == head]
+        calibration.append(calibration_table(rows["label"], rows["model"]).assign(head=head))
+    written.append(
+        write_atomic(
+            run_dir / "calibration.csv", lambda p: pd.concat(calibration).to_csv(p, index=False)
+        )
+    )
+    summary = {
+        "split": result.split.describe(),
+        "families": list(result.feature_set.families),
+        "skipped_families": result.feature_set.skipped,
+        "heads": {
+            head: {
+                "train_rows": r.train_rows,
+                "train_positives": r.train_positives,
+                "trees": r.model.best_iteration_,
+                "calibration": r.model.calibration_method_,
+                "calibration_log_loss": r.model.calibration_losses_,
+                "features": len(r.features),
+            }
+            for head, r in result.heads.items()
+        },
+        "fit_against_truth": outputs.fit_truth,
+        "timings_s": outputs.timings,
+    }
+    written.append(write_text(json.dumps(summary, indent=2) + "\n", run_dir / "summary.json"))
+    models = run_dir / "models"
+    models.mkdir(exist_ok=True)
+    for head, r in result.heads.items():
+        written.append(
+            write_atomic(
+                models / f"{head}.lgb.txt", lambda p, r=r: r.model.booster_.save_model(str(p))
+            )
+        )
+        written.append(write_atomic(models / f"{head}.joblib", lambda p, r=r: joblib.dump(r, p)))
+    return written
+
+
+__all__ = ["HEADS", "RunOutputs", "run_training", "test_predictions", "write_run"]

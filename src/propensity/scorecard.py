@@ -1,0 +1,110 @@
+"""The incumbent hand-tuned points scorecard, read from YAML (``configs/scorecard.yaml``).
+
+Points per ICP attribute (industry, size band, country, technographic flags) plus points per
+engagement activity with a step decay by age (the 7/30/90-day windows of the feature matrix),
+rolled up over the account's contacts, engagement points capped; an account at or above the
+hand-over threshold is a "marketing-qualified account". It reads the same feature matrix as
+the models, so both are compared on the same accounts, dates and label.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DEFAULT_SCORECARD = Path(__file__).resolve().parents[2] / "configs" / "scorecard.yaml"
+
+
+class FitPoints(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    industry: dict[str, float] = Field(default_factory=dict)
+    size_band: dict[str, float] = Field(default_factory=dict)
+    country: dict[str, float] = Field(default_factory=dict)
+    flags: dict[str, float] = Field(default_factory=dict)
+
+
+class EngagementPoints(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    points: dict[str, float] = Field(default_factory=dict)
+    decay: dict[int, float] = Field(default_factory=lambda: {7: 1.0, 30: 0.5, 90: 0.25})
+    cap: float | None = Field(None, gt=0)
+
+    @field_validator("decay")
+    @classmethod
+    def _decay_is_decreasing(cls, value: dict[int, float]) -> dict[int, float]:
+        weights = [value[k] for k in sorted(value)]
+        if any(b > a for a, b in zip(weights, weights[1:], strict=False)) or any(
+            w < 0 for w in weights
+        ):
+            raise ValueError(f"decay weights must be >= 0 and not increase with age, got {value}")
+        return value
+
+
+class Scorecard(BaseModel):
+    """A points scorecard; see configs/scorecard.yaml for the annotated default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = "scorecard"
+    handover_threshold: float = 100
+    fit: FitPoints = Field(default_factory=FitPoints)
+    engagement: EngagementPoints = Field(default_factory=EngagementPoints)
+
+    @classmethod
+    def from_yaml(cls, path: Path | str = DEFAULT_SCORECARD) -> Scorecard:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        return cls.model_validate(data)
+
+    def fit_points(self, features: pd.DataFrame) -> pd.Series:
+        """ICP points per row (missing attributes score 0, as in an MA tool)."""
+        total = pd.Series(0.0, index=features.index)
+        for column, table in (
+            ("industry", self.fit.industry),
+            ("size_band", self.fit.size_band),
+            ("country", self.fit.country),
+        ):
+            if column in features and table:
+                total += features[column].map(table).astype(float).fillna(0.0)
+        for flag, points in self.fit.flags.items():
+            if flag in features:
+                total += features[flag].fillna(0).astype(float) * points
+        return total
+
+    def engagement_points(self, features: pd.DataFrame) -> pd.Series:
+        """Decayed activity points per row: each window's new events times its decay weight."""
+        total = pd.Series(0.0, index=features.index)
+        windows = sorted(self.engagement.decay)
+        for event_type, points in self.engagement.points.items():
+            previous = pd.Series(0.0, index=features.index)
+            for window in windows:
+                column = f"eng_{event_type}_{window}d"
+                if column not in features:
+                    continue
+                count = features[column].fillna(0).astype(float)
+                total += (count - previous).clip(lower=0) * points * self.engagement.decay[window]
+                previous = count
+        if self.engagement.cap is not None:
+            total = total.clip(upper=self.engagement.cap)
+        return total
+
+    def score(self, features: pd.DataFrame) -> pd.Series:
+        """Total points (fit + engagement) per row."""
+        return self.fit_points(features) + self.engagement_points(features)
+
+    def qualified(self, features: pd.DataFrame) -> pd.Series:
+        """Rows at or above the hand-over threshold."""
+        return self.score(features) >= self.handover_threshold
+
+
+def missing_inputs(scorecard: Scorecard, features: pd.DataFrame) -> list[str]:
+    """Scorecard inputs absent from the feature matrix (their points are never given)."""
+    wanted = ["industry", "size_band", "country", *scorecard.fit.flags]
+    wanted += [
+        f"eng_{t}_{w}d" for t in scorecard.engagement.points for w in scorecard.engagement.decay
+    ]
+    return [c for c in wanted if c not in features]
+
+
+__all__ = ["DEFAULT_SCORECARD", "Scorecard", "missing_inputs"]

@@ -1,0 +1,420 @@
+"""The two LightGBM heads (ICP fit, conversion propensity), calibrated, with their baselines.
+
+* fit head: firmographic/technographic features only; label = the account wins new business
+  (censored at the start of the test window for training rows, so no test-period outcome is
+  used for fitting);
+* conversion head: every present family; label = a new-business opportunity within the horizon.
+
+Each head is a :class:`HeadModel` (scikit-learn style ``fit`` / ``predict_proba``): LightGBM
+with native categorical features and early stopping on the validation window, then calibrated
+on that window by isotonic or sigmoid regression on the raw margin, whichever has the lower
+account-grouped cross-validated log-loss there. No class re-weighting (it distorts
+probabilities); if negatives are down-sampled for speed the probabilities are corrected before
+calibration.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.frozen import FrozenEstimator
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.model_selection import GroupKFold
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+from propensity.features import FeatureConfig, FeatureSet
+from propensity.snapshots import SpineConfig
+from propensity.splits import OutOfTimeSplit, SplitConfig, out_of_time_split
+
+log = logging.getLogger(__name__)
+
+HEADS = ("fit", "conversion")
+DEFAULT_MODEL_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "model.yaml"
+
+
+class LightGBMParams(BaseModel):
+    """LightGBM's main parameters (the ones ``propensity tune`` searches)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    learning_rate: float = Field(0.03, gt=0, le=1)
+    num_leaves: int = Field(15, ge=2, le=1024)
+    min_child_samples: int = Field(200, ge=1)
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    subsample: float = Field(0.8, gt=0, le=1)
+    subsample_freq: int = Field(1, ge=0)
+    reg_lambda: float = Field(5.0, ge=0)
+    reg_alpha: float = Field(0.0, ge=0)
+    min_split_gain: float = Field(0.0, ge=0)
+    cat_smooth: float = Field(20.0, ge=0)
+    n_estimators: int = Field(
+        2000, ge=1, description="upper bound; early stopping picks the number"
+    )
+    early_stopping_rounds: int = Field(100, ge=1)
+
+
+class TuningConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    n_trials: int = Field(25, ge=1, le=10_000)
+    n_splits: int = Field(3, ge=1, le=20)
+    timeout_s: float | None = Field(None, gt=0)
+
+
+class ModelConfig(BaseModel):
+    """Everything a training run depends on; saved with every run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: int = Field(7, ge=0)
+    n_jobs: int = Field(2, ge=1, description="LightGBM threads (fixed, so reruns are identical)")
+    spine: SpineConfig = Field(default_factory=SpineConfig)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    conversion: LightGBMParams = Field(default_factory=LightGBMParams)
+    fit: LightGBMParams = Field(
+        default_factory=lambda: LightGBMParams(
+            learning_rate=0.05, num_leaves=7, min_child_samples=300, n_estimators=600
+        )
+    )
+    calibration_methods: tuple[Literal["isotonic", "sigmoid"], ...] = ("isotonic", "sigmoid")
+    min_positives: int = Field(50, ge=1, description="refuse to train a head with fewer positives")
+    negative_sample_rate: float = Field(1.0, gt=0, le=1, description="keep this share of negatives")
+    capacity_k: int = Field(500, ge=1, description="accounts sales can work per snapshot date")
+    n_bootstrap: int = Field(200, ge=0, le=10_000)
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
+
+    @classmethod
+    def from_yaml(cls, path: Path | str) -> ModelConfig:
+        return cls.model_validate(yaml.safe_load(Path(path).read_text()) or {})
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+class InsufficientDataError(ValueError):
+    """Too few positive labels to train a head."""
+
+
+# ---------------------------------------------------------------------------------------------
+# one head
+
+
+class _MarginClassifier(ClassifierMixin, BaseEstimator):
+    """A fitted LGBMClassifier seen through its raw margin (log-odds), for calibration.
+
+    Built with :meth:`of` from an already fitted model and always used inside FrozenEstimator.
+    """
+
+    @classmethod
+    def of(cls, model: lgb.LGBMClassifier, prior_shift: float = 0.0) -> _MarginClassifier:
+        wrapper = cls()
+        wrapper.model_ = model
+        wrapper.prior_shift_ = prior_shift
+        wrapper.classes_ = model.classes_
+        return wrapper
+
+    def fit(self, X, y):  # pragma: no cover - only ever used frozen
+        raise NotImplementedError("wraps an already fitted model")
+
+    def decision_function(self, X) -> np.ndarray:
+        return self.model_.predict(X, raw_score=True) + self.prior_shift_
+
+    def predict_proba(self, X) -> np.ndarray:
+        p = 1 / (1 + np.exp(-self.decision_function(X)))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X) -> np.ndarray:
+        return (self.decision_function(X) > 0).astype(int)
+
+
+class HeadModel(ClassifierMixin, BaseEstimator):
+    """LightGBM + calibration for one head; ``fit(X, y, eval_set=(X_valid, y_valid))``."""
+
+    def __init__(
+        self,
+        features: list[str] | None = None,
+        categorical: list[str] | None = None,
+        params: LightGBMParams | None = None,
+        calibration_methods: tuple[str, ...] = ("isotonic", "sigmoid"),
+        negative_sample_rate: float = 1.0,
+        seed: int = 0,
+        n_jobs: int = 2,
+    ):
+        self.features = features
+        self.categorical = categorical
+        self.params = params
+        self.calibration_methods = calibration_methods
+        self.negative_sample_rate = negative_sample_rate
+        self.seed = seed
+        self.n_jobs = n_jobs
+
+    def _prepare(self, X: pd.DataFrame) -> pd.DataFrame:
+        missing = [c for c in self.features_ if c not in X]
+        if missing:
+            raise ValueError(
+                f"feature matrix lacks columns the model was trained on: {missing[:10]}"
+            )
+        frame = X[self.features_].copy()
+        for column in self.features_:
+            if column in self.categories_:
+                frame[column] = pd.Categorical(
+                    frame[column].astype("object"), categories=self.categories_[column]
+                )
+            else:
+                frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        return frame
+
+    def fit(self, X: pd.DataFrame, y, eval_set: tuple[pd.DataFrame, Any]) -> HeadModel:
+        params = self.params or LightGBMParams()
+        self.features_ = list(self.features or X.columns)
+        categorical = set(self.categorical or [])
+        self.categories_ = {
+            c: sorted(X[c].dropna().astype(str).unique().tolist())
+            for c in self.features_
+            if c in categorical
+        }
+        y = np.asarray(y, dtype=int)
+        X_valid, y_valid = eval_set[0], np.asarray(eval_set[1], dtype=int)
+        rng = np.random.default_rng(self.seed)
+        keep = (y == 1) | (rng.random(len(y)) < self.negative_sample_rate)
+        train = self._prepare(X.loc[keep] if isinstance(X, pd.DataFrame) else X)
+        valid = self._prepare(X_valid)
+        self.model_ = lgb.LGBMClassifier(
+            objective="binary",
+            learning_rate=params.learning_rate,
+            num_leaves=params.num_leaves,
+            min_child_samples=params.min_child_samples,
+            colsample_bytree=params.colsample_bytree,
+            subsample=params.subsample,
+            subsample_freq=params.subsample_freq,
+            reg_lambda=params.reg_lambda,
+            reg_alpha=params.reg_alpha,
+            min_split_gain=params.min_split_gain,
+            cat_smooth=params.cat_smooth,
+            n_estimators=params.n_estimators,
+            random_state=self.seed,
+            n_jobs=self.n_jobs,
+            deterministic=True,
+            force_row_wise=True,
+            verbose=-1,
+        )
+        self.model_.fit(
+            train,
+            y[keep],
+            eval_X=(valid,),
+            eval_y=(y_valid,),
+            eval_metric="binary_logloss",
+            callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
+        )
+        self.best_iteration_ = int(self.model_.best_iteration_ or params.n_estimators)
+        # undo the prior shift of negative down-sampling (odds were multiplied by 1/rate)
+        self.prior_shift_ = float(np.log(self.negative_sample_rate))
+        self.calibration_method_, self.calibration_losses_ = self._choose_calibration(
+            valid, y_valid, X_valid
+        )
+        self.calibrator_ = CalibratedClassifierCV(
+            FrozenEstimator(_MarginClassifier.of(self.model_, self.prior_shift_)),
+            method=self.calibration_method_,
+        ).fit(valid, y_valid)
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def _choose_calibration(
+        self, valid: pd.DataFrame, y_valid: np.ndarray, X_valid
+    ) -> tuple[str, dict[str, float]]:
+        """Calibration method with the lowest account-grouped 3-fold log-loss on the validation window."""
+        groups = (
+            X_valid["account_id"].to_numpy() if "account_id" in X_valid else np.arange(len(valid))
+        )
+        base = FrozenEstimator(_MarginClassifier.of(self.model_, self.prior_shift_))
+        losses: dict[str, float] = {}
+        for method in self.calibration_methods:
+            fold_losses = []
+            for fit_idx, eval_idx in GroupKFold(n_splits=3).split(valid, y_valid, groups):
+                if y_valid[fit_idx].min() == y_valid[fit_idx].max():
+                    continue
+                calibrated = CalibratedClassifierCV(base, method=method).fit(
+                    valid.iloc[fit_idx], y_valid[fit_idx]
+                )
+                p = np.clip(calibrated.predict_proba(valid.iloc[eval_idx])[:, 1], 1e-6, 1 - 1e-6)
+                fold_losses.append(log_loss(y_valid[eval_idx], p, labels=[0, 1]))
+            losses[method] = float(np.mean(fold_losses)) if fold_losses else float("inf")
+        return min(losses, key=losses.get), losses
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.calibrator_.predict_proba(self._prepare(X))
+
+    def predict_margin(self, X: pd.DataFrame) -> np.ndarray:
+        """Raw LightGBM log-odds (before calibration), e.g. for SHAP."""
+        return self.model_.predict(self._prepare(X), raw_score=True)
+
+    @property
+    def booster_(self) -> lgb.Booster:
+        return self.model_.booster_
+
+
+def _signed_log1p(values):
+    return np.sign(values) * np.log1p(np.abs(values))
+
+
+def logistic_baseline(numeric: list[str], categorical: list[str], seed: int) -> Pipeline:
+    """A competent linear baseline: imputed, log-scaled, standardised numerics; one-hot categoricals."""
+    signed_log = FunctionTransformer(_signed_log1p, feature_names_out="one-to-one")
+    transform = ColumnTransformer(
+        [
+            (
+                "numeric",
+                make_pipeline(
+                    SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                    signed_log,
+                    StandardScaler(),
+                ),
+                numeric,
+            ),
+            (
+                "categorical",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="missing"),
+                    OneHotEncoder(handle_unknown="ignore", min_frequency=20),
+                ),
+                categorical,
+            ),
+        ]
+    )
+    return Pipeline(
+        [
+            ("prepare", transform),
+            ("model", LogisticRegression(C=0.3, max_iter=2000, random_state=seed)),
+        ]
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# both heads on a labelled feature matrix
+
+
+@dataclass
+class HeadResult:
+    head: str
+    model: HeadModel
+    logistic: Pipeline
+    features: list[str]
+    train_positives: int
+    train_rows: int
+
+
+@dataclass
+class TrainResult:
+    config: ModelConfig
+    split: OutOfTimeSplit
+    heads: dict[str, HeadResult]
+    data: pd.DataFrame  # the labelled matrix the split masks refer to
+    feature_set: FeatureSet
+    notes: list[str] = field(default_factory=list)
+
+
+def head_labels(data: pd.DataFrame, split: OutOfTimeSplit, head: str) -> np.ndarray:
+    """0/1 labels of a head for the rows of ``data`` (fit labels censored at the test start for fitting)."""
+    if head == "conversion":
+        return data["conversion_label"].fillna(False).astype(int).to_numpy()
+    won_at = data["won_at"]
+    fitted_part = split.train | split.valid
+    censored = won_at.notna() & (won_at < split.t2)
+    return np.where(fitted_part, censored, won_at.notna()).astype(int)
+
+
+def head_features(feature_set: FeatureSet, head: str) -> list[str]:
+    if head == "fit":
+        return feature_set.family_columns("firmographic")
+    return feature_set.model_columns
+
+
+def check_positives(
+    head: str, positives: int, config: ModelConfig, split: OutOfTimeSplit, first_date
+) -> None:
+    if positives < config.min_positives:
+        advice = (
+            "use a longer history (more snapshots before the validation window)"
+            if head == "fit"
+            else "use a longer history, a longer horizon_days, or train the fit-only model"
+        )
+        raise InsufficientDataError(
+            f"head '{head}': only {positives} positive labels in the training window "
+            f"({pd.Timestamp(first_date).date()}..{split.t1.date()}); at least {config.min_positives} "
+            f"are needed (min_positives). {advice[0].upper() + advice[1:]}."
+        )
+
+
+def train_heads(
+    feature_set: FeatureSet,
+    labels: pd.DataFrame,
+    config: ModelConfig,
+    heads: tuple[str, ...] = HEADS,
+) -> TrainResult:
+    """Fit both heads (and their logistic baselines) on the out-of-time split of a labelled matrix.
+
+    ``labels`` must be row-aligned with ``feature_set.matrix`` (same spine).
+    """
+    matrix = feature_set.matrix
+    if (
+        len(matrix) != len(labels)
+        or not (matrix["account_id"].to_numpy() == labels["account_id"].to_numpy()).all()
+    ):
+        raise ValueError(
+            "labels are not row-aligned with the feature matrix (build both from the same spine)"
+        )
+    data = pd.concat(
+        [matrix, labels.drop(columns=["account_id", "as_of"]).reset_index(drop=True)], axis=1
+    )
+    split = out_of_time_split(
+        data["as_of"], data["label_complete"], config.split, config.spine.horizon_days
+    )
+    results: dict[str, HeadResult] = {}
+    categorical = set(feature_set.categorical_columns)
+    for head in heads:
+        columns = head_features(feature_set, head)
+        y = head_labels(data, split, head)
+        positives = int(y[split.train].sum())
+        check_positives(head, positives, config, split, data.loc[split.train, "as_of"].min())
+        params = config.fit if head == "fit" else config.conversion
+        model = HeadModel(
+            features=columns,
+            categorical=[c for c in columns if c in categorical],
+            params=params,
+            calibration_methods=config.calibration_methods,
+            negative_sample_rate=config.negative_sample_rate,
+            seed=config.seed,
+            n_jobs=config.n_jobs,
+        )
+        valid_frame = data.loc[split.valid, [*columns, "account_id"]]
+        model.fit(
+            data.loc[split.train, columns], y[split.train], eval_set=(valid_frame, y[split.valid])
+        )
+        numeric = [c for c in columns if c not in categorical]
+        logistic = logistic_baseline(numeric, [c for c in columns if c in categorical], config.seed)
+        logistic.fit(data.loc[split.train, columns], y[split.train])
+        log.info(
+            "head %s: %d trees, calibration %s",
+            head,
+            model.best_iteration_,
+            model.calibration_method_,
+        )
+        results[head] = HeadResult(
+            head, model, logistic, columns, positives, int(split.train.sum())
+        )
+    return TrainResult(config, split, results, data, feature_set)
