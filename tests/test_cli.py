@@ -18,7 +18,9 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([ENTRY, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
-@pytest.mark.parametrize("command", [[], ["generate"], ["validate"], ["features"], ["demo"]])
+@pytest.mark.parametrize(
+    "command", [[], ["generate"], ["validate"], ["features"], ["train"], ["tune"], ["demo"]]
+)
 def test_every_command_has_help(command):
     result = run(*command, "--help")
     assert result.returncode == 0, result.stderr
@@ -82,3 +84,44 @@ def test_bad_option_value_is_a_clear_error(tmp_path):
     )
     assert result.returncode == 2
     assert "--as-of must be a date" in result.stderr
+
+
+@pytest.mark.slow
+def test_train_through_the_cli_writes_the_run_folder(tmp_path):
+    world = tmp_path / "world"
+    assert run("generate", "--accounts", "3000", "--seed", "4", "--out", str(world)).returncode == 0
+    config = tmp_path / "model.yaml"
+    config.write_text(
+        "n_bootstrap: 20\nconversion: {n_estimators: 200}\nfit: {n_estimators: 100}\n"
+    )
+    run_dir = tmp_path / "run"
+    result = run("train", "--data", str(world), "--out", str(run_dir), "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    evaluation = pd.read_csv(run_dir / "evaluation.csv")
+    assert set(evaluation["scorer"]) == {"model", "scorecard", "logistic", "oracle"}
+    assert set(evaluation["head"]) == {"fit", "conversion"}
+    for column in (
+        "roc_auc",
+        "pr_auc",
+        "brier",
+        "ece",
+        "lift_5",
+        "lift_10",
+        "lift_20",
+        "precision_at_k",
+        "recall_at_k",
+    ):
+        assert {column, f"{column}_lo", f"{column}_hi"} <= set(evaluation.columns)
+    predictions = pd.read_parquet(run_dir / "test_predictions.parquet")
+    assert list(predictions.columns[:4]) == ["account_id", "as_of", "head", "label"]
+    assert (run_dir / "models" / "conversion.lgb.txt").exists()
+
+
+def test_train_refuses_a_bad_config_naming_the_key(tmp_path):
+    config = tmp_path / "model.yaml"
+    config.write_text("conversion: {num_leaves: 1}\nmin_positive: 3\n")
+    result = run(
+        "train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--config", str(config)
+    )
+    assert result.returncode == 2
+    assert "conversion.num_leaves" in result.stderr and "min_positive" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -19,7 +20,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(soft_wrap=True)
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_WORLD = Path("data/demo_world")
@@ -252,6 +253,62 @@ def train(
     )
 
 
+@app.command()
+def tune(
+    data: Annotated[Path, typer.Option("--data", help="Contract data folder.")],
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Model config YAML (default configs/model.yaml)."),
+    ] = None,
+    head: Annotated[str, typer.Option("--head", help="conversion, fit or both.")] = "conversion",
+    trials: Annotated[
+        int | None, typer.Option("--trials", min=1, help="Trial budget (default: tuning.n_trials).")
+    ] = None,
+    write_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-config", help="Where the tuned config goes (default: the config file used)."
+        ),
+    ] = None,
+) -> None:
+    """Optuna search over LightGBM's main parameters on time-ordered folds; the best land in the model config."""
+    from propensity.features import build_features
+    from propensity.io import write_text
+    from propensity.snapshots import build_labels, build_spine
+    from propensity.train import DEFAULT_MODEL_CONFIG, InsufficientDataError
+    from propensity.tune import tune_head, with_best_params
+
+    if head not in ("conversion", "fit", "both"):
+        raise _fail(f"--head must be conversion, fit or both, got {head!r}")
+    model_config = _model_config(config)
+    if trials:
+        model_config = model_config.model_copy(
+            update={"tuning": model_config.tuning.model_copy(update={"n_trials": trials})}
+        )
+    tables = _load(data)
+    spine = build_spine(tables, model_config.spine)
+    labels = build_labels(tables, spine, model_config.spine)
+    feature_set = build_features(tables, spine, model_config.features)
+    for name in ("conversion", "fit") if head == "both" else (head,):
+        console.print(
+            f"tuning head {name}: {model_config.tuning.n_trials} trials, {model_config.tuning.n_splits} time folds"
+        )
+        try:
+            result = tune_head(feature_set, labels, model_config, name)
+        except InsufficientDataError as exc:
+            raise _fail(str(exc)) from None
+        pruned = int((result.trials["state"] == "PRUNED").sum()) if len(result.trials) else 0
+        console.print(
+            f"  fold log-loss: configured {result.baseline_log_loss:.5f} -> best {result.best_log_loss:.5f} "
+            f"({len(result.trials)} trials, {pruned} pruned)"
+        )
+        console.print(f"  best: {result.best_params.model_dump()}")
+        model_config = with_best_params(model_config, result)
+    target = write_config or config or DEFAULT_MODEL_CONFIG
+    write_text(model_config.to_yaml(), target)
+    console.print(f"wrote tuned config to [bold]{target}[/]")
+
+
 def _print_evaluation(outputs) -> None:
     from rich.table import Table
 
@@ -293,52 +350,67 @@ def _print_evaluation(outputs) -> None:
 @app.command()
 def demo(
     workdir: Annotated[
-        Path, typer.Option("--workdir", help="Where the demo writes its world and outputs.")
+        Path,
+        typer.Option(
+            "--workdir", help="Where the demo writes its world (the run goes to models/)."
+        ),
     ] = Path("data"),
+    run_dir: Annotated[
+        Path, typer.Option("--run-dir", help="Run folder of the demo training.")
+    ] = Path("models/demo_run"),
     accounts: Annotated[
         int, typer.Option("--accounts", min=50, help="Accounts in the demo world.")
     ] = 20_000,
     seed: Annotated[int, typer.Option("--seed", min=0)] = 7,
 ) -> None:
-    """Run every pipeline stage that exists on the embedded synthetic world."""
+    """Run the whole pipeline on the embedded synthetic world: generate, validate, features, train, evaluate."""
     from propensity.contract import load_tables, summarize
-    from propensity.features import build_features
     from propensity.io import write_parquet
-    from propensity.snapshots import SpineConfig, build_labels, build_spine
-    from propensity.world import WorldConfig, generate_world
+    from propensity.pipeline import run_training, write_run
+    from propensity.scorecard import Scorecard
+    from propensity.world import WorldConfig, generate_world, read_truth
 
     world = workdir / "demo_world"
-    features_path = workdir / "demo_features.parquet"
-    labels_path = workdir / "demo_features.labels.parquet"
+    features_path = run_dir / "features.parquet"
     config = WorldConfig(n_accounts=accounts, seed=seed)
-    spine_config = SpineConfig()
+    model_config = _model_config(None)
     started = time.perf_counter()
     with _progress() as progress:
-        task = progress.add_task("1/3 generate world", total=None)
+        task = progress.add_task("1/4 generate world", total=None)
         generate_world(
             config,
             world,
             overwrite=True,
             on_chunk=lambda d, t: progress.update(task, completed=d, total=t),
         )
-        task = progress.add_task("2/3 validate contract", total=1)
+        task = progress.add_task("2/4 validate contract", total=1)
         tables = load_tables(world)
         progress.update(task, completed=1)
-        task = progress.add_task("3/3 build features", total=1)
-        spine = build_spine(tables, spine_config)
-        feature_set = build_features(tables, spine)
-        write_parquet(feature_set.matrix, features_path)
-        write_parquet(build_labels(tables, spine, spine_config), labels_path)
+        task = progress.add_task("3/4 features, train, evaluate", total=5)
+        outputs = run_training(
+            tables,
+            model_config,
+            Scorecard.from_yaml(),
+            read_truth(world),
+            progress=lambda step: progress.update(task, advance=1, description=f"3/4 {step}"),
+        )
+        task = progress.add_task("4/4 write run folder", total=1)
+        write_run(outputs, run_dir)
+        write_parquet(outputs.result.feature_set.matrix, features_path)
         progress.update(task, completed=1)
     for line in summarize(tables).to_lines():
         console.print(f"  {line}", highlight=False)
+    feature_set = outputs.result.feature_set
     console.print(
-        f"  features: {len(spine):,} snapshot rows x {len(feature_set.model_columns)} features"
+        f"  features: {len(feature_set.matrix):,} snapshot rows x {len(feature_set.model_columns)} features"
     )
     _print_coverage(feature_set)
+    _print_evaluation(outputs)
     console.print(f"demo finished in {time.perf_counter() - started:.1f} s")
     console.print(f"  world (five contract tables + truth/): [bold]{world}[/]")
-    console.print(f"  feature matrix: [bold]{features_path}[/] (labels: {labels_path})")
+    console.print(
+        f"  run folder: [bold]{run_dir}[/] (evaluation.md, deciles.csv, test_predictions.parquet, models/)"
+    )
 
 
 def _load(data: Path, unknown_accounts: str = "error"):

@@ -81,11 +81,13 @@ def out_of_time_split(
 
 
 class SnapshotTimeSeriesSplit:
-    """Time-ordered CV over snapshot dates (scikit-learn splitter protocol).
+    """Time-ordered, account-grouped CV over snapshot dates (scikit-learn splitter protocol).
 
     ``X`` must have an ``as_of`` column. The distinct dates are cut into ``n_splits + 1``
-    consecutive blocks; fold ``i`` trains on all dates before block ``i + 1`` minus
-    ``gap_days`` and validates on block ``i + 1``. All rows of a date land in the same part.
+    consecutive blocks; fold ``i`` validates on block ``i + 1`` and trains on the dates before
+    that block minus ``gap_days``. All rows of a date land in the same part. With ``groups``
+    (account ids), accounts are also split into ``n_splits`` groups: fold ``i`` validates only on
+    group ``i`` and trains only on the other groups, so no account is on both sides of a fold.
     """
 
     def __init__(self, n_splits: int = 3, gap_days: int = 90):
@@ -107,10 +109,21 @@ class SnapshotTimeSeriesSplit:
         blocks = np.array_split(dates, self.n_splits + 1)
         values = as_of.to_numpy()
         gap = np.timedelta64(self.gap_days, "D")
-        for block in blocks[1:]:
+        if groups is None:
+            account_group = np.full(len(values), -1)
+        else:
+            # stable, order-free assignment of accounts to groups
+            codes = pd.util.hash_array(np.asarray(groups).astype(str))
+            account_group = (codes % np.uint64(self.n_splits)).astype(int)
+        for fold, block in enumerate(blocks[1:]):
             start = block[0]
-            train = np.flatnonzero(values < start - gap)
-            valid = np.flatnonzero(np.isin(values, block))
+            in_train_time = values < start - gap
+            in_valid_time = np.isin(values, block)
+            if groups is None:
+                train, valid = np.flatnonzero(in_train_time), np.flatnonzero(in_valid_time)
+            else:
+                train = np.flatnonzero(in_train_time & (account_group != fold))
+                valid = np.flatnonzero(in_valid_time & (account_group == fold))
             if len(train) == 0:
                 raise ValueError(
                     f"fold validating from {pd.Timestamp(start).date()} has no training dates before the "

@@ -72,6 +72,9 @@ class TuningConfig(BaseModel):
 
     n_trials: int = Field(25, ge=1, le=10_000)
     n_splits: int = Field(3, ge=1, le=20)
+    gap_days: int = Field(
+        30, ge=0, le=730, description="gap between a fold's training and validation dates"
+    )
     timeout_s: float | None = Field(None, gt=0)
 
 
@@ -137,6 +140,25 @@ class _MarginClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X) -> np.ndarray:
         p = 1 / (1 + np.exp(-self.decision_function(X)))
         return np.column_stack([1 - p, p])
+
+    def predict(self, X) -> np.ndarray:
+        return (self.decision_function(X) > 0).astype(int)
+
+
+class _PrecomputedMargin(ClassifierMixin, BaseEstimator):
+    """Reads a margin that was already computed (column 0 of X): calibration candidates are cheap."""
+
+    @classmethod
+    def of(cls, classes) -> _PrecomputedMargin:
+        wrapper = cls()
+        wrapper.classes_ = classes
+        return wrapper
+
+    def fit(self, X, y):  # pragma: no cover - only ever used frozen
+        raise NotImplementedError("reads precomputed margins")
+
+    def decision_function(self, X) -> np.ndarray:
+        return np.asarray(X)[:, 0]
 
     def predict(self, X) -> np.ndarray:
         return (self.decision_function(X) > 0).astype(int)
@@ -241,17 +263,19 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         groups = (
             X_valid["account_id"].to_numpy() if "account_id" in X_valid else np.arange(len(valid))
         )
-        base = FrozenEstimator(_MarginClassifier.of(self.model_, self.prior_shift_))
+        # the margin is computed once; the candidates are calibrated on it directly
+        margin = (self.model_.predict(valid, raw_score=True) + self.prior_shift_).reshape(-1, 1)
+        base = FrozenEstimator(_PrecomputedMargin.of(self.model_.classes_))
         losses: dict[str, float] = {}
         for method in self.calibration_methods:
             fold_losses = []
-            for fit_idx, eval_idx in GroupKFold(n_splits=3).split(valid, y_valid, groups):
+            for fit_idx, eval_idx in GroupKFold(n_splits=3).split(margin, y_valid, groups):
                 if y_valid[fit_idx].min() == y_valid[fit_idx].max():
                     continue
                 calibrated = CalibratedClassifierCV(base, method=method).fit(
-                    valid.iloc[fit_idx], y_valid[fit_idx]
+                    margin[fit_idx], y_valid[fit_idx]
                 )
-                p = np.clip(calibrated.predict_proba(valid.iloc[eval_idx])[:, 1], 1e-6, 1 - 1e-6)
+                p = np.clip(calibrated.predict_proba(margin[eval_idx])[:, 1], 1e-6, 1 - 1e-6)
                 fold_losses.append(log_loss(y_valid[eval_idx], p, labels=[0, 1]))
             losses[method] = float(np.mean(fold_losses)) if fold_losses else float("inf")
         return min(losses, key=losses.get), losses

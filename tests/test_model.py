@@ -1,0 +1,264 @@
+"""Splits, the minimum-data gate, calibration, determinism, the scorecard and the metric functions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+from propensity.contract import load_tables
+from propensity.evaluate import decile_table, score_metrics
+from propensity.features import build_features
+from propensity.pipeline import run_training
+from propensity.scorecard import Scorecard
+from propensity.snapshots import SpineConfig, build_labels, build_spine
+from propensity.splits import SnapshotTimeSeriesSplit, SplitConfig, out_of_time_split
+from propensity.train import InsufficientDataError, ModelConfig, train_heads
+from propensity.world import WorldConfig, generate_world, read_truth
+
+# ---------------------------------------------------------------------------------------------
+# metric functions against hand-computed examples and scikit-learn
+
+
+def metrics(label, score, **kwargs):
+    n = len(label)
+    return score_metrics(
+        label, score, group=np.arange(n), as_of=np.zeros(n), n_bootstrap=0, **kwargs
+    )
+
+
+def test_roc_auc_hand_computed_with_a_tie():
+    # positives 0.9 and 0.5; negatives 0.8 and 0.5 -> pairs: (0.9>0.8) 1, (0.9>0.5) 1, (0.5<0.8) 0, tie 0.5
+    result = metrics([1, 0, 1, 0], [0.9, 0.8, 0.5, 0.5])
+    assert result["roc_auc"] == pytest.approx((1 + 1 + 0 + 0.5) / 4)
+
+
+def test_average_precision_hand_computed():
+    # ranking 1,0,1,0: precision at the two positives 1/1 and 2/3 -> (1 + 2/3) / 2
+    result = metrics([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.6])
+    assert result["pr_auc"] == pytest.approx((1 + 2 / 3) / 2)
+
+
+def test_lift_and_precision_at_capacity_hand_computed():
+    label = [1, 1, 0, 0, 0, 0, 0, 0, 0, 0] * 2  # base rate 0.2
+    score = list(range(20, 0, -1))  # rows in order
+    result = score_metrics(
+        label, score, group=np.arange(20), as_of=np.zeros(20), capacity_k=2, n_bootstrap=0
+    )
+    assert result["lift_10"] == pytest.approx(1.0 / 0.2)  # top 2 rows are both positive
+    assert result["precision_at_k"] == pytest.approx(1.0)
+    assert result["recall_at_k"] == pytest.approx(2 / 4)
+
+
+def test_brier_and_ece_hand_computed():
+    result = metrics([1, 0], [0.8, 0.2])
+    assert result["brier"] == pytest.approx((0.2**2 + 0.2**2) / 2)
+    assert result["ece"] == pytest.approx(0.2)  # each row its own bin, |0.8-1| and |0.2-0|
+
+
+def test_metrics_agree_with_scikit_learn_on_random_scores():
+    rng = np.random.default_rng(3)
+    label = rng.random(3000) < 0.1
+    score = np.round(rng.random(3000) + label * 0.3, 2)  # rounding makes ties
+    ours = metrics(label.astype(int), score / score.max())
+    assert ours["roc_auc"] == pytest.approx(roc_auc_score(label, score))
+    assert ours["pr_auc"] == pytest.approx(average_precision_score(label, score))
+    assert ours["brier"] == pytest.approx(brier_score_loss(label, score / score.max()))
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_resamples_accounts():
+    rng = np.random.default_rng(1)
+    label = (rng.random(2000) < 0.2).astype(int)
+    score = rng.random(2000) + label * 0.5
+    accounts = np.repeat(np.arange(500), 4)
+    result = score_metrics(
+        label, score, accounts, np.tile(np.arange(4), 500), capacity_k=50, n_bootstrap=100
+    )
+    assert result["roc_auc_lo"] < result["roc_auc"] < result["roc_auc_hi"]
+    assert result["roc_auc_hi"] - result["roc_auc_lo"] < 0.1
+
+
+def test_decile_table_counts_rates_and_cumulative_share():
+    label = [1] * 10 + [0] * 90
+    score = np.arange(100, 0, -1)
+    table = decile_table(label, score)
+    assert table["accounts"].tolist() == [10] * 10
+    assert table.loc[0, "positives"] == 10 and table.loc[0, "lift"] == pytest.approx(10.0)
+    assert table["cumulative_share_of_positives"].iloc[-1] == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# splits
+
+
+def test_out_of_time_split_keeps_dates_apart_with_a_gap():
+    dates = pd.date_range("2024-01-01", periods=20, freq="MS")
+    as_of = pd.Series(np.repeat(dates, 3))
+    complete = pd.Series(as_of <= dates[16])  # the last 3 months are unlabelled
+    split = out_of_time_split(
+        as_of, complete, SplitConfig(test_months=4, valid_months=3), horizon_days=90
+    )
+    parts = {"train": split.train, "valid": split.valid, "test": split.test}
+    for a in parts:
+        for b in parts:
+            if a < b:
+                assert set(as_of[parts[a]]).isdisjoint(set(as_of[parts[b]]))
+    assert complete[split.test].all()
+    assert as_of[split.test].min() == pd.Timestamp("2025-02-01")
+    assert as_of[split.valid].max() + pd.Timedelta(days=90) < as_of[split.test].min()
+    assert as_of[split.train].max() < as_of[split.valid].min()
+
+
+def test_out_of_time_split_explains_an_empty_window():
+    dates = pd.Series(pd.date_range("2024-01-01", periods=5, freq="MS"))
+    with pytest.raises(ValueError, match="the train window is empty"):
+        out_of_time_split(
+            dates, pd.Series([True] * 5), SplitConfig(test_months=2, valid_months=1), 90
+        )
+
+
+def test_snapshot_time_series_split_exact_folds():
+    X = pd.DataFrame({"as_of": np.repeat(pd.date_range("2024-01-01", periods=5, freq="MS"), 2)})
+    folds = list(SnapshotTimeSeriesSplit(n_splits=2, gap_days=20).split(X))
+    # dates blocks: [Jan, Feb], [Mar, Apr], [May]; a 20-day gap drops nothing at month starts
+    assert [f[0].tolist() for f in folds] == [[0, 1, 2, 3], [0, 1, 2, 3, 4, 5, 6, 7]]
+    assert [f[1].tolist() for f in folds] == [[4, 5, 6, 7], [8, 9]]
+    gapped = list(SnapshotTimeSeriesSplit(n_splits=2, gap_days=40).split(X))
+    assert gapped[0][0].tolist() == [0, 1]  # Feb is within 40 days of Mar
+
+
+def test_snapshot_split_refuses_too_many_splits():
+    X = pd.DataFrame({"as_of": pd.date_range("2024-01-01", periods=3, freq="MS")})
+    with pytest.raises(ValueError, match="Too many splits=3 for 3 snapshot dates"):
+        list(SnapshotTimeSeriesSplit(n_splits=3).split(X))
+
+
+# ---------------------------------------------------------------------------------------------
+# scorecard
+
+
+def test_scorecard_points_with_step_decay_and_cap():
+    card = Scorecard.model_validate(
+        {
+            "fit": {
+                "industry": {"software": 20},
+                "size_band": {"51-200": 15},
+                "flags": {"tech_crm": 10},
+            },
+            "engagement": {
+                "points": {"meeting": 25, "email_open": 1},
+                "decay": {7: 1.0, 30: 0.5, 90: 0.25},
+                "cap": 40,
+            },
+        }
+    )
+    features = pd.DataFrame(
+        {
+            "industry": ["software", "retail"],
+            "size_band": ["51-200", None],
+            "tech_crm": [1.0, np.nan],
+            "eng_meeting_7d": [1, 0],
+            "eng_meeting_30d": [2, 0],
+            "eng_meeting_90d": [2, 0],
+            "eng_email_open_7d": [0, 10],
+            "eng_email_open_30d": [0, 20],
+            "eng_email_open_90d": [0, 40],
+        }
+    )
+    assert card.fit_points(features).tolist() == [45.0, 0.0]
+    # account 1: meeting 25*1 + 25*0.5 = 37.5; account 2: opens 10*1 + 10*0.5 + 20*0.25 = 20
+    assert card.engagement_points(features).tolist() == [37.5, 20.0]
+    features.loc[0, "eng_meeting_7d"] = 3
+    features.loc[0, "eng_meeting_30d"] = 3
+    assert card.engagement_points(features)[0] == 40.0  # capped
+
+
+def test_scorecard_rejects_increasing_decay():
+    with pytest.raises(ValueError, match="decay weights must be >= 0 and not increase"):
+        Scorecard.model_validate({"engagement": {"decay": {7: 0.5, 30: 1.0}}})
+
+
+def test_default_scorecard_yaml_loads():
+    card = Scorecard.from_yaml()
+    assert card.handover_threshold > 0 and card.engagement.points["meeting"] > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# training on a small generated world
+
+
+FAST = {"n_bootstrap": 20, "conversion": {"n_estimators": 300}, "fit": {"n_estimators": 200}}
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory):
+    folder = generate_world(
+        WorldConfig(n_accounts=4000, seed=5), tmp_path_factory.mktemp("w") / "world"
+    )
+    return folder, load_tables(folder)
+
+
+@pytest.fixture(scope="module")
+def small_run(small_world):
+    folder, tables = small_world
+    config = ModelConfig.model_validate(FAST)
+    return run_training(tables, config, Scorecard.from_yaml(), read_truth(folder))
+
+
+def test_model_beats_the_scorecard_and_is_calibrated_on_the_test_window(small_run):
+    evaluation = small_run.evaluation.set_index(["head", "scorer"])
+    model = evaluation.loc[("conversion", "model")]
+    assert model["roc_auc"] > evaluation.loc[("conversion", "scorecard"), "roc_auc"] + 0.03
+    rows = small_run.predictions[small_run.predictions["head"] == "conversion"]
+    assert rows["model"].mean() == pytest.approx(rows["label"].mean(), abs=0.01)
+    assert model["ece"] < 0.03
+
+
+def test_test_predictions_hold_every_scorer_and_complete_labels(small_run):
+    predictions = small_run.predictions
+    assert {
+        "account_id",
+        "as_of",
+        "head",
+        "label",
+        "model",
+        "scorecard",
+        "logistic",
+        "oracle",
+    } <= set(predictions)
+    assert predictions["oracle"].notna().all()
+    test_start = small_run.result.split.t2
+    assert (predictions["as_of"] >= test_start).all()
+    evaluation = small_run.evaluation
+    for column in (
+        "roc_auc",
+        "roc_auc_lo",
+        "roc_auc_hi",
+        "lift_10_lo",
+        "precision_at_k_hi",
+        "recall_at_k",
+    ):
+        assert column in evaluation
+
+
+def test_same_seed_and_config_give_identical_metrics(small_world, small_run):
+    folder, tables = small_world
+    again = run_training(
+        tables, ModelConfig.model_validate(FAST), Scorecard.from_yaml(), read_truth(folder)
+    )
+    pd.testing.assert_frame_equal(small_run.evaluation, again.evaluation)
+
+
+def test_too_few_positives_is_refused_with_the_count(small_world):
+    _, tables = small_world
+    config = ModelConfig.model_validate({**FAST, "min_positives": 100_000})
+    spine = build_spine(tables, SpineConfig())
+    labels = build_labels(tables, spine, SpineConfig())
+    features = build_features(tables, spine)
+    with pytest.raises(
+        InsufficientDataError, match=r"head 'fit': only \d+ positive labels .* at least 100000"
+    ):
+        train_heads(features, labels, config)
+    with pytest.raises(InsufficientDataError, match="fit-only model"):
+        train_heads(features, labels, config, heads=("conversion",))

@@ -1,0 +1,38 @@
+"""The README's figures are the ones in the saved benchmark files, and its commands exist."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_model_figures_match_the_benchmark_file():
+    readme = (ROOT / "README.md").read_text()
+    figures = json.loads((ROOT / "benchmarks" / "model.json").read_text())
+    for key in (
+        "conversion_model_roc_auc",
+        "conversion_scorecard_roc_auc",
+        "conversion_logistic_roc_auc",
+        "conversion_oracle_roc_auc",
+        "top_decile_lift_model",
+        "top_decile_lift_scorecard",
+        "conversion_model_ece",
+    ):
+        assert f"**{figures[key]}**" in readme, key
+
+
+def test_benchmark_meets_the_model_targets():
+    figures = json.loads((ROOT / "benchmarks" / "model.json").read_text())
+    assert figures["gap_to_oracle"] <= 0.05
+    assert figures["gain_over_scorecard"] >= 0.08
+    assert figures["top_decile_lift_ratio"] >= 1.5
+    assert figures["conversion_model_ece"] < 0.02
+
+
+def test_readme_shows_the_two_commands_and_links_exist():
+    readme = (ROOT / "README.md").read_text()
+    assert "make demo" in readme and "make test" in readme
+    for link in ("benchmarks/model.md", "benchmarks/features.md", "src/propensity/contract.py"):
+        assert link in readme and (ROOT / link).exists(), link
