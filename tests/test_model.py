@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from propensity.contract import load_tables
@@ -262,3 +263,21 @@ def test_too_few_positives_is_refused_with_the_count(small_world):
         train_heads(features, labels, config)
     with pytest.raises(InsufficientDataError, match="fit-only model"):
         train_heads(features, labels, config, heads=("conversion",))
+
+
+def test_tuning_is_seeded_reuses_its_folds_and_lands_in_the_config(small_world):
+    from propensity.tune import tune_head, with_best_params
+
+    _, tables = small_world
+    config = ModelConfig.model_validate({**FAST, "tuning": {"n_trials": 3, "n_splits": 2, "gap_days": 30}})
+    spine = build_spine(tables, config.spine)
+    labels = build_labels(tables, spine, config.spine)
+    features = build_features(tables, spine)
+    first = tune_head(features, labels, config)
+    second = tune_head(features, labels, config)
+    assert first.trials["value"].tolist() == second.trials["value"].tolist()
+    assert first.folds == 2 and len(first.trials) == 3
+    assert first.best_log_loss <= first.baseline_log_loss
+    tuned = with_best_params(config, first)
+    assert tuned.conversion == first.best_params
+    assert ModelConfig.model_validate(yaml.safe_load(tuned.to_yaml())) == tuned
