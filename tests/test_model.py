@@ -269,7 +269,9 @@ def test_tuning_is_seeded_reuses_its_folds_and_lands_in_the_config(small_world):
     from propensity.tune import tune_head, with_best_params
 
     _, tables = small_world
-    config = ModelConfig.model_validate({**FAST, "tuning": {"n_trials": 3, "n_splits": 2, "gap_days": 30}})
+    config = ModelConfig.model_validate(
+        {**FAST, "tuning": {"n_trials": 3, "n_splits": 2, "gap_days": 30}}
+    )
     spine = build_spine(tables, config.spine)
     labels = build_labels(tables, spine, config.spine)
     features = build_features(tables, spine)

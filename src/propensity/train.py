@@ -244,6 +244,13 @@ class HeadModel(ClassifierMixin, BaseEstimator):
             callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
         )
         self.best_iteration_ = int(self.model_.best_iteration_ or params.n_estimators)
+        # typical values among positives, so reasons can say "below the usual customer size"
+        positives = train[y[keep] == 1]
+        self.positive_medians_ = {
+            c: float(positives[c].median())
+            for c in self.features_
+            if c not in self.categories_ and positives[c].notna().any()
+        }
         # undo the prior shift of negative down-sampling (odds were multiplied by 1/rate)
         self.prior_shift_ = float(np.log(self.negative_sample_rate))
         self.calibration_method_, self.calibration_losses_ = self._choose_calibration(
