@@ -19,7 +19,8 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["generate"], ["validate"], ["features"], ["train"], ["tune"], ["demo"]]
+    "command",
+    [[], ["generate"], ["validate"], ["features"], ["train"], ["tune"], ["explain"], ["demo"]],
 )
 def test_every_command_has_help(command):
     result = run(*command, "--help")
@@ -115,6 +116,28 @@ def test_train_through_the_cli_writes_the_run_folder(tmp_path):
     predictions = pd.read_parquet(run_dir / "test_predictions.parquet")
     assert list(predictions.columns[:4]) == ["account_id", "as_of", "head", "label"]
     assert (run_dir / "models" / "conversion.lgb.txt").exists()
+    assert (run_dir / "global_reasons.csv").exists() and (
+        run_dir / "global_reasons_conversion.png"
+    ).exists()
+
+    account = (
+        predictions.loc[predictions["head"] == "conversion"]
+        .sort_values("model")["account_id"]
+        .iloc[-1]
+    )
+    card = run(
+        "explain",
+        "--account",
+        account,
+        "--data",
+        str(world),
+        "--run",
+        str(run_dir),
+        "--as-of",
+        "2025-10-01",
+    )
+    assert card.returncode == 0, card.stderr
+    assert "conversion" in card.stdout and "score" in card.stdout
 
 
 def test_train_refuses_a_bad_config_naming_the_key(tmp_path):
@@ -125,3 +148,9 @@ def test_train_refuses_a_bad_config_naming_the_key(tmp_path):
     )
     assert result.returncode == 2
     assert "conversion.num_leaves" in result.stderr and "min_positive" in result.stderr
+
+
+def test_explain_unknown_account_is_a_clear_error(tmp_path):
+    result = run("explain", "--account", "nope", "--data", str(tmp_path), "--run", str(tmp_path))
+    assert result.returncode == 2
+    assert "scoring_model.joblib" in result.stderr

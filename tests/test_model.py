@@ -283,3 +283,28 @@ def test_tuning_is_seeded_reuses_its_folds_and_lands_in_the_config(small_world):
     tuned = with_best_params(config, first)
     assert tuned.conversion == first.best_params
     assert ModelConfig.model_validate(yaml.safe_load(tuned.to_yaml())) == tuned
+
+
+def test_scored_rows_carry_scores_tiers_reasons_and_the_model_version(small_world, small_run):
+    import json
+
+    from propensity.score import account_card, score_snapshot, scoring_model
+
+    _, tables = small_world
+    model = scoring_model(small_run.result)
+    scored = score_snapshot(tables, model, "2025-10-01")
+    for head in ("fit", "conversion"):
+        assert scored[f"{head}_score"].between(0, 100).all()
+        assert scored[f"{head}_probability"].between(0, 1).all()
+        reasons = scored[f"{head}_reasons_json"].map(json.loads)
+        assert reasons.map(len).gt(0).mean() > 0.9
+    assert set(scored["conversion_tier"]) <= {"hot", "warm", "cold"}
+    assert set(scored["fit_tier"]) <= {"A", "B", "C", "D"}
+    assert scored["model_version"].nunique() == 1 and scored["model_version"].iloc[0].startswith(
+        "sha-"
+    )
+    assert model.version == scoring_model(small_run.result).version  # same model, same version
+    hot = scored.sort_values("conversion_probability").iloc[-1]
+    card = account_card(tables, model, hot["account_id"], "2025-10-01")
+    assert card["heads"]["conversion"]["score"] == hot["conversion_score"]
+    assert "score_delta" in card["heads"]["conversion"] and card["heads"]["conversion"]["reasons"]

@@ -165,7 +165,7 @@ def model_benchmark(workdir: Path, out_dir: Path) -> dict:
     from propensity.contract import load_tables
     from propensity.evaluate import to_markdown
     from propensity.io import write_text
-    from propensity.pipeline import run_training, write_run
+    from propensity.pipeline import reason_checks, run_training, write_run
     from propensity.scorecard import Scorecard
     from propensity.train import DEFAULT_MODEL_CONFIG, ModelConfig
     from propensity.world import WorldConfig, generate_world, read_truth
@@ -202,6 +202,17 @@ def model_benchmark(workdir: Path, out_dir: Path) -> dict:
         "fit_model_spearman_true_fit": round(outputs.fit_truth["model_spearman_true_fit"], 3),
         "train_evaluate_seconds": round(seconds, 1),
     }
+    truth_accounts, truth_conversion = read_truth(world)
+    checks = reason_checks(outputs.result, truth_conversion, truth_accounts)
+    figures["reasons_as_of"] = checks["as_of"]
+    figures["buying_accounts"] = checks["buying_accounts"]
+    figures["buying_top_reason_engagement_or_intent_share"] = round(
+        checks["buying_top_reason_engagement_or_intent_share"], 3
+    )
+    figures["engaged_trap_accounts"] = checks["engaged_trap_accounts"]
+    figures["trap_fit_reason_among_negatives_share"] = round(
+        checks["trap_fit_reason_among_negatives_share"], 3
+    )
     split = outputs.result.split.describe()
     lines = [
         "# Model benchmark: learned heads vs the hand-tuned scorecard",
@@ -227,6 +238,14 @@ def model_benchmark(workdir: Path, out_dir: Path) -> dict:
         f"| expected calibration error | {figures['conversion_model_ece']} | < 0.02 |",
         f"| fit head vs true fit: AUC on 'true fit above median' / Spearman | "
         f"{figures['fit_model_auc_true_fit_above_median']} / {figures['fit_model_spearman_true_fit']} | reported |",
+        "",
+        f"## Reasons (conversion head, last test date {figures['reasons_as_of']})",
+        "",
+        f"- accounts in the true buying state whose top reason is an engagement or intent reason: "
+        f"{figures['buying_top_reason_engagement_or_intent_share']:.1%} of {figures['buying_accounts']}",
+        f"- no-fit trap accounts with engagement (students, competitors, vendors' staff) with a fit "
+        f"reason among their negatives: {figures['trap_fit_reason_among_negatives_share']:.1%} of "
+        f"{figures['engaged_trap_accounts']}",
         "",
         "## Comparison table",
         "",

@@ -309,6 +309,60 @@ def tune(
     console.print(f"wrote tuned config to [bold]{target}[/]")
 
 
+@app.command()
+def explain(
+    account: Annotated[str, typer.Option("--account", help="account_id to explain.")],
+    data: Annotated[Path, typer.Option("--data", help="Contract data folder.")],
+    run: Annotated[
+        Path, typer.Option("--run", help="Run folder written by `propensity train`.")
+    ] = Path("models/demo_run"),
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Snapshot date (default: end of the data).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the card as JSON.")] = False,
+) -> None:
+    """One account's card: scores, tiers, reasons, and what changed since the previous snapshot."""
+    import json
+
+    from propensity.score import account_card, load_scoring_model
+
+    snapshot = _parse_date("--as-of", as_of) if as_of else None
+    try:
+        model = load_scoring_model(run)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+    tables = _load(data)
+    try:
+        card = account_card(tables, model, account, snapshot)
+    except KeyError as exc:
+        raise _fail(str(exc.args[0])) from None
+    if as_json:
+        console.print_json(json.dumps(card))
+        return
+    name = tables.accounts.set_index("account_id").loc[account, "name"]
+    console.print(
+        f"[bold]{name}[/] ({account}) as of {card['as_of']}  model {card['model_version']}",
+        highlight=False,
+    )
+    for head, entry in card["heads"].items():
+        delta = entry.get("score_delta")
+        change = "" if delta is None else f"  ({delta:+d} since {entry['previous_as_of']})"
+        console.print(
+            f"  {head:<10} score {entry['score']:>3}/100  tier {entry['tier']:<5} p={entry['probability']:.3f}{change}",
+            highlight=False,
+        )
+        for reason in entry["reasons"]:
+            sign = "+" if reason["contribution"] > 0 else "-"
+            console.print(
+                f"      {sign} {reason['text']}  ({reason['share']:+.0%})",
+                highlight=False,
+                markup=False,
+            )
+        if entry.get("moved"):
+            moved = ", ".join(f"{m['field']} {m['change']:+.2f}" for m in entry["moved"])
+            console.print(f"      moved most since last snapshot: {moved}", highlight=False)
+
+
 def _print_evaluation(outputs) -> None:
     from rich.table import Table
 

@@ -305,7 +305,9 @@ _WORDING["eng_total"] = _total
 def _flag(name: str):
     def wording(values: dict, reference: dict) -> str:
         value = values.get(name)
-        tool = name.removeprefix("tech_").replace("_", " ")
+        tool = (
+            name.removeprefix("tech_").replace("_", " ").replace("crm", "CRM").replace("erp", "ERP")
+        )
         return f"Uses {tool}" if value == 1 else f"No {tool} detected"
 
     return wording
@@ -419,5 +421,5 @@ def plot_global_importance(table: pd.DataFrame, path, top: int = 15) -> None:
     ax.set_xlabel("mean |contribution| (log-odds)")
     ax.set_title(f"What drives the {table['head'].iloc[0]} score")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)

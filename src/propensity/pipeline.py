@@ -18,8 +18,10 @@ import pandas as pd
 
 from propensity.contract import Tables
 from propensity.evaluate import calibration_table, comparison_table, decile_table, to_markdown
+from propensity.explain import global_importance, plot_global_importance
 from propensity.features import build_features
 from propensity.io import write_atomic, write_parquet, write_text
+from propensity.score import scoring_model
 from propensity.scorecard import Scorecard
 from propensity.snapshots import build_labels, build_spine
 from propensity.train import HEADS, ModelConfig, TrainResult, head_labels, train_heads
@@ -161,6 +163,57 @@ def run_training(
     )
 
 
+def global_reasons(result: TrainResult, max_rows: int = 20_000) -> pd.DataFrame:
+    """SHAP summary per head on the test window: mean |contribution| per business field."""
+    test = result.data.loc[result.split.test]
+    if len(test) > max_rows:
+        test = test.sample(max_rows, random_state=result.config.seed)
+    tables = []
+    for head, fitted in result.heads.items():
+        specs = [s for s in result.feature_set.specs if s.name in fitted.features]
+        tables.append(global_importance(fitted.model, test, specs, head))
+    return pd.concat(tables, ignore_index=True)
+
+
+def reason_checks(
+    result: TrainResult, truth_conversion: pd.DataFrame, truth_accounts: pd.DataFrame
+) -> dict:
+    """On the last test date: how often the top conversion reason of a truly buying account is an
+    engagement or intent reason, and how often a no-fit trap account with engagement gets a fit
+    (firmographic) reason among its negatives."""
+    from propensity.explain import explain
+
+    data = result.data.loc[result.split.test]
+    last = data[data["as_of"] == data["as_of"].max()]
+    states = truth_conversion.set_index(["account_id", "as_of"])["true_state"]
+    state = states.reindex(pd.MultiIndex.from_frame(last[["account_id", "as_of"]])).to_numpy()
+    trap = last["account_id"].map(truth_accounts.set_index("account_id")["trap"]).to_numpy()
+    fitted = result.heads["conversion"]
+    specs = [
+        s for s in result.feature_set.specs if s.name in fitted.features or s.kind == "context"
+    ]
+    buying = last[state == "buying"]
+    engaged_traps = last[(trap != "none") & (last["eng_events_90d"] > 0)]
+    out = {
+        "as_of": str(last["as_of"].max().date()),
+        "buying_accounts": len(buying),
+        "engaged_trap_accounts": len(engaged_traps),
+    }
+    if len(buying):
+        reasons = explain(fitted.model, buying, specs)["reasons_json"].map(json.loads)
+        top = reasons.map(lambda r: r[0]["family"] if r and r[0]["contribution"] > 0 else None)
+        out["buying_top_reason_engagement_or_intent_share"] = float(
+            top.isin(["engagement", "intent"]).mean()
+        )
+    if len(engaged_traps):
+        reasons = explain(fitted.model, engaged_traps, specs)["reasons_json"].map(json.loads)
+        fit_negative = reasons.map(
+            lambda r: any(x["family"] == "firmographic" and x["contribution"] < 0 for x in r)
+        )
+        out["trap_fit_reason_among_negatives_share"] = float(fit_negative.mean())
+    return out
+
+
 def write_run(outputs: RunOutputs, run_dir: Path) -> list[Path]:
     """Write the run folder: evaluation (CSV + Markdown), deciles, test predictions, models, config."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -206,6 +259,22 @@ def write_run(outputs: RunOutputs, run_dir: Path) -> list[Path]:
         "timings_s": outputs.timings,
     }
     written.append(write_text(json.dumps(summary, indent=2) + "\n", run_dir / "summary.json"))
+    importance = global_reasons(result)
+    written.append(
+        write_atomic(run_dir / "global_reasons.csv", lambda p: importance.to_csv(p, index=False))
+    )
+    for head, table in importance.groupby("head", sort=False):
+        written.append(
+            write_atomic(
+                run_dir / f"global_reasons_{head}.png",
+                lambda p, t=table: plot_global_importance(t, p),
+            )
+        )
+    written.append(
+        write_atomic(
+            run_dir / "scoring_model.joblib", lambda p: joblib.dump(scoring_model(result), p)
+        )
+    )
     models = run_dir / "models"
     models.mkdir(exist_ok=True)
     for head, r in result.heads.items():
