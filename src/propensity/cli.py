@@ -460,10 +460,17 @@ def demo(
     )
     _print_coverage(feature_set)
     _print_evaluation(outputs)
+    top = outputs.predictions.query("head == 'conversion'").sort_values("model").iloc[-1]
+    console.print(
+        f"\nwhy the top test-window account ranks high (`propensity explain --account {top.account_id}`):"
+    )
+    explain(
+        account=top.account_id, data=world, run=run_dir, as_of=str(top.as_of.date()), as_json=False
+    )
     console.print(f"demo finished in {time.perf_counter() - started:.1f} s")
     console.print(f"  world (five contract tables + truth/): [bold]{world}[/]")
     console.print(
-        f"  run folder: [bold]{run_dir}[/] (evaluation.md, deciles.csv, test_predictions.parquet, models/)"
+        f"  run folder: [bold]{run_dir}[/] (evaluation.md, deciles.csv, test_predictions.parquet, global_reasons_*.png, scoring_model.joblib)"
     )
 
 
