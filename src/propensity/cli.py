@@ -224,6 +224,17 @@ def train(
             help="Scorecard YAML to compare against (default configs/scorecard.yaml).",
         ),
     ] = None,
+    track: Annotated[
+        bool,
+        typer.Option("--track/--no-track", help="Log the run to MLflow and register both heads."),
+    ] = True,
+    tracking_uri_option: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri",
+            help="MLflow store (default: $MLFLOW_TRACKING_URI, else models/mlflow.db).",
+        ),
+    ] = None,
 ) -> None:
     """Train both heads out of time, compare with the scorecard, a logistic baseline and (on a generated world) the oracle."""
     from propensity.pipeline import run_training, write_run
@@ -251,6 +262,14 @@ def train(
     console.print(
         f"run folder: [bold]{out}[/] (evaluation.csv, evaluation.md, deciles.csv, test_predictions.parquet)"
     )
+    if track:
+        from propensity.tracking import log_training_run, tracking_uri
+
+        logged = log_training_run(outputs, out, tables, data, tracking_uri_option)
+        versions = ", ".join(f"{h} v{v}" for h, v in logged.versions.items())
+        console.print(
+            f"MLflow run {logged.run_id} in {tracking_uri(tracking_uri_option)}; registered as challenger: {versions}"
+        )
 
 
 @app.command()
@@ -361,6 +380,123 @@ def explain(
         if entry.get("moved"):
             moved = ", ".join(f"{m['field']} {m['change']:+.2f}" for m in entry["moved"])
             console.print(f"      moved most since last snapshot: {moved}", highlight=False)
+
+
+TRACKING_URI_OPTION = typer.Option(
+    "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else models/mlflow.db)."
+)
+
+
+def _heads(head: str) -> tuple[str, ...]:
+    if head not in ("fit", "conversion", "both"):
+        raise _fail(f"--head must be fit, conversion or both, got {head!r}")
+    return ("fit", "conversion") if head == "both" else (head,)
+
+
+@app.command()
+def promote(
+    head: Annotated[str, typer.Option("--head", help="fit, conversion or both.")] = "both",
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote even if the gate fails (needs --reason).")
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why the gate is overridden (logged).")
+    ] = None,
+    uri: Annotated[str | None, TRACKING_URI_OPTION] = None,
+) -> None:
+    """Move the champion alias to the challenger if it beats the champion on the challenger's test window."""
+    from propensity.tracking import promote as promote_heads
+
+    try:
+        decisions = promote_heads(_heads(head), force=force, reason=reason, uri=uri)
+    except (LookupError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    refused = False
+    for d in decisions:
+        verdict = "promoted" if d.promoted else "kept the champion"
+        console.print(
+            f"{d.head}: challenger v{d.challenger} vs champion v{d.champion or '-'}: {verdict} ({d.reason})"
+        )
+        if not d.comparison.empty:
+            console.print(d.comparison.to_string(index=False), highlight=False)
+        refused |= not d.promoted and d.champion != d.challenger
+    if refused:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def rollback(
+    head: Annotated[str, typer.Option("--head", help="fit, conversion or both.")] = "both",
+    uri: Annotated[str | None, TRACKING_URI_OPTION] = None,
+) -> None:
+    """Move the champion alias back to the previous champion version."""
+    from propensity.tracking import rollback as rollback_heads
+
+    try:
+        moved = rollback_heads(_heads(head), uri=uri)
+    except LookupError as exc:
+        raise _fail(str(exc)) from None
+    for name, (current, previous) in moved.items():
+        console.print(f"{name}: champion v{current} -> v{previous}")
+
+
+@app.command()
+def runs(
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many recent runs.")] = 10,
+    uri: Annotated[str | None, TRACKING_URI_OPTION] = None,
+) -> None:
+    """Recent training runs with their key metrics."""
+    from propensity.tracking import recent_runs
+
+    table = recent_runs(limit, uri)
+    if table.empty:
+        console.print("no runs yet: `propensity train` logs one")
+        return
+    console.print(table.round(4).to_string(index=False), highlight=False)
+
+
+@app.command()
+def score(
+    data: Annotated[Path, typer.Option("--data", help="Contract data folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Scored rows, .parquet or .csv.")],
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Snapshot date (default: end of the data).")
+    ] = None,
+    fit_version: Annotated[
+        str | None,
+        typer.Option("--fit-version", help="Registered fit version (default: champion)."),
+    ] = None,
+    conversion_version: Annotated[
+        str | None,
+        typer.Option(
+            "--conversion-version", help="Registered conversion version (default: champion)."
+        ),
+    ] = None,
+    uri: Annotated[str | None, TRACKING_URI_OPTION] = None,
+) -> None:
+    """Score the prospects at a date with the registry's champion models (or explicit versions)."""
+    from propensity.io import write_atomic
+    from propensity.score import score_snapshot
+    from propensity.tracking import load_registered_scoring_model
+
+    if out.suffix not in (".parquet", ".csv"):
+        raise _fail(f"--out must end in .parquet or .csv, got {out.name}")
+    snapshot = _parse_date("--as-of", as_of) if as_of else None
+    versions = {k: v for k, v in (("fit", fit_version), ("conversion", conversion_version)) if v}
+    try:
+        model = load_registered_scoring_model(versions, uri)
+    except LookupError as exc:
+        raise _fail(str(exc)) from None
+    tables = _load(data)
+    scored = score_snapshot(tables, model, snapshot)
+    if out.suffix == ".csv":
+        write_atomic(out, lambda p: scored.to_csv(p, index=False))
+    else:
+        write_atomic(out, lambda p: scored.to_parquet(p, index=False))
+    console.print(
+        f"scored {len(scored):,} prospects as of {scored['as_of'].iloc[0].date() if len(scored) else '-'} "
+        f"with {model.version}: {out}"
+    )
 
 
 def _print_evaluation(outputs) -> None:

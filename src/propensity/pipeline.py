@@ -259,6 +259,15 @@ def write_run(outputs: RunOutputs, run_dir: Path) -> list[Path]:
         "timings_s": outputs.timings,
     }
     written.append(write_text(json.dumps(summary, indent=2) + "\n", run_dir / "summary.json"))
+    # the test rows with both heads' labels: promotion re-scores a champion on exactly these rows
+    test_window = result.data.loc[result.split.test].copy()
+    for head in result.heads:
+        test_window[f"label_{head}"] = head_labels(result.data, result.split, head)[
+            result.split.test
+        ]
+    written.append(
+        write_parquet(test_window.reset_index(drop=True), run_dir / "test_window.parquet")
+    )
     importance = global_reasons(result)
     written.append(
         write_atomic(run_dir / "global_reasons.csv", lambda p: importance.to_csv(p, index=False))
