@@ -20,7 +20,20 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["generate"], ["validate"], ["features"], ["train"], ["tune"], ["explain"], ["demo"]],
+    [
+        [],
+        ["generate"],
+        ["validate"],
+        ["features"],
+        ["train"],
+        ["tune"],
+        ["explain"],
+        ["promote"],
+        ["rollback"],
+        ["runs"],
+        ["score"],
+        ["demo"],
+    ],
 )
 def test_every_command_has_help(command):
     result = run(*command, "--help")
@@ -96,8 +109,20 @@ def test_train_through_the_cli_writes_the_run_folder(tmp_path):
         "n_bootstrap: 20\nconversion: {n_estimators: 200}\nfit: {n_estimators: 100}\n"
     )
     run_dir = tmp_path / "run"
-    result = run("train", "--data", str(world), "--out", str(run_dir), "--config", str(config))
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run(
+        "train",
+        "--data",
+        str(world),
+        "--out",
+        str(run_dir),
+        "--config",
+        str(config),
+        "--tracking-uri",
+        store,
+    )
     assert result.returncode == 0, result.stderr
+    assert "registered as challenger" in result.stdout
     evaluation = pd.read_csv(run_dir / "evaluation.csv")
     assert set(evaluation["scorer"]) == {"model", "scorecard", "logistic", "oracle"}
     assert set(evaluation["head"]) == {"fit", "conversion"}

@@ -452,7 +452,9 @@ def runs(
     if table.empty:
         console.print("no runs yet: `propensity train` logs one")
         return
-    console.print(table.round(4).to_string(index=False), highlight=False)
+    numeric = table.select_dtypes("number").columns
+    table[numeric] = table[numeric].round(4)
+    console.print(table.to_string(index=False), highlight=False)
 
 
 @app.command()

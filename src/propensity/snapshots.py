@@ -71,7 +71,9 @@ def data_end(tables: Tables) -> pd.Timestamp:
         for column in columns:
             if column in frame and frame[column].notna().any():
                 value = frame[column].max()
-                latest.append(value + pd.Timedelta(days=7) if name == "intent" else value)
+                latest.append(
+                    value + pd.Timedelta(days=6) if name == "intent" else value
+                )  # a week ends on its 7th day
     if not latest:
         raise ValueError("no timestamps in any table: cannot tell where the data ends")
     return max(latest).normalize() + pd.Timedelta(days=1)

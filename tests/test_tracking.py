@@ -1,0 +1,232 @@
+"""MLflow tracking and registry against a real store and a real `mlflow server` on loopback."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from propensity.contract import load_tables
+from propensity.tracking import data_fingerprint, log_training_run
+from propensity.world import WorldConfig, generate_world
+
+BIN = Path(sys.executable).parent
+FAST = "n_bootstrap: 20\nconversion: {n_estimators: 200}\nfit: {n_estimators: 100}\n"
+WORSE = "n_bootstrap: 20\nconversion: {n_estimators: 3, num_leaves: 2}\nfit: {n_estimators: 3, num_leaves: 2}\n"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "propensity"), *args], capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    return generate_world(
+        WorldConfig(n_accounts=3000, seed=4), tmp_path_factory.mktemp("w") / "world"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` with its own SQLite backend and artifact folder, on a free loopback port."""
+    folder = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=(folder / "server.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(
+                f"mlflow server did not start:\n{(folder / 'server.log').read_text()[-3000:]}"
+            )
+        time.sleep(0.5)
+    yield uri
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def _train(
+    world: Path, tmp: Path, name: str, config_text: str, uri: str
+) -> subprocess.CompletedProcess:
+    config = tmp / f"{name}.yaml"
+    config.write_text(config_text)
+    return cli(
+        "train",
+        "--data",
+        str(world),
+        "--out",
+        str(tmp / name),
+        "--config",
+        str(config),
+        "--tracking-uri",
+        uri,
+    )
+
+
+@pytest.mark.slow
+def test_train_promote_refuse_force_rollback_and_score_against_a_real_server(
+    world, mlflow_server, tmp_path
+):
+    uri = mlflow_server
+    first = _train(world, tmp_path, "first", FAST, uri)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "registered as challenger: fit v1, conversion v1" in first.stdout
+    assert cli("promote", "--tracking-uri", uri).returncode == 0
+
+    worse = _train(world, tmp_path, "worse", WORSE, uri)
+    assert worse.returncode == 0, worse.stderr[-3000:]
+    refused = cli("promote", "--head", "conversion", "--tracking-uri", uri)
+    assert refused.returncode == 1
+    assert "kept the champion" in refused.stdout and "pr_auc" in refused.stdout
+
+    client = mlflow.MlflowClient(uri, uri)
+    assert client.get_model_version_by_alias("propensity-conversion", "champion").version == "1"
+    assert client.get_model_version_by_alias("propensity-conversion", "challenger").version == "2"
+
+    no_reason = cli("promote", "--head", "conversion", "--force", "--tracking-uri", uri)
+    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
+    forced = cli(
+        "promote",
+        "--head",
+        "conversion",
+        "--force",
+        "--reason",
+        "test override",
+        "--tracking-uri",
+        uri,
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert client.get_model_version_by_alias("propensity-conversion", "champion").version == "2"
+    assert (
+        "forced: test override"
+        in client.get_model_version("propensity-conversion", "2").tags["promotion_reason"]
+    )
+
+    back = cli("rollback", "--head", "conversion", "--tracking-uri", uri)
+    assert back.returncode == 0 and "v2 -> v1" in back.stdout
+    assert client.get_model_version_by_alias("propensity-conversion", "champion").version == "1"
+
+    out = tmp_path / "scored.parquet"
+    scored = cli("score", "--data", str(world), "--out", str(out), "--tracking-uri", uri)
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    rows = pd.read_parquet(out)
+    assert set(rows["model_version"]) == {"fit:v1,conversion:v1"}
+    assert rows["conversion_reasons_json"].str.startswith("[").all()
+
+    pinned = cli(
+        "score",
+        "--data",
+        str(world),
+        "--out",
+        str(out),
+        "--conversion-version",
+        "2",
+        "--tracking-uri",
+        uri,
+    )
+    assert pinned.returncode == 0
+    assert set(pd.read_parquet(out)["model_version"]) == {"fit:v1,conversion:v2"}
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    model = mlflow.pyfunc.load_model("models:/propensity-conversion@champion")
+    window = pd.read_parquet(tmp_path / "first" / "test_window.parquet").head(20)
+    predicted = model.predict(window, params={"reasons": True})
+    assert {"probability", "score", "tier", "reasons", "model_version"} <= set(predicted.columns)
+
+    runs = client.search_runs([client.get_experiment_by_name("propensity").experiment_id])
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    listing = cli("runs", "--tracking-uri", uri)
+    assert listing.returncode == 0 and runs[0].info.run_id in listing.stdout
+
+
+@pytest.mark.slow
+def test_same_seed_and_data_log_identical_metrics(world, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    for name in ("a", "b"):
+        assert _train(world, tmp_path, name, FAST, uri).returncode == 0
+    client = mlflow.MlflowClient(uri, uri)
+    runs = client.search_runs([client.get_experiment_by_name("propensity").experiment_id])
+    assert len(runs) == 2
+    assert runs[0].data.metrics == runs[1].data.metrics
+    assert runs[0].data.params["data.sha256"] == runs[1].data.params["data.sha256"]
+
+
+def test_fingerprint_changes_with_any_table_and_ignores_row_order(world):
+    tables = load_tables(world)
+    reference = data_fingerprint(tables)["sha256"]
+    shuffled = dataclasses.replace(tables, events=tables.events.sample(frac=1.0, random_state=1))
+    assert data_fingerprint(shuffled)["sha256"] == reference
+    for name in ("accounts", "contacts", "events", "intent", "opportunities"):
+        frame = tables.get(name).iloc[1:]
+        assert (
+            data_fingerprint(dataclasses.replace(tables, **{name: frame}))["sha256"] != reference
+        ), name
+
+
+def test_a_run_that_fails_is_marked_failed_not_running(world, tmp_path):
+    from propensity.pipeline import run_training, write_run
+    from propensity.scorecard import Scorecard
+    from propensity.train import ModelConfig
+
+    tables = load_tables(world)
+    outputs = run_training(
+        tables,
+        ModelConfig.model_validate(
+            {"n_bootstrap": 0, "conversion": {"n_estimators": 20}, "fit": {"n_estimators": 20}}
+        ),
+        Scorecard.from_yaml(),
+    )
+    run_dir = tmp_path / "run"
+    write_run(outputs, run_dir)
+    shutil.rmtree(run_dir / "models")  # the booster file is gone: logging the model fails
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(Exception):  # noqa: B017 - whatever MLflow raises, the run must end FAILED
+        log_training_run(outputs, run_dir, tables, world, uri)
+    client = mlflow.MlflowClient(uri, uri)
+    runs = client.search_runs([client.get_experiment_by_name("propensity").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
