@@ -230,3 +230,19 @@ def test_a_run_that_fails_is_marked_failed_not_running(world, tmp_path):
     client = mlflow.MlflowClient(uri, uri)
     runs = client.search_runs([client.get_experiment_by_name("propensity").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
+
+
+@pytest.mark.slow
+def test_tuning_is_one_run_with_a_nested_run_per_trial(world, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config = tmp_path / "model.yaml"
+    config.write_text(FAST + "tuning: {n_trials: 2, n_splits: 2}\n")
+    result = cli("tune", "--data", str(world), "--config", str(config), "--tracking-uri", uri)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = mlflow.MlflowClient(uri, uri)
+    runs = client.search_runs([client.get_experiment_by_name("propensity").experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(parents) == 1 and len(children) == 2
+    assert all("learning_rate" in r.data.params for r in children)
+    assert "num_leaves" in config.read_text()  # the best parameters landed in the config file

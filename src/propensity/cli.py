@@ -23,6 +23,11 @@ app = typer.Typer(
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)
 
+TRACKING_URI_OPTION = typer.Option(
+    "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else models/mlflow.db)."
+)
+
+
 DEFAULT_WORLD = Path("data/demo_world")
 
 
@@ -289,6 +294,10 @@ def tune(
             "--write-config", help="Where the tuned config goes (default: the config file used)."
         ),
     ] = None,
+    track: Annotated[
+        bool, typer.Option("--track/--no-track", help="Log the session to MLflow.")
+    ] = True,
+    tracking_uri_option: Annotated[str | None, TRACKING_URI_OPTION] = None,
 ) -> None:
     """Optuna search over LightGBM's main parameters on time-ordered folds; the best land in the model config."""
     from propensity.features import build_features
@@ -308,6 +317,7 @@ def tune(
     spine = build_spine(tables, model_config.spine)
     labels = build_labels(tables, spine, model_config.spine)
     feature_set = build_features(tables, spine, model_config.features)
+    results = []
     for name in ("conversion", "fit") if head == "both" else (head,):
         console.print(
             f"tuning head {name}: {model_config.tuning.n_trials} trials, {model_config.tuning.n_splits} time folds"
@@ -316,6 +326,7 @@ def tune(
             result = tune_head(feature_set, labels, model_config, name)
         except InsufficientDataError as exc:
             raise _fail(str(exc)) from None
+        results.append(result)
         pruned = int((result.trials["state"] == "PRUNED").sum()) if len(result.trials) else 0
         console.print(
             f"  fold log-loss: configured {result.baseline_log_loss:.5f} -> best {result.best_log_loss:.5f} "
@@ -326,6 +337,11 @@ def tune(
     target = write_config or config or DEFAULT_MODEL_CONFIG
     write_text(model_config.to_yaml(), target)
     console.print(f"wrote tuned config to [bold]{target}[/]")
+    if track:
+        from propensity.tracking import log_tuning_run
+
+        run_id = log_tuning_run(results, model_config, tables, data, tracking_uri_option)
+        console.print(f"MLflow tuning run {run_id} (one nested run per trial)")
 
 
 @app.command()
@@ -380,11 +396,6 @@ def explain(
         if entry.get("moved"):
             moved = ", ".join(f"{m['field']} {m['change']:+.2f}" for m in entry["moved"])
             console.print(f"      moved most since last snapshot: {moved}", highlight=False)
-
-
-TRACKING_URI_OPTION = typer.Option(
-    "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else models/mlflow.db)."
-)
 
 
 def _heads(head: str) -> tuple[str, ...]:

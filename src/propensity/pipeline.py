@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 
 from propensity.contract import Tables
-from propensity.evaluate import calibration_table, comparison_table, decile_table, to_markdown
+from propensity.evaluate import (
+    calibration_table,
+    comparison_table,
+    decile_table,
+    plot_calibration,
+    plot_gains,
+    to_markdown,
+)
 from propensity.explain import global_importance, plot_global_importance
 from propensity.features import build_features
 from propensity.io import write_atomic, write_parquet, write_text
@@ -240,6 +247,25 @@ def write_run(outputs: RunOutputs, run_dir: Path) -> list[Path]:
             run_dir / "calibration.csv", lambda p: pd.concat(calibration).to_csv(p, index=False)
         )
     )
+    for head in result.heads:
+        rows = outputs.predictions[outputs.predictions["head"] == head]
+        scorers = {name: rows[name].to_numpy() for name in SCORERS if rows[name].notna().all()}
+        written.append(
+            write_atomic(
+                run_dir / f"calibration_{head}.png",
+                lambda p, r=rows, h=head: plot_calibration(
+                    r["label"], r["model"], p, f"{h} head: calibration (test)"
+                ),
+            )
+        )
+        written.append(
+            write_atomic(
+                run_dir / f"gains_{head}.png",
+                lambda p, r=rows, h=head, sc=scorers: plot_gains(
+                    r["label"], sc, p, f"{h} head: cumulative gains (test)"
+                ),
+            )
+        )
     summary = {
         "split": result.split.describe(),
         "families": list(result.feature_set.families),

@@ -472,3 +472,45 @@ def recent_runs(limit: int = 10, uri: str | None = None) -> pd.DataFrame:
     if "data" in table:
         table["data"] = table["data"].str[:10]
     return table
+
+
+def log_tuning_run(
+    results, config, tables: Tables, data_dir: Path | str, uri: str | None = None
+) -> str:
+    """Log a tuning session: one parent run (config, data, best parameters) and one nested run per trial."""
+    connect(uri)
+    fingerprint = data_fingerprint(tables)
+    with mlflow.start_run(run_name=f"tune {Path(data_dir).name}") as parent:
+        mlflow.set_tag("kind", "tune")
+        mlflow.log_params(
+            {
+                "data.sha256": fingerprint["sha256"],
+                "seed": config.seed,
+                "tuning.n_trials": config.tuning.n_trials,
+                "tuning.n_splits": config.tuning.n_splits,
+            }
+        )
+        mlflow.log_dict(config.model_dump(mode="json"), "tuned_config.json")
+        for result in results:
+            mlflow.log_metrics(
+                {
+                    f"{result.head}.baseline_log_loss": result.baseline_log_loss,
+                    f"{result.head}.best_log_loss": result.best_log_loss,
+                }
+            )
+            mlflow.log_dict(result.best_params.model_dump(), f"{result.head}_best_params.json")
+            for trial in result.trials.to_dict("records"):
+                with mlflow.start_run(
+                    run_name=f"{result.head} trial {trial['number']}", nested=True
+                ):
+                    params = {
+                        k.removeprefix("params_"): v
+                        for k, v in trial.items()
+                        if k.startswith("params_")
+                    }
+                    mlflow.log_params({**params, "head": result.head, "state": trial["state"]})
+                    if (
+                        trial["value"] == trial["value"]
+                    ):  # not NaN (pruned trials report their last value)
+                        mlflow.log_metric("fold_log_loss", float(trial["value"]))
+    return parent.info.run_id
