@@ -512,6 +512,112 @@ def score(
     )
 
 
+@app.command()
+def export(
+    data: Annotated[Path, typer.Option("--data", help="Contract data folder.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Target list, .csv or .parquet (the previous file there is the baseline for 'change').",
+        ),
+    ],
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Snapshot date (default: end of the data).")
+    ] = None,
+    top: Annotated[
+        int | None, typer.Option("--top", min=1, help="Keep the top K accounts.")
+    ] = None,
+    priority_filter: Annotated[
+        list[str] | None, typer.Option("--priority", help="Keep these priorities (repeatable).")
+    ] = None,
+    tier: Annotated[
+        list[str] | None, typer.Option("--conversion-tier", help="Keep these conversion tiers.")
+    ] = None,
+    fit_tier: Annotated[
+        list[str] | None, typer.Option("--fit-tier", help="Keep these fit tiers.")
+    ] = None,
+    country: Annotated[
+        list[str] | None, typer.Option("--country", help="Keep these countries.")
+    ] = None,
+    industry: Annotated[
+        list[str] | None, typer.Option("--industry", help="Keep these industries.")
+    ] = None,
+    batch_tiers: Annotated[
+        bool,
+        typer.Option(
+            "--batch-tiers",
+            help="Tiers from this batch's quantiles instead of the model's cut-offs.",
+        ),
+    ] = False,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option("--run", help="Score with a run folder instead of the registry champions."),
+    ] = None,
+    uri: Annotated[str | None, TRACKING_URI_OPTION] = None,
+) -> None:
+    """Ranked, CRM-ready target list scored with the champion models (one row per account)."""
+    from propensity.export import (
+        ScoringConfig,
+        ranked_list,
+        read_export,
+        with_changes,
+        write_export,
+    )
+    from propensity.score import load_scoring_model, score_snapshot
+    from propensity.tracking import load_registered_scoring_model
+
+    if out.suffix not in (".csv", ".parquet"):
+        raise _fail(f"--out must end in .csv or .parquet, got {out.name}")
+    snapshot = _parse_date("--as-of", as_of) if as_of else None
+    try:
+        model = load_scoring_model(run_dir) if run_dir else load_registered_scoring_model(None, uri)
+    except (LookupError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    config = ScoringConfig.from_yaml()
+    if batch_tiers:
+        config = config.model_copy(update={"tiers": "batch"})
+    tables = _load(data)
+    with _progress() as progress:
+        task = progress.add_task("score prospects", total=1)
+        scored = score_snapshot(tables, model, snapshot)
+        progress.update(task, completed=1)
+    filters = {
+        "priority": priority_filter,
+        "conversion_tier": tier,
+        "fit_tier": fit_tier,
+        "country": country,
+        "industry": industry,
+    }
+    try:
+        listing = ranked_list(scored, tables.accounts, config, top_k=top, filters=filters)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    listing, stability = with_changes(listing, read_export(out), top)
+    stability.update(
+        {
+            "rows": int((listing["change"] != "dropped").sum()),
+            "model_version": model.version,
+            "as_of": listing["as_of"].iloc[0] if len(listing) else None,
+        }
+    )
+    write_export(listing, out, stability)
+    counts = listing[listing["change"] != "dropped"]["priority"].value_counts().to_dict()
+    console.print(
+        f"wrote {stability['rows']:,} accounts to [bold]{out}[/] ({model.version}); priorities {counts}"
+    )
+    if stability.get("previous_export"):
+        console.print(
+            f"vs previous export: rank correlation {stability['rank_correlation_with_previous']:.3f}, "
+            f"top-k changed {stability['top_k_changed_share']:.0%}, dropped {stability['dropped']}"
+        )
+        if stability["top_k_changed_share"] > config.stability_alarm_share:
+            err_console.print(
+                f"[yellow]warning:[/] {stability['top_k_changed_share']:.0%} of the top-k changed since the previous "
+                f"export (alarm above {config.stability_alarm_share:.0%}): check the data and the model version"
+            )
+
+
 def _print_evaluation(outputs) -> None:
     from rich.table import Table
 
