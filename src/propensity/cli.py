@@ -242,7 +242,7 @@ def train(
     ] = None,
 ) -> None:
     """Train both heads out of time, compare with the scorecard, a logistic baseline and (on a generated world) the oracle."""
-    from propensity.pipeline import run_training, write_run
+    from propensity.pipeline import run_training, write_report, write_run
     from propensity.scorecard import DEFAULT_SCORECARD, Scorecard
     from propensity.train import InsufficientDataError
     from propensity.world import read_truth
@@ -267,6 +267,8 @@ def train(
     console.print(
         f"run folder: [bold]{out}[/] (evaluation.csv, evaluation.md, deciles.csv, test_predictions.parquet)"
     )
+    report = write_report(out, tables)
+    console.print(f"report: [bold]{report}[/]")
     if track:
         from propensity.tracking import log_training_run, tracking_uri
 
@@ -618,6 +620,23 @@ def export(
             )
 
 
+@app.command()
+def report(
+    run: Annotated[Path, typer.Option("--run", help="Run folder written by `propensity train`.")],
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")],
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Data folder: adds the top accounts scored now.")
+    ] = None,
+) -> None:
+    """Self-contained HTML report of a run (plots embedded, every value escaped)."""
+    from propensity.pipeline import write_report
+
+    if not (run / "summary.json").exists():
+        raise _fail(f"{run} is not a run folder (no summary.json): run `propensity train` first")
+    path = write_report(run, _load(data) if data else None, out)
+    console.print(f"wrote [bold]{path}[/]")
+
+
 def _print_evaluation(outputs) -> None:
     from rich.table import Table
 
@@ -659,10 +678,7 @@ def _print_evaluation(outputs) -> None:
 @app.command()
 def demo(
     workdir: Annotated[
-        Path,
-        typer.Option(
-            "--workdir", help="Where the demo writes its world (the run goes to models/)."
-        ),
+        Path, typer.Option("--workdir", help="Where the demo writes its world and target list.")
     ] = Path("data"),
     run_dir: Annotated[
         Path, typer.Option("--run-dir", help="Run folder of the demo training.")
@@ -671,41 +687,71 @@ def demo(
         int, typer.Option("--accounts", min=50, help="Accounts in the demo world.")
     ] = 20_000,
     seed: Annotated[int, typer.Option("--seed", min=0)] = 7,
+    uri: Annotated[str | None, TRACKING_URI_OPTION] = None,
 ) -> None:
-    """Run the whole pipeline on the embedded synthetic world: generate, validate, features, train, evaluate."""
+    """The whole path on the embedded synthetic world: generate, validate, features, train, evaluate,
+    register, promote, score, export, report."""
     from propensity.contract import load_tables, summarize
-    from propensity.io import write_parquet
+    from propensity.export import (
+        ScoringConfig,
+        ranked_list,
+        read_export,
+        with_changes,
+        write_export,
+    )
+    from propensity.io import write_text
     from propensity.pipeline import run_training, write_run
+    from propensity.report import build_report
+    from propensity.score import score_snapshot
     from propensity.scorecard import Scorecard
+    from propensity.tracking import (
+        load_registered_scoring_model,
+        log_training_run,
+        promote,
+        tracking_uri,
+    )
     from propensity.world import WorldConfig, generate_world, read_truth
 
     world = workdir / "demo_world"
-    features_path = run_dir / "features.parquet"
+    list_path = workdir / "target_list.csv"
     config = WorldConfig(n_accounts=accounts, seed=seed)
     model_config = _model_config(None)
     started = time.perf_counter()
     with _progress() as progress:
-        task = progress.add_task("1/4 generate world", total=None)
+        task = progress.add_task("1/7 generate world", total=None)
         generate_world(
             config,
             world,
             overwrite=True,
             on_chunk=lambda d, t: progress.update(task, completed=d, total=t),
         )
-        task = progress.add_task("2/4 validate contract", total=1)
+        task = progress.add_task("2/7 validate contract", total=1)
         tables = load_tables(world)
         progress.update(task, completed=1)
-        task = progress.add_task("3/4 features, train, evaluate", total=5)
+        task = progress.add_task("3/7 features, train, evaluate", total=5)
         outputs = run_training(
             tables,
             model_config,
             Scorecard.from_yaml(),
             read_truth(world),
-            progress=lambda step: progress.update(task, advance=1, description=f"3/4 {step}"),
+            progress=lambda step: progress.update(task, advance=1, description=f"3/7 {step}"),
         )
-        task = progress.add_task("4/4 write run folder", total=1)
         write_run(outputs, run_dir)
-        write_parquet(outputs.result.feature_set.matrix, features_path)
+        task = progress.add_task("4/7 register in MLflow", total=1)
+        logged = log_training_run(outputs, run_dir, tables, world, uri)
+        decisions = promote(uri=uri)
+        progress.update(task, completed=1)
+        task = progress.add_task("5/7 score prospects (champions)", total=1)
+        model = load_registered_scoring_model(None, uri)
+        scored = score_snapshot(tables, model)
+        progress.update(task, completed=1)
+        task = progress.add_task("6/7 export target list", total=1)
+        listing = ranked_list(scored, tables.accounts, ScoringConfig.from_yaml())
+        listing, stability = with_changes(listing, read_export(list_path), None)
+        write_export(listing, list_path, {**stability, "model_version": model.version})
+        progress.update(task, completed=1)
+        task = progress.add_task("7/7 HTML report", total=1)
+        report_path = write_text(build_report(run_dir, listing, scored), run_dir / "report.html")
         progress.update(task, completed=1)
     for line in summarize(tables).to_lines():
         console.print(f"  {line}", highlight=False)
@@ -715,18 +761,21 @@ def demo(
     )
     _print_coverage(feature_set)
     _print_evaluation(outputs)
-    top = outputs.predictions.query("head == 'conversion'").sort_values("model").iloc[-1]
+    for d in decisions:
+        console.print(
+            f"  registry: {d.head} v{d.challenger} {'promoted to champion' if d.promoted else 'kept as challenger'} ({d.reason})"
+        )
+    top = listing.iloc[0]
     console.print(
-        f"\nwhy the top test-window account ranks high (`propensity explain --account {top.account_id}`):"
+        f"\nwhy the top account of the list ranks high (`propensity explain --account {top.account_id}`):"
     )
-    explain(
-        account=top.account_id, data=world, run=run_dir, as_of=str(top.as_of.date()), as_json=False
-    )
-    console.print(f"demo finished in {time.perf_counter() - started:.1f} s")
-    console.print(f"  world (five contract tables + truth/): [bold]{world}[/]")
+    explain(account=top.account_id, data=world, run=run_dir, as_of=None, as_json=False)
+    console.print(f"\ndemo finished in {time.perf_counter() - started:.1f} s")
     console.print(
-        f"  run folder: [bold]{run_dir}[/] (evaluation.md, deciles.csv, test_predictions.parquet, global_reasons_*.png, scoring_model.joblib)"
+        f"  target list ({stability.get('rows', len(listing)):,} prospects, ranked): [bold]{list_path}[/]"
     )
+    console.print(f"  report: [bold]{report_path}[/]")
+    console.print(f"  run folder: {run_dir}; MLflow run {logged.run_id} in {tracking_uri(uri)}")
 
 
 def _load(data: Path, unknown_accounts: str = "error"):

@@ -323,3 +323,17 @@ def write_run(outputs: RunOutputs, run_dir: Path) -> list[Path]:
 
 
 __all__ = ["HEADS", "RunOutputs", "run_training", "test_predictions", "write_run"]
+
+
+def write_report(run_dir: Path, tables: Tables | None, out: Path | None = None) -> Path:
+    """The run's HTML report; with tables, the current prospects are scored for the accounts section."""
+    from propensity.export import ScoringConfig, ranked_list
+    from propensity.report import build_report
+    from propensity.score import load_scoring_model, score_snapshot
+
+    target_list = scored = None
+    if tables is not None:
+        model = load_scoring_model(run_dir)
+        scored = score_snapshot(tables, model)
+        target_list = ranked_list(scored, tables.accounts, ScoringConfig.from_yaml(), top_k=50)
+    return write_text(build_report(run_dir, target_list, scored), out or run_dir / "report.html")
