@@ -1,0 +1,254 @@
+"""The target list marketing ops loads into a CRM, and the HTML report: ranks, tiers, reasons,
+versions, change tracking, and hostile account names that survive export and report intact."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from propensity.contract import load_tables
+from propensity.export import ScoringConfig, neutralise_formulas, priority
+from propensity.pipeline import run_training, write_run
+from propensity.scorecard import Scorecard
+from propensity.train import ModelConfig
+from propensity.world import WorldConfig, generate_world, read_truth
+
+BIN = Path(sys.executable).parent
+HOSTILE = {
+    "A0000000": '=HYPERLINK("http://evil.example","click")',
+    "A0000001": "<script>alert('x')</script>",
+    "A0000002": 'Ünïcödé Straße, "Quoted", GmbH\nsecond line',
+    "A0000003": "+49 Telecom",
+    "A0000004": "@mention Ltd",
+    "A0000005": "-minus & <b>bold</b>",
+}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "propensity"), *args], capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    world = generate_world(WorldConfig(n_accounts=3000, seed=6), root / "world")
+    accounts = pd.read_parquet(world / "accounts.parquet")
+    accounts["name"] = accounts["account_id"].map(HOSTILE).fillna(accounts["name"])
+    accounts.to_parquet(world / "accounts.parquet", index=False)
+    tables = load_tables(world)
+    config = ModelConfig.model_validate(
+        {"n_bootstrap": 10, "conversion": {"n_estimators": 150}, "fit": {"n_estimators": 80}}
+    )
+    run_dir = root / "run"
+    write_run(run_training(tables, config, Scorecard.from_yaml(), read_truth(world)), run_dir)
+    return world, run_dir, root
+
+
+def test_exported_csv_has_ranks_tiers_reasons_and_versions(trained):
+    world, run_dir, root = trained
+    out = root / "list.csv"
+    result = cli("export", "--data", str(world), "--run", str(run_dir), "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    listing = pd.read_csv(out, dtype={"account_id": str})
+    for column in (
+        "rank",
+        "account_id",
+        "account_name",
+        "fit_score",
+        "fit_tier",
+        "conversion_score",
+        "conversion_tier",
+        "priority",
+        "reasons",
+        "model_version",
+        "as_of",
+        "change",
+    ):
+        assert column in listing.columns
+    assert listing["rank"].tolist() == list(range(1, len(listing) + 1))
+    assert listing["account_id"].is_unique
+    assert set(listing["fit_tier"]) <= {"A", "B", "C", "D"}
+    assert set(listing["conversion_tier"]) <= {"hot", "warm", "cold"}
+    assert listing["reasons"].str.contains(r"\(\+\)|\(-\)").mean() > 0.95
+    assert listing["model_version"].nunique() == 1 and listing["model_version"].iloc[0].startswith(
+        "sha-"
+    )
+    assert listing["as_of"].nunique() == 1
+    order = {"priority 1": 0, "priority 2": 1, "priority 3": 2, "priority 4": 3, "nurture": 4}
+    assert listing["priority"].map(order).is_monotonic_increasing
+    assert set(listing["change"]) == {"new"}
+
+
+def test_hostile_names_survive_export_quoted_and_intact(trained):
+    world, run_dir, root = trained
+    out = root / "hostile.csv"
+    assert (
+        cli("export", "--data", str(world), "--run", str(run_dir), "--out", str(out)).returncode
+        == 0
+    )
+    names = pd.read_csv(out, dtype=str).set_index("account_id")["account_name"]
+    present = [a for a in HOSTILE if a in names.index]
+    assert len(present) >= 4  # most of them are prospects at the end of the data
+    for account in present:
+        original = HOSTILE[account]
+        expected = "'" + original if original.startswith(("=", "+", "-", "@")) else original
+        assert names[account] == expected
+    parquet = root / "hostile.parquet"
+    assert (
+        cli("export", "--data", str(world), "--run", str(run_dir), "--out", str(parquet)).returncode
+        == 0
+    )
+    assert (
+        set(pd.read_parquet(parquet)["account_name"]) >= {HOSTILE["A0000002"]}
+        or "A0000002" not in names.index
+    )
+
+
+def test_second_export_tracks_changes_and_stability(trained):
+    world, run_dir, root = trained
+    out = root / "weekly.csv"
+    assert (
+        cli(
+            "export",
+            "--data",
+            str(world),
+            "--run",
+            str(run_dir),
+            "--out",
+            str(out),
+            "--top",
+            "200",
+            "--as-of",
+            "2025-10-01",
+        ).returncode
+        == 0
+    )
+    result = cli(
+        "export", "--data", str(world), "--run", str(run_dir), "--out", str(out), "--top", "200"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    listing = pd.read_csv(out, dtype={"account_id": str})
+    changes = listing["change"].str.split().str[0]
+    assert set(changes) <= {"new", "up", "down", "same", "dropped"}
+    assert (changes == "dropped").any() and listing.loc[changes == "dropped", "rank"].isna().all()
+    meta = json.loads((root / "weekly.csv.meta.json").read_text())
+    assert -1 <= meta["rank_correlation_with_previous"] <= 1
+    assert 0 <= meta["top_k_changed_share"] <= 1
+    assert "rank correlation" in result.stdout
+
+
+def test_filters_and_bad_filter_values(trained):
+    world, run_dir, root = trained
+    out = root / "hot.csv"
+    result = cli(
+        "export",
+        "--data",
+        str(world),
+        "--run",
+        str(run_dir),
+        "--out",
+        str(out),
+        "--conversion-tier",
+        "hot",
+        "--country",
+        "us",
+    )
+    assert result.returncode == 0
+    listing = pd.read_csv(out)
+    assert set(listing["conversion_tier"]) <= {"hot"} and set(listing["country"]) <= {"us"}
+    bad = cli("export", "--data", str(world), "--run", str(run_dir), "--out", str(root / "x.txt"))
+    assert bad.returncode == 2 and ".csv or .parquet" in bad.stderr
+
+
+def test_report_escapes_every_value_and_embeds_plots(trained):
+    world, run_dir, root = trained
+    out = root / "report.html"
+    result = cli("report", "--run", str(run_dir), "--out", str(out), "--data", str(world))
+    assert result.returncode == 0, result.stderr[-2000:]
+    html = out.read_text()
+    assert "data:image/png;base64," in html and 'src="http' not in html
+    assert "Top 50 accounts" in html and "Account cards for sales" in html
+
+    # the top account renamed to each hostile string: the real report code must escape it
+    from propensity.export import ranked_list
+    from propensity.report import build_report
+    from propensity.score import load_scoring_model, score_snapshot
+
+    tables = load_tables(world)
+    scored = score_snapshot(tables, load_scoring_model(run_dir))
+    listing = ranked_list(scored, tables.accounts, ScoringConfig(), top_k=50)
+    for name in HOSTILE.values():
+        listing.loc[0, "account_name"] = name
+        page = build_report(run_dir, listing, scored)
+        assert "<script>" not in page and "<b>bold</b>" not in page
+    assert "&lt;b&gt;bold&lt;/b&gt;" in page
+
+
+def test_report_renders_in_headless_chromium(trained):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium to run this check)")
+    world, run_dir, root = trained
+    from propensity.export import ranked_list
+    from propensity.report import build_report
+    from propensity.score import load_scoring_model, score_snapshot
+
+    tables = load_tables(world)
+    scored = score_snapshot(tables, load_scoring_model(run_dir))
+    listing = ranked_list(scored, tables.accounts, ScoringConfig(), top_k=50)
+    listing.loc[0, "account_name"] = HOSTILE["A0000001"]
+    out = root / "render.html"
+    out.write_text(build_report(run_dir, listing, scored))
+    dom = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={root / 'chromium'}",
+            "--dump-dom",
+            out.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "propensity run report" in dom.stdout
+    assert "<script>" not in dom.stdout  # the hostile name stayed text
+    assert dom.stdout.count("<img") >= 4
+
+
+def test_priority_rule_first_match_wins():
+    config = ScoringConfig()
+    fit = pd.Series(["A", "C", "A", "D", "B"])
+    conversion = pd.Series(["hot", "hot", "cold", "cold", "warm"])
+    assert priority(fit, conversion, config).tolist() == [
+        "priority 1",
+        "priority 3",
+        "priority 4",
+        "nurture",
+        "priority 2",
+    ]
+
+
+def test_formula_cells_are_neutralised_and_safe_text_kept():
+    frame = pd.DataFrame(
+        {"name": ["=1+1", "+x", "-y", "@z", "plain", None], "n": [1, 2, 3, 4, 5, 6]}
+    )
+    out = neutralise_formulas(frame)
+    assert out["name"].tolist()[:5] == ["'=1+1", "'+x", "'-y", "'@z", "plain"]
+    assert out["n"].tolist() == [1, 2, 3, 4, 5, 6]
