@@ -504,6 +504,7 @@ def score(
         raise _fail(str(exc)) from None
     tables = _load(data)
     scored = score_snapshot(tables, model, snapshot)
+    _warn_if_unstable(scored, out)
     if out.suffix == ".csv":
         write_atomic(out, lambda p: scored.to_csv(p, index=False))
     else:
@@ -635,6 +636,41 @@ def report(
         raise _fail(f"{run} is not a run folder (no summary.json): run `propensity train` first")
     path = write_report(run, _load(data) if data else None, out)
     console.print(f"wrote [bold]{path}[/]")
+
+
+def _warn_if_unstable(scored, out: Path, top_k: int = 100) -> None:
+    """Compare with the previous scores at the same path: rank correlation and top-k turnover."""
+    import pandas as pd
+
+    from propensity.export import ScoringConfig
+
+    if not out.exists():
+        return
+    previous = (
+        pd.read_parquet(out)
+        if out.suffix == ".parquet"
+        else pd.read_csv(out, dtype={"account_id": str})
+    )
+    if "conversion_probability" not in previous:
+        return
+    now = scored.set_index("account_id")["conversion_probability"]
+    before = previous.set_index("account_id")["conversion_probability"]
+    common = now.index.intersection(before.index)
+    if len(common) < 3:
+        return
+    correlation = now[common].corr(before[common], method="spearman")
+    top_now = set(now.sort_values(ascending=False).index[:top_k])
+    top_before = set(before.sort_values(ascending=False).index[:top_k])
+    changed = 1 - len(top_now & top_before) / max(len(top_now), 1)
+    console.print(
+        f"vs previous scores: rank correlation {correlation:.3f}, top-{top_k} changed {changed:.0%}"
+    )
+    alarm = ScoringConfig.from_yaml().stability_alarm_share
+    if changed > alarm:
+        err_console.print(
+            f"[yellow]warning:[/] {changed:.0%} of the top {top_k} changed since the previous scores "
+            f"(alarm above {alarm:.0%}): check the data and the model version"
+        )
 
 
 def _print_evaluation(outputs) -> None:
