@@ -1,0 +1,183 @@
+"""Leakage screen: catch columns that are filled in only after the outcome, before training.
+
+Every candidate column is checked; a column that fails any check is a suspect and is excluded
+by default (``keep_suspects`` keeps them). The result is a table of column, check, figure and
+verdict, printed by the CLI and logged to MLflow.
+
+Checks:
+
+* ``single_column_auc``: the column alone, encoded out of fold (numbers in quantile bins,
+  categories by value, missing as its own level; target mean learned on the other folds),
+  ranks the label with ROC-AUC >= ``max_single_auc``, or >= ``dominant_auc`` while beating
+  every other column by >= ``dominant_gap``;
+* ``missing_in_one_class``: the rows where the column is missing belong almost only to one
+  class (>= ``missing_purity`` of them, at least ``min_support`` rows) while the base rate is
+  far from that;
+* ``date_after_row_time``: a date column later than the row's own time in >= ``late_date_share``
+  of rows;
+* ``determines_label``: the column's values map to the label almost deterministically
+  (weighted value purity >= ``determine_purity``), or the column equals the label;
+* ``export_time_name``: the column's name says it describes the record as of the export or
+  was filled in by sales while working the outcome (``last ...``, ``status``, ``stage``,
+  ``quality``, ``tags``, ``notes``, ``reason``, ``closed``/``won``/``lost``, ``outcome``):
+  the same rule that keeps ``lifecycle_stage`` and ``last_activity_at`` out of account features.
+
+An honest strong feature (say AUC 0.8 when the next is 0.7) passes: the thresholds are for
+the tell-tale signs of leakage, not for predictive power.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+
+
+class ScreenConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_single_auc: float = Field(0.95, gt=0.5, le=1.0)
+    dominant_auc: float = Field(0.85, gt=0.5, le=1.0)
+    dominant_gap: float = Field(0.12, ge=0, le=0.5)
+    missing_purity: float = Field(0.97, gt=0.5, le=1.0)
+    min_support: int = Field(30, ge=1)
+    late_date_share: float = Field(0.01, gt=0, le=1)
+    determine_purity: float = Field(0.97, gt=0.5, le=1.0)
+    bins: int = Field(20, ge=2, le=200)
+    folds: int = Field(5, ge=2, le=20)
+    seed: int = 0
+
+
+EXPORT_TIME_NAME = re.compile(
+    r"(^last[\s_])|(^latest)|(status)|(stage)|(quality)|(^tags?$)|(notes?$)|(reason)|(^close)|(closed)|"
+    r"(^won)|(^lost)|(outcome)|(^result)",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class ScreenResult:
+    table: pd.DataFrame  # column, check, figure, verdict
+    suspects: tuple[str, ...]
+
+    def kept(self, columns) -> list[str]:
+        return [c for c in columns if c not in self.suspects]
+
+
+def _levels(values: pd.Series, bins: int) -> pd.Series:
+    """Categorical levels of a column: quantile bins for numbers, values for the rest, NaN a level."""
+    if pd.api.types.is_bool_dtype(values):
+        values = values.astype("object")
+    if pd.api.types.is_numeric_dtype(values):
+        ranked = values.rank(method="average", pct=True)
+        level = np.ceil(ranked * bins).astype("Float64").astype("string")
+    elif pd.api.types.is_datetime64_any_dtype(values):
+        level = pd.Series(
+            pd.qcut(values.rank(method="first"), bins, labels=False, duplicates="drop"),
+            index=values.index,
+        ).astype("string")
+    else:
+        level = values.astype("string")
+    return level.fillna("<missing>")
+
+
+def out_of_fold_auc(values: pd.Series, label: np.ndarray, config: ScreenConfig) -> float:
+    """ROC-AUC of the column alone, target-mean encoded on held-out folds (symmetrised: >= 0.5)."""
+    level = _levels(values, config.bins).to_numpy()
+    encoded = np.full(len(label), np.nan)
+    prior = label.mean()
+    folds = StratifiedKFold(config.folds, shuffle=True, random_state=config.seed)
+    for fit_idx, held_idx in folds.split(level, label):
+        means = pd.Series(label[fit_idx]).groupby(level[fit_idx]).agg(["sum", "count"])
+        smoothed = (means["sum"] + prior * 10) / (means["count"] + 10)
+        encoded[held_idx] = pd.Series(level[held_idx]).map(smoothed).fillna(prior).to_numpy()
+    auc = roc_auc_score(label, encoded)
+    return float(max(auc, 1 - auc))
+
+
+def screen(
+    frame: pd.DataFrame, label, *, time: pd.Series | None = None, config: ScreenConfig | None = None
+) -> ScreenResult:
+    """Screen every column of ``frame`` against the 0/1 ``label`` (and the rows' ``time``)."""
+    config = config or ScreenConfig()
+    label = np.asarray(label, dtype=int)
+    if len(np.unique(label)) != 2:
+        raise ValueError("the label must have both classes to screen columns")
+    base_rate = label.mean()
+    rows = []
+    aucs = {c: out_of_fold_auc(frame[c], label, config) for c in frame.columns}
+    for column in frame.columns:
+        values = frame[column]
+        auc = aucs[column]
+        others = [a for c, a in aucs.items() if c != column]
+        best_other = max(others) if others else 0.5
+        suspect = auc >= config.max_single_auc or (
+            auc >= config.dominant_auc and auc - best_other >= config.dominant_gap
+        )
+        rows.append(
+            (column, "single_column_auc", f"{auc:.3f} (best other {best_other:.3f})", suspect)
+        )
+
+        missing = values.isna().to_numpy()
+        if config.min_support <= missing.sum() < len(values):
+            purity = max(label[missing].mean(), 1 - label[missing].mean())
+            majority = 1 if label[missing].mean() >= 0.5 else 0
+            base_majority = base_rate if majority == 1 else 1 - base_rate
+            suspect = purity >= config.missing_purity and purity - base_majority >= 0.2
+            rows.append(
+                (
+                    column,
+                    "missing_in_one_class",
+                    f"{purity:.3f} of {int(missing.sum())} missing rows in class {majority}",
+                    suspect,
+                )
+            )
+
+        if time is not None and (pd.api.types.is_datetime64_any_dtype(values)):
+            later = (values > pd.to_datetime(time)).to_numpy() & ~missing
+            share = later.mean()
+            rows.append(
+                (
+                    column,
+                    "date_after_row_time",
+                    f"{share:.3f} of rows later than the row's time",
+                    share >= config.late_date_share,
+                )
+            )
+
+        if EXPORT_TIME_NAME.search(column.strip()):
+            rows.append(
+                (
+                    column,
+                    "export_time_name",
+                    "name suggests an as-of-export or post-outcome field",
+                    True,
+                )
+            )
+
+        level = _levels(values, config.bins)
+        distinct = level.nunique()
+        if 1 < distinct <= max(50, 0.05 * len(values)):  # identifiers are left to the AUC check
+            stats = pd.Series(label).groupby(level.to_numpy()).agg(["mean", "count"])
+            purity = (np.maximum(stats["mean"], 1 - stats["mean"]) * stats["count"]).sum() / stats[
+                "count"
+            ].sum()
+            base = max(base_rate, 1 - base_rate)
+            suspect = purity >= config.determine_purity and purity - base >= 0.1
+            rows.append(
+                (
+                    column,
+                    "determines_label",
+                    f"{purity:.3f} value purity (base {base:.3f})",
+                    suspect,
+                )
+            )
+    table = pd.DataFrame(rows, columns=["column", "check", "figure", "suspect"])
+    table["verdict"] = np.where(table["suspect"], "exclude", "ok")
+    suspects = tuple(dict.fromkeys(table.loc[table["suspect"], "column"]))
+    return ScreenResult(table.drop(columns="suspect"), suspects)
