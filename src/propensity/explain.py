@@ -85,7 +85,7 @@ def word(field: str, values: dict, reference: dict, sign: float) -> str:
             return "No third-party intent data for this account"
         if field not in _WORDING:
             return f"{field.replace('_', ' ').capitalize()} unknown"
-    if field.startswith("eng_") and field not in _SPECIAL_ENGAGEMENT:
+    if field.startswith("eng_") and field not in _WORDING:  # one field per event type
         event = field.removeprefix("eng_")
         counts = _window_counts(values, f"eng_{event}_")
         label = event.replace("_", " ")
@@ -258,17 +258,17 @@ def _company_age(values: dict, reference: dict) -> str:
     return f"Company founded {_number(values.get('company_age_years'))} years ago"
 
 
-_SPECIAL_ENGAGEMENT = {
-    "eng_buying_group",
-    "eng_recency",
-    "eng_momentum",
-    "eng_coverage",
-    "eng_anonymous",
-    "eng_reach",
-    "eng_minutes",
-    "eng_total",
-}
+def _total(values: dict, reference: dict) -> str:
+    windows = [(d, v) for d, v in _window_counts(values, "eng_events_") if not _missing(v)]
+    positive = [(d, v) for d, v in windows if v > 0]
+    if not positive:
+        return f"No engagement in {windows[-1][0] if windows else 90} days"
+    days, count = positive[0]
+    return f"{_number(count)} engagement events in the last {days} days"
+
+
 _WORDING = {
+    "eng_total": _total,
     "eng_buying_group": _buying_group,
     "eng_recency": _recency,
     "eng_momentum": _momentum,
@@ -288,18 +288,6 @@ _WORDING = {
     "hist_lost": _history,
     "hist_recency": _history_recency,
 }
-
-
-def _total(values: dict, reference: dict) -> str:
-    windows = [(d, v) for d, v in _window_counts(values, "eng_events_") if not _missing(v)]
-    positive = [(d, v) for d, v in windows if v > 0]
-    if not positive:
-        return f"No engagement in {windows[-1][0] if windows else 90} days"
-    days, count = positive[0]
-    return f"{_number(count)} engagement events in the last {days} days"
-
-
-_WORDING["eng_total"] = _total
 
 
 def _flag(name: str):

@@ -218,17 +218,7 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         valid = self._prepare(X_valid)
         self.model_ = lgb.LGBMClassifier(
             objective="binary",
-            learning_rate=params.learning_rate,
-            num_leaves=params.num_leaves,
-            min_child_samples=params.min_child_samples,
-            colsample_bytree=params.colsample_bytree,
-            subsample=params.subsample,
-            subsample_freq=params.subsample_freq,
-            reg_lambda=params.reg_lambda,
-            reg_alpha=params.reg_alpha,
-            min_split_gain=params.min_split_gain,
-            cat_smooth=params.cat_smooth,
-            n_estimators=params.n_estimators,
+            **params.model_dump(exclude={"early_stopping_rounds"}),
             random_state=self.seed,
             n_jobs=self.n_jobs,
             deterministic=True,
@@ -391,6 +381,21 @@ def check_positives(
         )
 
 
+def labelled_matrix(feature_set: FeatureSet, labels: pd.DataFrame) -> pd.DataFrame:
+    """The feature matrix with its labels alongside (both built from the same spine, row-aligned)."""
+    matrix = feature_set.matrix
+    if (
+        len(matrix) != len(labels)
+        or not (matrix["account_id"].to_numpy() == labels["account_id"].to_numpy()).all()
+    ):
+        raise ValueError(
+            "labels are not row-aligned with the feature matrix (build both from the same spine)"
+        )
+    return pd.concat(
+        [matrix, labels.drop(columns=["account_id", "as_of"]).reset_index(drop=True)], axis=1
+    )
+
+
 def train_heads(
     feature_set: FeatureSet,
     labels: pd.DataFrame,
@@ -401,17 +406,7 @@ def train_heads(
 
     ``labels`` must be row-aligned with ``feature_set.matrix`` (same spine).
     """
-    matrix = feature_set.matrix
-    if (
-        len(matrix) != len(labels)
-        or not (matrix["account_id"].to_numpy() == labels["account_id"].to_numpy()).all()
-    ):
-        raise ValueError(
-            "labels are not row-aligned with the feature matrix (build both from the same spine)"
-        )
-    data = pd.concat(
-        [matrix, labels.drop(columns=["account_id", "as_of"]).reset_index(drop=True)], axis=1
-    )
+    data = labelled_matrix(feature_set, labels)
     split = out_of_time_split(
         data["as_of"], data["label_complete"], config.split, config.spine.horizon_days
     )

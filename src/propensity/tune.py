@@ -26,6 +26,7 @@ from propensity.train import (
     check_positives,
     head_features,
     head_labels,
+    labelled_matrix,
 )
 
 
@@ -67,10 +68,7 @@ def tune_head(
     feature_set: FeatureSet, labels: pd.DataFrame, config: ModelConfig, head: str = "conversion"
 ) -> TuningResult:
     """Search ``config.tuning.n_trials`` parameter sets for one head; return the best."""
-    matrix = feature_set.matrix
-    data = pd.concat(
-        [matrix, labels.drop(columns=["account_id", "as_of"]).reset_index(drop=True)], axis=1
-    )
+    data = labelled_matrix(feature_set, labels)
     split = out_of_time_split(
         data["as_of"], data["label_complete"], config.split, config.spine.horizon_days
     )
