@@ -52,6 +52,34 @@ def test_lift_and_precision_at_capacity_hand_computed():
     assert result["recall_at_k"] == pytest.approx(2 / 4)
 
 
+def test_lift_does_not_depend_on_the_order_of_tied_scores():
+    label = np.array([1, 0, 0, 0, 0, 0, 0, 0, 0, 0] * 2)  # base rate 0.1
+    constant = np.full(20, 0.1)
+    forward = score_metrics(label, constant, group=np.arange(20), n_bootstrap=0)
+    backward = score_metrics(label[::-1], constant, group=np.arange(20), n_bootstrap=0)
+    assert forward["lift_10"] == pytest.approx(1.0) == backward["lift_10"]
+    # a tie block straddling the cut counts pro rata: top row positive, then 4 tied rows with 1
+    result = score_metrics(
+        [1, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+        [0.9, 0.5, 0.5, 0.5, 0.5, 0.1, 0.1, 0.1, 0.1, 0.1],
+        group=np.arange(10),
+        n_bootstrap=0,
+    )
+    assert result["lift_20"] == pytest.approx(((1 + 0.25) / 2) / 0.2)
+
+
+def test_brier_skill_is_zero_for_the_base_rate_and_positive_for_a_better_forecast():
+    from propensity.evaluate import brier_skill
+
+    label = np.array([1, 0, 0, 0] * 50)
+    base = np.full(len(label), 0.25)
+    assert brier_skill(label, base, base, np.arange(len(label)))["brier_skill"] == 0
+    sharper = np.where(label == 1, 0.6, 0.1)
+    skill = brier_skill(label, sharper, base, np.arange(len(label)), n_bootstrap=100)
+    assert skill["brier_skill"] == pytest.approx(1 - np.mean((sharper - label) ** 2) / 0.1875)
+    assert 0 < skill["brier_skill_lo"] <= skill["brier_skill"] <= skill["brier_skill_hi"]
+
+
 def test_brier_and_ece_hand_computed():
     result = metrics([1, 0], [0.8, 0.2])
     assert result["brier"] == pytest.approx((0.2**2 + 0.2**2) / 2)

@@ -112,3 +112,13 @@ def test_x_education_screen_flags_the_post_outcome_fields():
         result.suspects
     )
     assert "Total Time Spent on Website" not in result.suspects
+
+
+def test_field_filled_in_only_for_won_rows_is_caught(honest):
+    frame, label, rng = honest
+    # filled in for a third of the won rows only (a "segment" typed in at closing), else empty
+    filled = (label == 1) & (rng.random(len(label)) < 0.33)
+    frame = frame.assign(closing_segment=np.where(filled, rng.choice(["a", "b"], len(label)), None))
+    result = screen(frame, label)
+    assert verdicts(result, "closing_segment")["missing_in_one_class"] == "exclude"
+    assert "source" not in result.suspects and "visits" not in result.suspects

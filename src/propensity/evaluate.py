@@ -6,7 +6,8 @@ independent) and ``as_of`` (for precision/recall at a per-date capacity).
 
 Metrics: ROC-AUC, PR-AUC (average precision), Brier score, expected calibration error (10
 equal-count bins of the score: sum over bins of bin share x |mean score - observed rate|),
-lift at 5/10/20 % (positive rate in the top share / overall rate), precision and recall at a
+lift at 5/10/20 % (positive rate in the top share / overall rate; a tie block straddling
+the cut counts pro rata, so tied scores are never ordered by input position), precision and recall at a
 capacity of ``k`` accounts per snapshot date, a decile table and the monotonicity of its rates.
 Brier and ECE need probabilities; they are left empty for scores that are not (a scorecard).
 
@@ -97,12 +98,21 @@ def _weighted_metrics(r: _Ranked, w: np.ndarray, is_probability: bool) -> dict[s
     recall_steps = np.diff(np.r_[0.0, tp]) / total_pos
     out["pr_auc"] = float((precision * recall_steps).sum())
     base_rate = total_pos / total
+    block_weight, block_positives = cum_all[r.block_ends], cum_pos[r.block_ends]
     for share in (5, 10, 20):
         cut = share / 100 * total
-        # rows whose cumulative weight (in score order) is within the top share
-        top = cum_all[1:] <= cut + 1e-9
-        if top.any() and w[top].sum() > 0:
-            out[f"lift_{share}"] = float((pos_w[top].sum() / w[top].sum()) / base_rate)
+        # tie blocks wholly inside the top share, plus the straddling block pro rata: the
+        # expected lift when ties are broken at random (input order must not decide it)
+        inside = int(np.searchsorted(block_weight, cut + 1e-9, side="right"))
+        taken = block_weight[inside - 1] if inside else 0.0
+        positives = block_positives[inside - 1] if inside else 0.0
+        if inside < len(block_weight) and cut > taken:
+            straddle_weight = block_weight[inside] - taken
+            straddle_positives = block_positives[inside] - positives
+            positives += straddle_positives * (cut - taken) / straddle_weight
+            taken = cut
+        if taken > 0:
+            out[f"lift_{share}"] = float((positives / taken) / base_rate)
     chosen = r.in_capacity
     if chosen.any():
         out["precision_at_k"] = float(pos_w[chosen].sum() / max(w[chosen].sum(), 1e-12))
@@ -287,3 +297,26 @@ def plot_gains(label, scores: dict[str, np.ndarray], path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
+
+
+def brier_skill(
+    label, probability, reference, group, *, n_bootstrap: int = 200, seed: int = 0
+) -> dict[str, float]:
+    """1 - Brier(probability) / Brier(reference), e.g. against the base rate; > 0 is better.
+
+    The interval comes from a paired bootstrap over groups (both Brier scores on the same draw).
+    """
+    label = np.asarray(label, dtype=float)
+    own = (np.asarray(probability, dtype=float) - label) ** 2
+    ref = (np.asarray(reference, dtype=float) - label) ** 2
+    codes, uniques = pd.factorize(pd.Series(np.asarray(group)))
+    point = 1 - own.sum() / ref.sum() if ref.sum() > 0 else np.nan
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_bootstrap):
+        weights = rng.multinomial(len(uniques), np.full(len(uniques), 1 / len(uniques)))[codes]
+        denominator = (weights * ref).sum()
+        if denominator > 0:
+            draws.append(1 - (weights * own).sum() / denominator)
+    lo, hi = np.quantile(draws, [0.025, 0.975]) if draws else (np.nan, np.nan)
+    return {"brier_skill": float(point), "brier_skill_lo": float(lo), "brier_skill_hi": float(hi)}

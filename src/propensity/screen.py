@@ -10,9 +10,10 @@ Checks:
   categories by value, missing as its own level; target mean learned on the other folds),
   ranks the label with ROC-AUC >= ``max_single_auc``, or >= ``dominant_auc`` while beating
   every other column by >= ``dominant_gap``;
-* ``missing_in_one_class``: the rows where the column is missing belong almost only to one
-  class (>= ``missing_purity`` of them, at least ``min_support`` rows) while the base rate is
-  far from that;
+* ``missing_in_one_class``: the rows where the column is missing, or the rows where it is
+  filled in, belong almost only to one class (>= ``missing_purity`` of them, at least
+  ``min_support`` rows) while the base rate is far from that (a field filled in only for won
+  deals);
 * ``date_after_row_time``: a date column later than the row's own time in >= ``late_date_share``
   of rows;
 * ``determines_label``: the column's values map to the label almost deterministically
@@ -124,19 +125,29 @@ def screen(
         )
 
         missing = values.isna().to_numpy()
-        if config.min_support <= missing.sum() < len(values):
-            purity = max(label[missing].mean(), 1 - label[missing].mean())
-            majority = 1 if label[missing].mean() >= 0.5 else 0
-            base_majority = base_rate if majority == 1 else 1 - base_rate
-            suspect = purity >= config.missing_purity and purity - base_majority >= 0.2
-            rows.append(
-                (
-                    column,
-                    "missing_in_one_class",
-                    f"{purity:.3f} of {int(missing.sum())} missing rows in class {majority}",
-                    suspect,
+        if missing.any() and not missing.all():
+            # filled in only once the outcome is known: the missing rows, or the filled-in
+            # rows, belong almost only to one class (far from the base rate)
+            findings = []
+            for state, rows_in_state in (("missing", missing), ("filled-in", ~missing)):
+                if rows_in_state.sum() < config.min_support:
+                    continue
+                rate = label[rows_in_state].mean()
+                majority = int(rate >= 0.5)
+                purity = max(rate, 1 - rate)
+                base_majority = base_rate if majority == 1 else 1 - base_rate
+                suspect = purity >= config.missing_purity and purity - base_majority >= 0.2
+                findings.append((suspect, purity, state, int(rows_in_state.sum()), majority))
+            if findings:
+                suspect, purity, state, count, majority = max(findings)
+                rows.append(
+                    (
+                        column,
+                        "missing_in_one_class",
+                        f"{purity:.3f} of {count} {state} rows in class {majority}",
+                        suspect,
+                    )
                 )
-            )
 
         if time is not None and (pd.api.types.is_datetime64_any_dtype(values)):
             later = (values > pd.to_datetime(time)).to_numpy() & ~missing
