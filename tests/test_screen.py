@@ -122,3 +122,27 @@ def test_field_filled_in_only_for_won_rows_is_caught(honest):
     result = screen(frame, label)
     assert verdicts(result, "closing_segment")["missing_in_one_class"] == "exclude"
     assert "source" not in result.suspects and "visits" not in result.suspects
+
+
+def test_number_derived_from_a_late_date_is_caught(honest):
+    frame, label, rng = honest
+    created = pd.Timestamp("2024-01-01") + pd.to_timedelta(
+        rng.integers(0, 300, len(label)), unit="D"
+    )
+    closed = created + pd.to_timedelta(rng.integers(5, 120, len(label)), unit="D")
+    frame = frame.assign(
+        close_date=closed,
+        days_open=(closed - created).days,  # derived from the close date: a leak by construction
+        tenure_days=rng.integers(0, 900, len(label)),  # an honest number of days
+    )
+    result = screen(frame, label, time=pd.Series(created))
+    assert verdicts(result, "days_open")["derived_from_late_date"] == "exclude"
+    assert verdicts(result, "tenure_days")["derived_from_late_date"] == "ok"
+    assert "tenure_days" not in result.suspects
+
+
+def test_history_counts_named_closed_are_not_flagged_by_name():
+    from propensity.screen import EXPORT_TIME_NAME
+
+    assert not EXPORT_TIME_NAME.search("account_prior_closed")
+    assert EXPORT_TIME_NAME.search("close_value") and EXPORT_TIME_NAME.search("Closed Date")

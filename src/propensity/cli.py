@@ -251,7 +251,7 @@ def train(
     card = Scorecard.from_yaml(scorecard or DEFAULT_SCORECARD)
     tables = _load(data)
     with _progress() as progress:
-        task = progress.add_task("train", total=5)
+        task = progress.add_task("train", total=6)
         try:
             outputs = run_training(
                 tables,
@@ -263,6 +263,7 @@ def train(
         except InsufficientDataError as exc:
             raise _fail(str(exc)) from None
     write_run(outputs, out)
+    _print_screen(outputs.screen, model_config.keep_suspects)
     _print_evaluation(outputs)
     console.print(
         f"run folder: [bold]{out}[/] (evaluation.csv, evaluation.md, deciles.csv, test_predictions.parquet)"
@@ -673,6 +674,35 @@ def _warn_if_unstable(scored, out: Path, top_k: int = 100) -> None:
         )
 
 
+def _print_screen(result, keep_suspects: bool) -> None:
+    """The leakage screen's table: every flagged check, then each kept column's single-column AUC."""
+    from rich.table import Table
+
+    if result is None:
+        return
+    checks = result.table
+    if not result.suspects:
+        best = checks[checks["check"] == "single_column_auc"]["figure"].str[:5].astype(float).max()
+        console.print(
+            f"leakage screen: no suspects among {checks['column'].nunique()} columns "
+            f"(strongest single column AUC {best:.3f}; all checks in screen.csv)"
+        )
+        return
+    table = Table(title="leakage screen (suspects, then each kept column's single-column AUC)")
+    for column in ("column", "check", "figure", "verdict"):
+        table.add_column(column)
+    for row in checks[checks["verdict"] == "exclude"].itertuples(index=False):
+        table.add_row(str(row.column), row.check, row.figure, f"[red]{row.verdict}[/]")
+    kept = checks[
+        ~checks["column"].isin(result.suspects) & (checks["check"] == "single_column_auc")
+    ]
+    for row in kept.itertuples(index=False):
+        table.add_row(str(row.column), row.check, row.figure, row.verdict)
+    console.print(table)
+    verb = "kept (keep_suspects)" if keep_suspects else "excluded"
+    console.print(f"[bold]{verb}:[/] {', '.join(map(str, result.suspects))}")
+
+
 def _print_evaluation(outputs) -> None:
     from rich.table import Table
 
@@ -764,7 +794,7 @@ def demo(
         task = progress.add_task("2/7 validate contract", total=1)
         tables = load_tables(world)
         progress.update(task, completed=1)
-        task = progress.add_task("3/7 features, train, evaluate", total=5)
+        task = progress.add_task("3/7 features, train, evaluate", total=6)
         outputs = run_training(
             tables,
             model_config,
@@ -845,6 +875,11 @@ def _print_coverage(feature_set) -> None:
 def _pydantic_message(exc) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
 
+
+# table mode lives in its own module; imported last because it uses the helpers above
+from propensity.cli_table import table_app  # noqa: E402
+
+app.add_typer(table_app, name="table")
 
 if __name__ == "__main__":
     app()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import joblib
@@ -30,7 +30,9 @@ from propensity.features import build_features
 from propensity.io import write_atomic, write_parquet, write_text
 from propensity.score import scoring_model
 from propensity.scorecard import Scorecard
+from propensity.screen import ScreenResult, screen
 from propensity.snapshots import build_labels, build_spine
+from propensity.splits import out_of_time_split
 from propensity.train import HEADS, ModelConfig, TrainResult, head_labels, train_heads
 
 SCORERS = ("model", "scorecard", "logistic", "oracle")
@@ -45,6 +47,7 @@ class RunOutputs:
     deciles: pd.DataFrame
     fit_truth: dict | None
     timings: dict[str, float]
+    screen: ScreenResult | None = None
 
 
 def test_predictions(
@@ -127,6 +130,13 @@ def run_training(
     labels = build_labels(tables, spine, config.spine)
     step("features")
     feature_set = build_features(tables, spine, config.features)
+    step("leakage screen")
+    screened = screen_features(feature_set, labels, config)
+    if screened.suspects and not config.keep_suspects:
+        feature_set = replace(
+            feature_set,
+            specs=tuple(s for s in feature_set.specs if s.name not in screened.suspects),
+        )
     step("train")
     result = train_heads(feature_set, labels, config)
     step("evaluate")
@@ -167,7 +177,20 @@ def run_training(
         pd.concat(deciles, ignore_index=True),
         fit_truth,
         durations,
+        screened,
     )
+
+
+def screen_features(feature_set, labels: pd.DataFrame, config: ModelConfig) -> ScreenResult:
+    """The leakage screen on the conversion head's features, training rows only (before the
+    validation window), against the conversion label."""
+    split = out_of_time_split(
+        labels["as_of"], labels["label_complete"], config.split, config.spine.horizon_days
+    )
+    rows = np.flatnonzero(split.train)
+    label = labels["conversion_label"].fillna(False).astype(int).to_numpy()[rows]
+    frame = feature_set.matrix.loc[rows, feature_set.model_columns].reset_index(drop=True)
+    return screen(frame, label, config=config.screen)
 
 
 def global_reasons(result: TrainResult, max_rows: int = 20_000) -> pd.DataFrame:
@@ -233,6 +256,15 @@ def write_run(outputs: RunOutputs, run_dir: Path) -> list[Path]:
         write_atomic(run_dir / "deciles.csv", lambda p: outputs.deciles.to_csv(p, index=False)),
         write_parquet(outputs.predictions, run_dir / "test_predictions.parquet"),
         write_text(result.config.to_yaml(), run_dir / "config.yaml"),
+        *(
+            [
+                write_atomic(
+                    run_dir / "screen.csv", lambda p: outputs.screen.table.to_csv(p, index=False)
+                )
+            ]
+            if outputs.screen is not None
+            else []
+        ),
         write_atomic(
             run_dir / "features.csv",
             lambda p: result.feature_set.definitions().to_csv(p, index=False),
@@ -282,6 +314,8 @@ def write_run(outputs: RunOutputs, run_dir: Path) -> list[Path]:
             for head, r in result.heads.items()
         },
         "fit_against_truth": outputs.fit_truth,
+        "screen_suspects": list(outputs.screen.suspects) if outputs.screen is not None else [],
+        "screen_suspects_kept": result.config.keep_suspects,
         "timings_s": outputs.timings,
     }
     written.append(write_text(json.dumps(summary, indent=2) + "\n", run_dir / "summary.json"))

@@ -16,6 +16,9 @@ Checks:
   deals);
 * ``date_after_row_time``: a date column later than the row's own time in >= ``late_date_share``
   of rows;
+* ``derived_from_late_date``: a number that tracks the days from the row's time to a late date
+  column (|rank correlation| >= ``derived_correlation``), e.g. ``days_to_close`` next to
+  ``close_date``;
 * ``determines_label``: the column's values map to the label almost deterministically
   (weighted value purity >= ``determine_purity``), or the column equals the label;
 * ``export_time_name``: the column's name says it describes the record as of the export or
@@ -48,14 +51,21 @@ class ScreenConfig(BaseModel):
     missing_purity: float = Field(0.97, gt=0.5, le=1.0)
     min_support: int = Field(30, ge=1)
     late_date_share: float = Field(0.01, gt=0, le=1)
+    derived_correlation: float = Field(0.98, gt=0.5, le=1)
     determine_purity: float = Field(0.97, gt=0.5, le=1.0)
     bins: int = Field(20, ge=2, le=200)
     folds: int = Field(5, ge=2, le=20)
+    name_check: bool = Field(
+        True, description="flag export-time names (off for the toolkit's own engineered features)"
+    )
+    max_rows: int = Field(
+        100_000, ge=1000, description="screen a stratified sample of at most this many rows"
+    )
     seed: int = 0
 
 
 EXPORT_TIME_NAME = re.compile(
-    r"(^last[\s_])|(^latest)|(status)|(stage)|(quality)|(^tags?$)|(notes?$)|(reason)|(^close)|(closed)|"
+    r"(^last[\s_])|(^latest)|(status)|(stage)|(quality)|(^tags?$)|(notes?$)|(reason)|(^close)|"
     r"(^won)|(^lost)|(outcome)|(^result)",
     re.IGNORECASE,
 )
@@ -101,6 +111,29 @@ def out_of_fold_auc(values: pd.Series, label: np.ndarray, config: ScreenConfig) 
     return float(max(auc, 1 - auc))
 
 
+def _late_date_offsets(
+    frame: pd.DataFrame, time: pd.Series | None, config: ScreenConfig
+) -> dict[str, pd.Series]:
+    """Days from the row's time to each date column that is often later than it."""
+    if time is None or not pd.api.types.is_datetime64_any_dtype(time):
+        return {}
+    time = pd.Series(pd.to_datetime(time).to_numpy(), index=frame.index)
+    offsets = {}
+    for column in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[column]):
+            days = (frame[column] - time).dt.total_seconds() / 86_400
+            if (days > 0).mean() >= config.late_date_share:
+                offsets[column] = days
+    return offsets
+
+
+def _rank_correlation(values: pd.Series, days: pd.Series, min_support: int) -> float:
+    both = values.notna() & days.notna()
+    if both.sum() < min_support or values[both].nunique() < 2 or days[both].nunique() < 2:
+        return 0.0
+    return float(abs(values[both].rank().corr(days[both].rank())))
+
+
 def screen(
     frame: pd.DataFrame, label, *, time: pd.Series | None = None, config: ScreenConfig | None = None
 ) -> ScreenResult:
@@ -109,9 +142,15 @@ def screen(
     label = np.asarray(label, dtype=int)
     if len(np.unique(label)) != 2:
         raise ValueError("the label must have both classes to screen columns")
+    if len(label) > config.max_rows:  # the checks are about shares: a sample tells the same
+        rng = np.random.default_rng(config.seed)
+        keep = np.sort(rng.choice(len(label), config.max_rows, replace=False))
+        frame, label = frame.iloc[keep].reset_index(drop=True), label[keep]
+        time = None if time is None else pd.Series(np.asarray(time)[keep])
     base_rate = label.mean()
     rows = []
     aucs = {c: out_of_fold_auc(frame[c], label, config) for c in frame.columns}
+    late_days = _late_date_offsets(frame, time, config)
     for column in frame.columns:
         values = frame[column]
         auc = aucs[column]
@@ -161,7 +200,22 @@ def screen(
                 )
             )
 
-        if EXPORT_TIME_NAME.search(column.strip()):
+        if late_days and pd.api.types.is_numeric_dtype(values) and column not in late_days:
+            correlations = {
+                date: _rank_correlation(values, days, config.min_support)
+                for date, days in late_days.items()
+            }
+            date, correlation = max(correlations.items(), key=lambda item: item[1])
+            rows.append(
+                (
+                    column,
+                    "derived_from_late_date",
+                    f"{correlation:.3f} rank correlation with days from the row's time to {date}",
+                    correlation >= config.derived_correlation,
+                )
+            )
+
+        if config.name_check and EXPORT_TIME_NAME.search(str(column).strip()):
             rows.append(
                 (
                     column,

@@ -801,3 +801,152 @@ def run_table(
         protocol,
         notes,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# the run folder (I/O at the edge)
+
+
+def summary(run: TableRun) -> dict:
+    """The run's facts in one JSON-able dict (also what the CLI prints and MLflow logs)."""
+    label = run.prepared.label
+    return {
+        "table": run.prepared.name,
+        "rows": len(label),
+        "labelled_rows": int(label.notna().sum()),
+        "open_rows": int(label.isna().sum()),
+        "positives": int((label == 1).sum()),
+        "base_rate": float(label.mean()),
+        "protocol": run.protocol,
+        "duplicates": run.duplicates,
+        "set_aside": run.prepared.set_aside,
+        "suspects": list(run.screen.suspects),
+        "suspects_kept": run.config.keep_suspects,
+        "features": run.columns,
+        "verdict": run.verdict,
+        "beats_base_rate": run.beats_base_rate,
+        "model_version": run.final.version,
+        "trees": run.final.model.best_iteration_,
+        "calibration": run.final.model.calibration_method_,
+        "fold_roc_auc": {
+            scorer: {"mean": float(part["roc_auc"].mean()), "sd": float(part["roc_auc"].std())}
+            for scorer, part in run.folds.groupby("scorer", sort=False)
+        },
+    }
+
+
+def summary_markdown(run: TableRun) -> str:
+    """A readable account of the run: verdict, evaluation, screen, duplicates, set-aside columns."""
+    from propensity.evaluate import to_markdown
+
+    facts = summary(run)
+    duplicates = run.duplicates
+    suspects = run.screen.table[run.screen.table["verdict"] == "exclude"]
+    lines = [
+        f"# Table mode: {facts['table']}",
+        "",
+        f"**{run.verdict}**",
+        "",
+        f"- rows {facts['rows']:,} (labelled {facts['labelled_rows']:,}, open {facts['open_rows']:,}); "
+        f"positives {facts['positives']:,}, base rate {facts['base_rate']:.3f}",
+        f"- protocol: {json.dumps(run.protocol)}",
+        f"- duplicates among labelled rows: {duplicates['exact_duplicate_rows']:,} exact duplicate rows; "
+        f"{duplicates['conflicting_vectors']:,} feature vectors with both outcomes "
+        f"({duplicates['conflicting_rows']:,} rows); {duplicates['distinct_vectors']:,} distinct vectors",
+        f"- model: {facts['trees']} trees, {facts['calibration']} calibration, version {facts['model_version']}",
+        "",
+        "## Evaluation (held-out rows"
+        + (", first repeat" if run.config.repeats > 1 and not run.config.out_of_time else "")
+        + ")",
+        "",
+        to_markdown(run.evaluation),
+        "",
+        "| scorer | Brier skill over the base rate |",
+        "|---|---|",
+        *[
+            f"| {r.scorer} | {r.brier_skill:+.3f} [{r.brier_skill_lo:+.3f}, {r.brier_skill_hi:+.3f}] |"
+            for r in run.evaluation.itertuples()
+        ],
+        "",
+        "## Leakage screen: suspects",
+        "",
+        ("none" if suspects.empty else _markdown_table(suspects)),
+        "",
+        "## Columns set aside",
+        "",
+        *(f"- {column}: {why}" for column, why in run.prepared.set_aside.items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(frame.columns) + " |"
+    rows = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, "|" + "---|" * len(frame.columns), *rows])
+
+
+def write_table_run(run: TableRun, run_dir: Path | str, frame: pd.DataFrame) -> list[Path]:
+    """Write the run folder; ``scores.csv`` holds every row of ``frame`` scored by the final model."""
+    import joblib
+
+    from propensity.evaluate import calibration_table, plot_calibration, plot_gains
+    from propensity.explain import global_importance, plot_global_importance
+    from propensity.export import neutralise_formulas
+    from propensity.io import write_atomic, write_parquet, write_text
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    first = run.predictions[run.predictions["repeat"] == 0]
+    csv = lambda table: lambda p: table.to_csv(p, index=False)  # noqa: E731
+    written = [
+        write_text(run.config.to_yaml(), run_dir / "config.yaml"),
+        write_atomic(run_dir / "screen.csv", csv(run.screen.table)),
+        write_atomic(run_dir / "evaluation.csv", csv(run.evaluation)),
+        write_atomic(run_dir / "folds.csv", csv(run.folds)),
+        write_atomic(run_dir / "deciles.csv", csv(run.deciles)),
+        write_atomic(
+            run_dir / "calibration.csv", csv(calibration_table(first["label"], first["model"]))
+        ),
+        write_parquet(run.predictions, run_dir / "predictions.parquet"),
+        write_text(
+            json.dumps(summary(run), indent=2, default=str) + "\n", run_dir / "summary.json"
+        ),
+        write_text(summary_markdown(run), run_dir / "summary.md"),
+        write_atomic(
+            run_dir / "calibration.png",
+            lambda p: plot_calibration(first["label"], first["model"], p, "calibration (held out)"),
+        ),
+        write_atomic(
+            run_dir / "gains.png",
+            lambda p: plot_gains(
+                first["label"],
+                {s: first[s].to_numpy() for s in ("model", "logistic")},
+                p,
+                "cumulative gains (held out)",
+            ),
+        ),
+        write_atomic(run_dir / "table_model.joblib", lambda p: joblib.dump(run.final, p)),
+        write_atomic(
+            run_dir / "model.lgb.txt", lambda p: run.final.model.booster_.save_model(str(p))
+        ),
+    ]
+    labelled = run.prepared.labelled
+    kinds = run.final.kinds
+    matrix = model_matrix(
+        run.prepared.candidates.loc[labelled, run.columns].reset_index(drop=True),
+        kinds,
+        run.prepared.time[labelled].reset_index(drop=True)
+        if run.prepared.time is not None and run.config.time_column
+        else None,
+    )
+    importance = global_importance(run.final.model, matrix, run.final.specs, head="table")
+    written.append(write_atomic(run_dir / "global_reasons.csv", csv(importance)))
+    written.append(
+        write_atomic(
+            run_dir / "global_reasons.png", lambda p: plot_global_importance(importance, p)
+        )
+    )
+    scores = run.final.score(frame, run.prepared.name)
+    written.append(write_atomic(run_dir / "scores.csv", csv(neutralise_formulas(scores))))
+    return written

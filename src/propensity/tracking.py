@@ -78,20 +78,20 @@ def tracking_uri(explicit: str | None = None) -> str:
     return f"sqlite:///{PROJECT_ROOT / 'models' / 'mlflow.db'}"
 
 
-def connect(uri: str | None = None) -> MlflowClient:
+def connect(uri: str | None = None, experiment: str = EXPERIMENT) -> MlflowClient:
     """Point MLflow (tracking and registry) at the store and make sure the experiment exists."""
     uri = tracking_uri(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = MlflowClient(uri, uri)
-    if client.get_experiment_by_name(EXPERIMENT) is None:
+    if client.get_experiment_by_name(experiment) is None:
         location = None
         if uri.startswith("sqlite:///"):  # keep a local store's artifacts next to its database
             location = (
                 (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
             )
-        client.create_experiment(EXPERIMENT, artifact_location=location)
-    mlflow.set_experiment(EXPERIMENT)
+        client.create_experiment(experiment, artifact_location=location)
+    mlflow.set_experiment(experiment)
     return client
 
 
@@ -230,6 +230,10 @@ def log_training_run(
         mlflow.log_dict(config.model_dump(mode="json"), "config.json")
         mlflow.log_dict(fingerprint, "data_fingerprint.json")
         mlflow.log_metrics(evaluation_metrics(outputs.evaluation))
+        if outputs.screen is not None:
+            mlflow.log_table(outputs.screen.table, "screen.json")
+            mlflow.log_metric("screen.suspects", float(len(outputs.screen.suspects)))
+            mlflow.set_tag("screen.suspects", ",".join(outputs.screen.suspects) or "none")
         if outputs.fit_truth:
             mlflow.log_metrics(
                 {f"fit.truth.{k}": v for k, v in outputs.fit_truth.items() if k != "accounts"}
@@ -514,3 +518,141 @@ def log_tuning_run(
                     ):  # not NaN (pruned trials report their last value)
                         mlflow.log_metric("fold_log_loss", float(trial["value"]))
     return parent.info.run_id
+
+
+# ---------------------------------------------------------------------------------------------
+# table mode
+
+TABLE_EXPERIMENT = "propensity-table"
+
+
+def table_fingerprint(frame: pd.DataFrame) -> dict[str, Any]:
+    """Content hash of a table (row order does not matter), its rows and columns."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([f"{c}:{t}" for c, t in frame.dtypes.astype(str).items()]).encode())
+    digest.update(np.sort(pd.util.hash_pandas_object(frame, index=False).to_numpy()).tobytes())
+    return {"sha256": digest.hexdigest(), "rows": len(frame), "columns": len(frame.columns)}
+
+
+class TablePyfunc(mlflow.pyfunc.PythonModel):
+    """A table model as an MLflow model: the table's rows in, probability/score/tier (and reasons) out."""
+
+    def load_context(self, context) -> None:
+        self.table_model = joblib.load(context.artifacts["table_model"])
+
+    def predict(
+        self, context, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
+        reasons = bool((params or {}).get("reasons"))
+        scored = self.table_model.score(model_input, reasons=reasons)
+        return scored.drop(columns=["outcome"], errors="ignore")
+
+
+def registered_table_name(run, table_path: Path | str | None) -> str:
+    """``config.model_name`` or ``propensity-table-<table file stem>``."""
+    if run.config.model_name:
+        return run.config.model_name
+    stem = Path(table_path).stem if table_path else run.prepared.name
+    return "propensity-table-" + "".join(ch if ch.isalnum() else "-" for ch in stem.lower())
+
+
+def log_table_run(
+    run, run_dir: Path, frame: pd.DataFrame, table_path: Path | str | None, uri: str | None = None
+) -> LoggedRun:
+    """Log a table-mode run (config, data fingerprint, screen, metrics, artifacts) and register its model."""
+    from propensity.table import summary as table_summary
+
+    client = connect(uri, TABLE_EXPERIMENT)
+    name = registered_table_name(run, table_path)
+    facts = table_summary(run)
+    fingerprint = table_fingerprint(frame)
+    with mlflow.start_run(run_name=f"table {run.prepared.name}") as active:
+        params = {f"config.{k}": v for k, v in _flatten(run.config.model_dump(mode="json")).items()}
+        params.update({f"protocol.{k}": v for k, v in run.protocol.items()})
+        params.update(
+            {
+                "data.sha256": fingerprint["sha256"],
+                "data.rows": fingerprint["rows"],
+                "data.columns": fingerprint["columns"],
+                "data.path": str(table_path) if table_path else "",
+                "features": len(run.columns),
+                "suspects": ",".join(run.screen.suspects),
+            }
+        )
+        mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+        tags = {f"version.{k}": v for k, v in _versions().items()}
+        commit = _git_commit()
+        if commit:
+            tags["git_commit"] = commit
+        tags.update({"kind": "table", "verdict": run.verdict, "model_version": run.final.version})
+        mlflow.set_tags(tags)
+        mlflow.log_dict(run.config.model_dump(mode="json"), "config.json")
+        mlflow.log_table(run.screen.table, "screen.json")
+        metrics = {
+            f"table.{row['scorer']}.{key}": float(value)
+            for row in run.evaluation.to_dict("records")
+            for key, value in row.items()
+            if key not in ("head", "scorer") and value is not None and value == value
+        }
+        metrics.update(
+            {
+                "beats_base_rate": float(run.beats_base_rate),
+                "screen.suspects": float(len(run.screen.suspects)),
+                "duplicates.exact_rows": float(run.duplicates["exact_duplicate_rows"]),
+                "duplicates.conflicting_rows": float(run.duplicates["conflicting_rows"]),
+                "base_rate": facts["base_rate"],
+            }
+        )
+        for scorer, spread in facts["fold_roc_auc"].items():
+            metrics[f"folds.{scorer}.roc_auc_mean"] = spread["mean"]
+            if spread["sd"] == spread["sd"]:
+                metrics[f"folds.{scorer}.roc_auc_sd"] = spread["sd"]
+        mlflow.log_metrics(metrics)
+        mlflow.log_artifacts(str(run_dir), artifact_path="run")
+        example = _input_example(frame[[run.config.id_column, *run.columns]])
+        output = pd.DataFrame(
+            {
+                "rank": [1],
+                "id": ["x"],
+                "probability": [0.5],
+                "score": [50],
+                "tier": ["A"],
+                "model_version": ["v"],
+            }
+        )
+        info = mlflow.pyfunc.log_model(
+            name="table_model",
+            python_model=TablePyfunc(),
+            artifacts={
+                "table_model": str(run_dir / "table_model.joblib"),
+                "booster": str(run_dir / "model.lgb.txt"),
+            },
+            signature=infer_signature(example, output, params={"reasons": False}),
+            input_example=example,
+            pip_requirements=[f"{k}=={v}" for k, v in _versions().items() if k != "propensity"],
+            registered_model_name=name,
+        )
+        version = str(info.registered_model_version)
+        client.set_registered_model_alias(name, CHALLENGER, version)
+        client.set_model_version_tag(name, version, "model_version", run.final.version)
+        client.set_model_version_tag(name, version, "verdict", run.verdict)
+        mlflow.set_tag("registered_versions", json.dumps({name: version}))
+    return LoggedRun(active.info.run_id, {name: version})
+
+
+def load_registered_table_model(
+    name: str, version_or_alias: str = CHALLENGER, uri: str | None = None
+):
+    """The :class:`propensity.table.TableModel` of a registered version (number) or alias."""
+    client = connect(uri, TABLE_EXPERIMENT)
+    if version_or_alias.isdigit():
+        version = client.get_model_version(name, version_or_alias)
+    else:
+        version = client.get_model_version_by_alias(name, version_or_alias)
+    with tempfile.TemporaryDirectory() as folder:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=version.run_id, artifact_path="run/table_model.joblib", dst_path=folder
+        )
+        model = joblib.load(path)
+    model.version = f"{name}:v{version.version}:{model.version}"
+    return model

@@ -37,6 +37,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from propensity.features import FeatureConfig, FeatureSet
+from propensity.screen import ScreenConfig
 from propensity.snapshots import SpineConfig
 from propensity.splits import OutOfTimeSplit, SplitConfig, out_of_time_split
 
@@ -100,6 +101,11 @@ class ModelConfig(BaseModel):
     capacity_k: int = Field(500, ge=1, description="accounts sales can work per snapshot date")
     n_bootstrap: int = Field(200, ge=0, le=10_000)
     tuning: TuningConfig = Field(default_factory=TuningConfig)
+    screen: ScreenConfig = Field(
+        default_factory=lambda: ScreenConfig(name_check=False, max_rows=60_000),
+        description="leakage screen of the feature matrix (training rows) before training",
+    )
+    keep_suspects: bool = Field(False, description="train on features the leakage screen flags")
 
     @classmethod
     def from_yaml(cls, path: Path | str) -> ModelConfig:
