@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint bench clean
+.PHONY: help install demo test lint bench bench-real clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ lint: $(INSTALLED) ## Ruff lint and format check
 
 bench: $(INSTALLED) ## Feature-build throughput and memory; writes benchmarks/features.md
 	$(PY) -m propensity.bench
+
+bench-real: $(INSTALLED) ## Table mode on the real exports in ../shared/data/real; writes benchmarks/real_data.md
+	$(PY) -m propensity.bench --real
 
 clean: ## Remove generated data, runs and the virtualenv
 	rm -rf $(VENV) data/*/ models/*/ mlruns .pytest_cache

@@ -246,3 +246,85 @@ def test_tuning_is_one_run_with_a_nested_run_per_trial(world, tmp_path):
     assert len(parents) == 1 and len(children) == 2
     assert all("learning_rate" in r.data.params for r in children)
     assert "num_leaves" in config.read_text()  # the best parameters landed in the config file
+
+
+def test_table_mode_trains_registers_and_scores_through_the_cli_and_a_real_server(
+    mlflow_server, tmp_path
+):
+    """`propensity table train` on a CSV export: screen, out-of-time evaluation, a registered
+    model on the server, then `propensity table score` from the registry."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    n = 1200
+    minutes = rng.gamma(2.0, 10.0, n)
+    won = rng.random(n) < 1 / (1 + np.exp(-(3.0 * (np.log1p(minutes) - 2.7))))
+    created = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 400, n), unit="D")
+    stage = np.where(won, "Won", "Lost")
+    stage[-60:] = "Negotiation"  # open deals: scored, never trained on
+    export = pd.DataFrame(
+        {
+            "deal_id": [f"D{i}" for i in range(n)],
+            "created": created.strftime("%Y-%m-%d"),
+            "minutes_on_site": minutes.round(1),
+            "pages_viewed": np.round(minutes / 4 + rng.gamma(1.0, 2.0, n)),
+            "source": rng.choice(["ads", "organic", "=HYPERLINK(1)"], n),
+            "close_date": (created + pd.to_timedelta(rng.integers(5, 90, n), unit="D")).strftime(
+                "%Y-%m-%d"
+            ),
+            "stage": stage,
+        }
+    )
+    table = tmp_path / "deals.csv"
+    export.to_csv(table, index=False)
+    run_dir = tmp_path / "run"
+    trained = cli(
+        "table", "train", str(table), "--id", "deal_id", "--label", "stage",
+        "--positive", "Won", "--negative", "Lost", "--time", "created",
+        "--out", str(run_dir), "--tracking-uri", mlflow_server,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "close_date" in trained.stdout and "date_after_row_time" in trained.stdout
+    assert "excluded: close_date" in trained.stdout
+    assert "beats the base rate" in trained.stdout
+    assert "registered propensity-table-deals v1 as challenger" in trained.stdout
+    for name in ("summary.md", "evaluation.csv", "screen.csv", "scores.csv", "table_model.joblib"):
+        assert (run_dir / name).is_file(), name
+    scores = pd.read_csv(run_dir / "scores.csv")
+    assert len(scores) == n and (scores["outcome"] == "open").sum() == 60
+    assert scores["model_version"].nunique() == 1
+    assert not scores["reasons"].str.startswith("=").any()  # formula cells neutralised
+
+    client = mlflow.MlflowClient(mlflow_server, mlflow_server)
+    version = client.get_model_version_by_alias("propensity-table-deals", "challenger")
+    run = client.get_run(version.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["beats_base_rate"] == 1.0
+    assert run.data.params["suspects"] == "close_date"
+    artifacts = {a.path for a in client.list_artifacts(version.run_id)}
+    assert "screen.json" in artifacts
+
+    out = tmp_path / "open.csv"
+    scored = cli(
+        "table", "score", str(table), "--registered", "propensity-table-deals@challenger",
+        "--open-only", "--out", str(out), "--tracking-uri", mlflow_server,
+    )  # fmt: skip
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    open_rows = pd.read_csv(out)
+    assert (
+        len(open_rows) == 60
+        and open_rows["model_version"].str.startswith("propensity-table-deals:v1:").all()
+    )
+    assert open_rows["probability"].is_monotonic_decreasing
+
+
+def test_table_train_with_a_missing_column_fails_clearly_and_writes_nothing(tmp_path):
+    table = tmp_path / "leads.csv"
+    pd.DataFrame({"lead": ["a", "b"], "won": [1, 0]}).to_csv(table, index=False)
+    result = cli(
+        "table", "train", str(table), "--id", "lead_id", "--label", "won", "--positive", "1",
+        "--out", str(tmp_path / "run"), "--no-track",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "no column 'lead_id'; columns are: lead, won" in result.stderr
+    assert not (tmp_path / "run").exists()

@@ -83,7 +83,12 @@ class TableConfig(BaseModel):
     min_positives: int = Field(30, ge=1, description="refuse to train with fewer positives")
     capacity_k: int = Field(100, ge=1, description="rows sales can work (precision/recall@k)")
     seed: int = Field(7, ge=0)
-    n_jobs: int = Field(2, ge=1)
+    n_jobs: int = Field(
+        1,
+        ge=1,
+        description="LightGBM threads: 1 for export-sized tables (more threads gain nothing there "
+        "and OpenMP spinning makes them far slower when the machine is busy)",
+    )
     n_bootstrap: int = Field(200, ge=0, le=10_000)
     lightgbm: LightGBMParams = Field(
         default_factory=lambda: LightGBMParams(
@@ -348,6 +353,10 @@ def prepare_table(frame: pd.DataFrame, config: TableConfig, name: str = "table")
         kinds[column] = kind
     if not kinds:
         raise TableError(f"{name}: no candidate feature columns left; set aside: {set_aside}")
+    if not config.rows_in_time_order:  # rows sorted by id: input order never changes results
+        order = np.argsort(ids.to_numpy(dtype=str), kind="stable")
+        frame, ids, label = (x.iloc[order].reset_index(drop=True) for x in (frame, ids, label))
+        time = None if time is None else time.iloc[order].reset_index(drop=True)
     return PreparedTable(name, frame, ids, label, time, coerce(frame, kinds), kinds, set_aside)
 
 

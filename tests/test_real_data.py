@@ -1,0 +1,66 @@
+"""Issue 9's figures on the real public exports (skipped when ../shared/data/real is absent).
+
+The full figures (2 repeats, 200 bootstrap draws) are in benchmarks/real_data.md, written by
+`make bench-real`; these runs use fewer draws and one repeat to stay quick.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from propensity.adapters import REAL_DATA, SOURCES, real_data_available
+from propensity.table import TableConfig, run_table
+
+pytestmark = pytest.mark.skipif(
+    not all(real_data_available(name) for name in SOURCES),
+    reason=f"real exports not found under {REAL_DATA} (set PROPENSITY_REAL_DATA)",
+)
+
+
+def table_run(name: str, join: bool = False, **options):
+    source = SOURCES[name](**({"join_closed_deals": True} if join else {}))
+    config = TableConfig(
+        id_column=source.id_column,
+        label_column=source.label_column,
+        positive=source.positive,
+        negative=source.negative,
+        time_column=source.time_column,
+        exclude=source.identifiers,
+        n_bootstrap=50,
+        **options,
+    )
+    return run_table(source.frame, config, name)
+
+
+def model_figures(run):
+    return run.evaluation.set_index("scorer")
+
+
+def test_x_education_screen_alone_flags_the_sales_filled_fields_and_the_model_still_ranks():
+    run = table_run("x_education", repeats=1)
+    assert {"Tags", "Lead Quality", "Last Activity", "Last Notable Activity"} <= set(
+        run.screen.suspects
+    )
+    assert run.protocol["protocol"] == "repeated_stratified_group_kfold"
+    assert model_figures(run).loc["model", "roc_auc"] >= 0.89
+    assert run.beats_base_rate
+
+
+def test_olist_out_of_time_beats_the_base_rate_brier_and_catches_closed_deal_fields():
+    plain = table_run("olist")
+    figures = model_figures(plain)
+    assert plain.protocol["protocol"] == "out_of_time"
+    assert figures.loc["model", "roc_auc"] >= 0.69
+    assert figures.loc["model", "brier"] < figures.loc["base_rate", "brier"]
+    joined = table_run("olist", join=True)
+    closed_deal_fields = set(joined.prepared.frame.columns) - set(plain.prepared.frame.columns)
+    assert closed_deal_fields - {"seller_id"} <= set(joined.screen.suspects)
+    assert "seller_id" in joined.prepared.set_aside  # an identifier, set aside before the screen
+    assert joined.columns == plain.columns
+
+
+def test_maven_flags_outcome_fields_and_says_plainly_there_is_no_signal():
+    run = table_run("maven")
+    assert {"close_value", "close_date", "days_to_close"} <= set(run.screen.suspects)
+    assert not run.beats_base_rate
+    assert run.verdict.startswith("No signal beyond the base rate")
