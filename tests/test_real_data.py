@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from propensity.adapters import REAL_DATA, SOURCES, real_data_available
-from propensity.table import TableConfig, run_table
+from propensity.table import run_table
 
 pytestmark = pytest.mark.skipif(
     not all(real_data_available(name) for name in SOURCES),
@@ -19,16 +19,7 @@ pytestmark = pytest.mark.skipif(
 
 def table_run(name: str, join: bool = False, **options):
     source = SOURCES[name](**({"join_closed_deals": True} if join else {}))
-    config = TableConfig(
-        id_column=source.id_column,
-        label_column=source.label_column,
-        positive=source.positive,
-        negative=source.negative,
-        time_column=source.time_column,
-        exclude=source.identifiers,
-        n_bootstrap=50,
-        **options,
-    )
+    config = source.table_config(n_bootstrap=50, **options)
     return run_table(source.frame, config, name)
 
 

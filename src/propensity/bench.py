@@ -312,7 +312,7 @@ def real_data_benchmark(out_dir: Path) -> dict:
     """Table mode on the three real exports; figures and targets to benchmarks/real_data.*"""
     from propensity.adapters import REAL_DATA, SOURCES, real_data_available
     from propensity.io import write_text
-    from propensity.table import TableConfig, run_table
+    from propensity.table import run_table
 
     missing = [name for name in SOURCES if not real_data_available(name)]
     if missing:
@@ -322,15 +322,7 @@ def real_data_benchmark(out_dir: Path) -> dict:
         source = SOURCES[name](
             **({"join_closed_deals": True} if options.pop("join", False) else {})
         )
-        config = TableConfig(
-            id_column=source.id_column,
-            label_column=source.label_column,
-            positive=source.positive,
-            negative=source.negative,
-            time_column=source.time_column,
-            exclude=source.identifiers,
-            **options,
-        )
+        config = source.table_config(**options)
         start = time.perf_counter()
         run = run_table(source.frame, config, name)
         return _table_figures(run, time.perf_counter() - start)

@@ -78,6 +78,21 @@ class TableSource:
     description: str
     notes: tuple[str, ...]
 
+    def table_config(self, **options):
+        """The :class:`propensity.table.TableConfig` for this table (identifiers excluded);
+        ``options`` set any other key (``keep_suspects``, ``repeats``, ...)."""
+        from propensity.table import TableConfig
+
+        return TableConfig(
+            id_column=self.id_column,
+            label_column=self.label_column,
+            positive=self.positive,
+            negative=self.negative,
+            time_column=self.time_column,
+            exclude=(*self.identifiers, *options.pop("exclude", ())),
+            **options,
+        )
+
 
 def _folder(name: str, real_dir: Path | str) -> tuple[Path, tuple[str, ...]]:
     if name not in FILES:
