@@ -31,8 +31,21 @@ def test_benchmark_meets_the_model_targets():
     assert figures["conversion_model_ece"] < 0.02
 
 
+def test_readme_real_data_figures_match_the_benchmark_file():
+    readme = (ROOT / "README.md").read_text()
+    results = json.loads((ROOT / "benchmarks" / "real_data.json").read_text())["results"]
+    for run in ("x_education", "olist", "maven"):
+        assert f"**{results[run]['evaluation']['model']['roc_auc']:.3f}**" in readme, run
+    assert f"**{results['olist']['evaluation']['model']['lift_10']:.2f}**" in readme
+
+
 def test_readme_shows_the_two_commands_and_links_exist():
     readme = (ROOT / "README.md").read_text()
     assert "make demo" in readme and "make test" in readme
-    for link in ("benchmarks/model.md", "benchmarks/features.md", "src/propensity/contract.py"):
+    for link in (
+        "benchmarks/model.md",
+        "benchmarks/features.md",
+        "benchmarks/real_data.md",
+        "src/propensity/contract.py",
+    ):
         assert link in readme and (ROOT / link).exists(), link
