@@ -244,6 +244,7 @@ def train(
     """Train both heads out of time, compare with the scorecard, a logistic baseline and (on a generated world) the oracle."""
     from propensity.pipeline import run_training, write_report, write_run
     from propensity.scorecard import DEFAULT_SCORECARD, Scorecard
+    from propensity.splits import SplitError
     from propensity.train import InsufficientDataError
     from propensity.world import read_truth
 
@@ -260,7 +261,7 @@ def train(
                 read_truth(data),
                 progress=lambda step: progress.update(task, advance=1, description=step),
             )
-        except InsufficientDataError as exc:
+        except (InsufficientDataError, SplitError) as exc:
             raise _fail(str(exc)) from None
     write_run(outputs, out)
     _print_screen(outputs.screen, model_config.keep_suspects)
@@ -306,6 +307,7 @@ def tune(
     from propensity.features import build_features
     from propensity.io import write_text
     from propensity.snapshots import build_labels, build_spine
+    from propensity.splits import SplitError
     from propensity.train import DEFAULT_MODEL_CONFIG, InsufficientDataError
     from propensity.tune import tune_head, with_best_params
 
@@ -327,7 +329,7 @@ def tune(
         )
         try:
             result = tune_head(feature_set, labels, model_config, name)
-        except InsufficientDataError as exc:
+        except (InsufficientDataError, SplitError) as exc:
             raise _fail(str(exc)) from None
         results.append(result)
         pruned = int((result.trials["state"] == "PRUNED").sum()) if len(result.trials) else 0

@@ -313,12 +313,34 @@ def adapt(
         ),
     ] = None,
     join_closed_deals: Annotated[bool, typer.Option("--join-closed-deals")] = False,
+    contract: Annotated[
+        bool,
+        typer.Option(
+            "--contract",
+            help="Maven only: write its accounts + opportunities as contract tables into the "
+            "folder --out (for `propensity validate` / `train`) instead of one deal table.",
+        ),
+    ] = False,
 ) -> None:
     """Write a real export as one won/lost table and print the `table train` command for it."""
     import shlex
 
     from propensity.io import write_atomic
 
+    if contract:
+        from propensity.adapters import maven_tables
+        from propensity.contract import write_tables
+
+        if source != "maven":
+            raise _fail("--contract applies to maven only")
+        try:
+            tables = maven_tables(real_dir) if real_dir else maven_tables()
+            write_tables(tables, out)
+        except (FileNotFoundError, FileExistsError) as exc:
+            raise _fail(str(exc)) from None
+        rows = ", ".join(f"{name} {len(tables.get(name)):,}" for name in tables.present())
+        console.print(f"contract tables ({rows}) -> {out}; check with: propensity validate {out}")
+        return
     adapted = _source(source, real_dir, join_closed_deals)
     if out.suffix == ".csv":
         write_atomic(out, lambda p: adapted.frame.to_csv(p, index=False))

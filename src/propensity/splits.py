@@ -49,6 +49,10 @@ class OutOfTimeSplit:
         }
 
 
+class SplitError(ValueError):
+    """The data cannot be split out of time as configured (the message says why and what to change)."""
+
+
 def out_of_time_split(
     as_of: pd.Series, label_complete: pd.Series, config: SplitConfig, horizon_days: int
 ) -> OutOfTimeSplit:
@@ -57,8 +61,10 @@ def out_of_time_split(
     complete = label_complete.fillna(False).astype(bool).to_numpy()
     labelled_dates = np.sort(as_of[complete].unique())
     if len(labelled_dates) == 0:
-        raise ValueError(
-            "no snapshot has a complete label window: the data is shorter than the horizon"
+        raise SplitError(
+            "no snapshot has a complete label window: the data is shorter than the horizon, "
+            "or no account is a prospect (customers and accounts with an open new-business "
+            "opportunity are not scored) at any snapshot with a complete window"
         )
     test_end = pd.Timestamp(labelled_dates[-1])
     t2 = test_end - pd.DateOffset(months=config.test_months) + pd.Timedelta(days=1)
@@ -72,7 +78,7 @@ def out_of_time_split(
     for name, mask in (("train", train), ("validation", valid), ("test", test)):
         if not mask.any():
             first = pd.Timestamp(labelled_dates[0]).date()
-            raise ValueError(
+            raise SplitError(
                 f"the {name} window is empty: labelled snapshots run {first}..{test_end.date()}, "
                 f"test starts {t2.date()}, validation {t1.date()}..{valid_end.date()} (gap {gap.days} days); "
                 "use more history or shorter test_months / valid_months"
