@@ -55,3 +55,23 @@ def test_maven_flags_outcome_fields_and_says_plainly_there_is_no_signal():
     assert {"close_value", "close_date", "days_to_close"} <= set(run.screen.suspects)
     assert not run.beats_base_rate
     assert run.verdict.startswith("No signal beyond the base rate")
+
+
+def test_maven_contract_tables_through_the_cli_validate(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    entry = str(Path(sys.executable).parent / "propensity")
+    folder = tmp_path / "maven"
+    adapted = subprocess.run(
+        [entry, "table", "adapt", "maven", "--contract", "--out", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert adapted.returncode == 0, adapted.stderr[-2000:]
+    assert "accounts 85, opportunities 7,212" in adapted.stdout
+    validated = subprocess.run([entry, "validate", str(folder)], capture_output=True, text=True)
+    assert validated.returncode == 0, validated.stderr[-2000:]
+    assert "4238 won of 6711 closed" in validated.stdout
