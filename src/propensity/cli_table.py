@@ -14,6 +14,7 @@ from propensity.cli import (
     _progress,
     _pydantic_message,
     console,
+    err_console,
 )
 
 table_app = typer.Typer(
@@ -290,6 +291,12 @@ def score(
         scored = model.score(read_table(table), table.stem, reasons=reasons)
     except TableError as exc:
         raise _fail(str(exc)) from None
+    if not getattr(model, "beats_base_rate", True):
+        err_console.print(
+            f"[bold yellow]warning:[/] this model did not beat the base rate when it was trained: "
+            f"{model.verdict}",
+            highlight=False,
+        )
     if open_only and "outcome" in scored:
         scored = scored[scored["outcome"] == "open"].reset_index(drop=True)
     if top:

@@ -620,6 +620,7 @@ class TableModel:
     version: str
     screen: pd.DataFrame
     verdict: str
+    beats_base_rate: bool = True
 
     def score(self, frame: pd.DataFrame, name: str = "table", reasons: bool = True) -> pd.DataFrame:
         """Probability, 0-100 score, tier, rank, known outcome, reasons and model version per row."""
@@ -788,6 +789,7 @@ def run_table(
         version=model_version(fitted.model),
         screen=screened.table,
         verdict=sentence,
+        beats_base_rate=beats,
     )
     notes = [f"set aside {c}: {why}" for c, why in prepared.set_aside.items()]
     if screened.suspects:
