@@ -288,10 +288,7 @@ def evaluation_metrics(evaluation: pd.DataFrame) -> dict[str, float]:
 def _input_example(features: pd.DataFrame) -> pd.DataFrame:
     """Rows with the most filled-in values (so every column's type is visible)."""
     filled = features.notna().sum(axis=1).sort_values(ascending=False, kind="stable")
-    example = features.loc[filled.index[:5]].reset_index(drop=True)
-    # integers as doubles in the signature, so rows with a missing count are not rejected
-    integers = [c for c in example if pd.api.types.is_integer_dtype(example[c])]
-    return example.astype(dict.fromkeys(integers, "float64"))
+    return features.loc[filled.index[:5]].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------
