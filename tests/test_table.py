@@ -131,10 +131,10 @@ def test_out_of_time_parts_are_ordered_and_one_time_is_never_split():
 
 def test_identical_feature_vectors_always_share_a_fold():
     rng = np.random.default_rng(1)
-    matrix = pd.DataFrame({"a": rng.integers(0, 4, 400), "b": rng.choice(["x", "y"], 400)})
+    matrix = pd.DataFrame({"a": rng.integers(0, 12, 400), "b": rng.choice(["x", "y"], 400)})
     label = rng.integers(0, 2, 400)
     groups = vector_groups(matrix)
-    assert len(np.unique(groups)) == 8  # 4 x 2 distinct vectors
+    assert len(np.unique(groups)) == 24  # 12 x 2 distinct vectors
     for fold in kfold_folds(label, groups, config(folds=4, repeats=2)):
         assert not set(groups[fold.test]) & set(groups[np.r_[fold.train, fold.valid]])
         assert not set(groups[fold.train]) & set(groups[fold.valid])
@@ -200,3 +200,28 @@ def test_same_seed_same_config_same_evaluation():
     first = run_table(frame, config()).evaluation
     second = run_table(frame.sample(frac=1, random_state=3), config()).evaluation
     pd.testing.assert_frame_equal(first, second)
+
+
+def test_true_false_labels_read_the_same_with_and_without_open_rows():
+    complete = pd.DataFrame({"won": [True, False, True]})
+    with_gaps = pd.DataFrame({"won": [True, False, None]})
+    settings = config(label_column="won", positive=(True,))
+    assert settings.positive == ("true",)
+    assert label_values(complete, settings).tolist() == [1.0, 0.0, 1.0]
+    assert label_values(with_gaps, settings, require_both=False).tolist()[:2] == [1.0, 0.0]
+
+
+def test_configured_label_values_are_text_without_spaces():
+    assert config(positive=[1, " Won "]).positive == ("1", "Won")
+
+
+def test_a_numeric_time_column_is_refused_with_advice():
+    frame = leads(50).assign(created=lambda f: f["created"].dt.year)
+    with pytest.raises(TableError, match="holds numbers, not dates.*rows_in_time_order"):
+        prepare_table(frame, config(time_column="created"))
+
+
+def test_too_few_distinct_rows_for_k_fold_is_a_clear_error():
+    frame = leads(400)[["lead_id", "source", "outcome"]]
+    with pytest.raises(TableError, match="distinct feature vectors per class"):
+        run_table(frame, config())

@@ -304,6 +304,12 @@ def test_table_mode_trains_registers_and_scores_through_the_cli_and_a_real_serve
     artifacts = {a.path for a in client.list_artifacts(version.run_id)}
     assert "screen.json" in artifacts
 
+    mlflow.set_tracking_uri(mlflow_server)
+    mlflow.set_registry_uri(mlflow_server)
+    served = mlflow.pyfunc.load_model(f"models:/propensity-table-deals/{version.version}")
+    predicted = served.predict(export.head(20))
+    assert len(predicted) == 20 and predicted["probability"].between(0, 1).all()
+
     out = tmp_path / "open.csv"
     scored = cli(
         "table", "score", str(table), "--registered", "propensity-table-deals@challenger",

@@ -38,7 +38,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sklearn.model_selection import StratifiedGroupKFold
 
 from propensity.evaluate import brier_skill, comparison_table, decile_table
@@ -89,7 +89,9 @@ class TableConfig(BaseModel):
         description="LightGBM threads: 1 for export-sized tables (more threads gain nothing there "
         "and OpenMP spinning makes them far slower when the machine is busy)",
     )
-    n_bootstrap: int = Field(200, ge=0, le=10_000)
+    n_bootstrap: int = Field(
+        200, ge=20, le=10_000, description="bootstrap draws (the verdict rests on the intervals)"
+    )
     lightgbm: LightGBMParams = Field(
         default_factory=lambda: LightGBMParams(
             learning_rate=0.03, num_leaves=15, min_child_samples=20, n_estimators=2000
@@ -100,6 +102,16 @@ class TableConfig(BaseModel):
     model_name: str | None = Field(
         None, description="registered model name (default propensity-table-<table name>)"
     )
+
+    @field_validator("positive", "negative", mode="before")
+    @classmethod
+    def _label_values_as_text(cls, value):
+        """YAML ``positive: [1]`` or ``[true]`` means the text "1" / "true"; spaces do not count."""
+        if value is None:
+            return None
+        if isinstance(value, (str, int, float, bool)):
+            value = [value]
+        return tuple((str(v).lower() if isinstance(v, bool) else str(v)).strip() for v in value)
 
     @model_validator(mode="after")
     def _consistent(self) -> TableConfig:
@@ -157,7 +169,9 @@ def _examples(frame: pd.DataFrame, mask, columns: list[str], n: int = 5) -> str:
 
 def _label_text(values: pd.Series) -> pd.Series:
     """Label values as text ("1" for 1, 1.0 and "1"; "Won" stays "Won")."""
-    if pd.api.types.is_bool_dtype(values):
+    present = values.dropna()
+    if pd.api.types.is_bool_dtype(values) or (len(present) and present.map(type).eq(bool).all()):
+        # True/False with gaps load as object: the same text either way
         return values.map({True: "true", False: "false"}).astype("string")
     if pd.api.types.is_numeric_dtype(values):
         numbers = pd.to_numeric(values)
@@ -246,6 +260,11 @@ def row_time(frame: pd.DataFrame, config: TableConfig, name: str = "table") -> p
     if not config.time_column:
         return None
     raw = frame[config.time_column]
+    if pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw):
+        raise TableError(
+            f"{name}: time column {config.time_column!r} holds numbers, not dates (their unit is "
+            "unknown); give ISO dates like 2024-03-01, or sort the rows and use rows_in_time_order"
+        )
     parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
     bad = parsed.isna() & raw.notna()
     if bad.any():
@@ -424,6 +443,15 @@ def _inner_validation(
 
 def kfold_folds(label: np.ndarray, groups: np.ndarray, config: TableConfig) -> list[Fold]:
     """Repeated stratified K-fold; rows with the same ``groups`` value (feature vector) share a fold."""
+    for value in (0, 1):
+        distinct = len(np.unique(groups[label == value]))
+        needed = max(2 * config.folds, 10)  # outer folds, then a grouped inner split
+        if distinct < needed:
+            raise TableError(
+                f"K-fold needs at least {needed} distinct feature vectors per class; class "
+                f"{value} has {distinct} (the columns left after the screen barely vary): add "
+                "columns, lower folds, or give a time column"
+            )
     folds = []
     everything = np.arange(len(label))
     for repeat in range(config.repeats):

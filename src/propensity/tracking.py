@@ -609,7 +609,11 @@ def log_table_run(
                 metrics[f"folds.{scorer}.roc_auc_sd"] = spread["sd"]
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(run_dir), artifact_path="run")
-        example = _input_example(frame[[run.config.id_column, *run.columns]])
+        dated = any(kind == "date" for kind in run.final.kinds.values())
+        needed = [run.config.id_column, *run.columns]
+        if dated and run.config.time_column:  # dates are measured from the row's time
+            needed.append(run.config.time_column)
+        example = _input_example(frame[needed])
         output = pd.DataFrame(
             {
                 "rank": [1],
