@@ -701,6 +701,7 @@ class TableRun:
     prepared: PreparedTable
     screen: ScreenResult
     columns: list[str]  # the model's columns after the screen
+    matrix: pd.DataFrame  # what the model saw: labelled rows, ``columns``, dates as days
     duplicates: dict[str, int]
     predictions: pd.DataFrame  # held-out predictions, every fold of every repeat
     evaluation: pd.DataFrame
@@ -829,6 +830,7 @@ def run_table(
         prepared,
         screened,
         columns,
+        matrix,
         duplicates,
         predictions,
         evaluation,
@@ -970,16 +972,7 @@ def write_table_run(run: TableRun, run_dir: Path | str, frame: pd.DataFrame) -> 
             run_dir / "model.lgb.txt", lambda p: run.final.model.booster_.save_model(str(p))
         ),
     ]
-    labelled = run.prepared.labelled
-    kinds = run.final.kinds
-    matrix = model_matrix(
-        run.prepared.candidates.loc[labelled, run.columns].reset_index(drop=True),
-        kinds,
-        run.prepared.time[labelled].reset_index(drop=True)
-        if run.prepared.time is not None and run.config.time_column
-        else None,
-    )
-    importance = global_importance(run.final.model, matrix, run.final.specs, head="table")
+    importance = global_importance(run.final.model, run.matrix, run.final.specs, head="table")
     written.append(write_atomic(run_dir / "global_reasons.csv", csv(importance)))
     written.append(
         write_atomic(

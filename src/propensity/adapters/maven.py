@@ -101,11 +101,9 @@ def _clean_pipeline(pipeline: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     for column in ("opportunity_id", "sales_agent", "product", "account", "deal_stage"):
         p[column] = text_values(p[column])
     notes = []
-    fixed = p["product"].isin(list(PRODUCT_FIXES))
-    if fixed.any():
-        p["product"] = p["product"].replace(PRODUCT_FIXES)
-        fixes = ", ".join(f"{a!r} -> {b!r}" for a, b in PRODUCT_FIXES.items())
-        notes.append(f"product renamed {fixes} on {int(fixed.sum()):,} deals to match products")
+    p["product"] = _fix_values(
+        p["product"], PRODUCT_FIXES, "product renamed {} on {:,} deals to match products", notes
+    )
     p["engage_date"] = iso_dates(p["engage_date"])
     p["close_date"] = iso_dates(p["close_date"])
     p["close_value"] = pd.to_numeric(p["close_value"]).astype("float64")
@@ -122,6 +120,17 @@ def _clean_pipeline(pipeline: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return p, notes
 
 
+def _fix_values(values: pd.Series, fixes: dict[str, str], note: str, notes: list[str]) -> pd.Series:
+    """Replace known misspellings; append ``note`` (fixes, count) to ``notes`` when any was found."""
+    fixed = values.isin(list(fixes))
+    if not fixed.any():
+        return values
+    notes.append(
+        note.format(", ".join(f"{a!r} -> {b!r}" for a, b in fixes.items()), int(fixed.sum()))
+    )
+    return values.replace(fixes)
+
+
 def _clean_accounts(accounts: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     _require(accounts, ACCOUNT_COLUMNS, "accounts")
     a = accounts.loc[:, list(ACCOUNT_COLUMNS)].copy()
@@ -130,12 +139,10 @@ def _clean_accounts(accounts: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     a = a[a["account"].notna()]
     if a["account"].duplicated().any():
         raise ValueError("accounts: account names must be unique")
-    notes = []
-    fixed = a["sector"].isin(list(SECTOR_FIXES))
-    if fixed.any():
-        a["sector"] = a["sector"].replace(SECTOR_FIXES)
-        fixes = ", ".join(f"{x!r} -> {y!r}" for x, y in SECTOR_FIXES.items())
-        notes.append(f"sector typo fixed {fixes} on {int(fixed.sum()):,} accounts")
+    notes: list[str] = []
+    a["sector"] = _fix_values(
+        a["sector"], SECTOR_FIXES, "sector typo fixed {} on {:,} accounts", notes
+    )
     return a.reset_index(drop=True), notes
 
 
