@@ -31,10 +31,10 @@ lint: $(INSTALLED) ## Ruff lint and format check
 	$(VENV)/bin/ruff format --check src tests
 
 bench: $(INSTALLED) ## Feature-build throughput and memory; writes benchmarks/features.md
-	$(PY) -m propensity.bench
+	$(PY) benchmarks/bench.py
 
 bench-real: $(INSTALLED) ## Table mode on the real exports in ../shared/data/real; writes benchmarks/real_data.md
-	$(PY) -m propensity.bench --real
+	$(PY) benchmarks/bench.py --real
 
 clean: ## Remove generated data, runs and the virtualenv
 	rm -rf $(VENV) data/*/ models/*/ mlruns .pytest_cache

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from propensity.adapters import (
+from propensity.data.adapters import (
     ENV_VAR,
     SOURCES,
     TableSource,
@@ -20,7 +20,7 @@ from propensity.adapters import (
     real_data_available,
     x_education_leads,
 )
-from propensity.contract import Tables
+from propensity.data.contract import Tables
 
 
 def needs(name: str) -> pytest.MarkDecorator:

@@ -8,7 +8,7 @@ import warnings
 import pandas as pd
 import pytest
 
-from propensity.contract import (
+from propensity.data.contract import (
     SPECS,
     STATIC_ACCOUNT_COLUMNS,
     TABLE_NAMES,

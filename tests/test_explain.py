@@ -10,7 +10,7 @@ import pytest
 
 from propensity.explain import EXPECTED_VALUE, contributions, explain, field_contributions, word
 from propensity.features import FeatureSpec
-from propensity.train import HeadModel, LightGBMParams
+from propensity.model.head import HeadModel, LightGBMParams
 
 
 @pytest.fixture(scope="module")

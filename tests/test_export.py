@@ -12,12 +12,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from propensity.contract import load_tables
-from propensity.export import ScoringConfig, neutralise_formulas, priority
-from propensity.pipeline import run_training, write_run
-from propensity.scorecard import Scorecard
-from propensity.train import ModelConfig
-from propensity.world import WorldConfig, generate_world, read_truth
+from propensity.data.contract import load_tables
+from propensity.data.world import WorldConfig, generate_world, read_truth
+from propensity.model.config import ModelConfig
+from propensity.model.scorecard import Scorecard
+from propensity.outputs.export import ScoringConfig, neutralise_formulas, priority
+from propensity.runs.account import run_training, write_run
 
 BIN = Path(sys.executable).parent
 HOSTILE = {
@@ -178,9 +178,9 @@ def test_report_escapes_every_value_and_embeds_plots(trained):
     assert "Top 50 accounts" in html and "Account cards for sales" in html
 
     # the top account renamed to each hostile string: the real report code must escape it
-    from propensity.export import ranked_list
-    from propensity.report import build_report
-    from propensity.score import load_scoring_model, score_snapshot
+    from propensity.outputs.export import ranked_list
+    from propensity.outputs.report import build_report
+    from propensity.scoring import load_scoring_model, score_snapshot
 
     tables = load_tables(world)
     scored = score_snapshot(tables, load_scoring_model(run_dir))
@@ -197,9 +197,9 @@ def test_report_renders_in_headless_chromium(trained):
     if browser is None:
         pytest.skip("Chromium is not installed (apt-get install chromium to run this check)")
     world, run_dir, root = trained
-    from propensity.export import ranked_list
-    from propensity.report import build_report
-    from propensity.score import load_scoring_model, score_snapshot
+    from propensity.outputs.export import ranked_list
+    from propensity.outputs.report import build_report
+    from propensity.scoring import load_scoring_model, score_snapshot
 
     tables = load_tables(world)
     scored = score_snapshot(tables, load_scoring_model(run_dir))

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from propensity.contract import Tables, load_tables
+from propensity.data.contract import Tables, load_tables
+from propensity.data.world import WorldConfig, generate_world
 from propensity.features import FeatureConfig, build_features, sql
-from propensity.snapshots import SpineConfig, build_spine
-from propensity.world import WorldConfig, generate_world
+from propensity.spine import SpineConfig, build_spine
 
 AS_OF = pd.Timestamp("2025-03-01")
 

@@ -8,15 +8,16 @@ import pytest
 import yaml
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
-from propensity.contract import load_tables
+from propensity.data.contract import load_tables
+from propensity.data.world import WorldConfig, generate_world, read_truth
 from propensity.evaluate import decile_table, score_metrics
 from propensity.features import build_features
-from propensity.pipeline import run_training
-from propensity.scorecard import Scorecard
-from propensity.snapshots import SpineConfig, build_labels, build_spine
-from propensity.splits import SnapshotTimeSeriesSplit, SplitConfig, out_of_time_split
-from propensity.train import InsufficientDataError, ModelConfig, train_heads
-from propensity.world import WorldConfig, generate_world, read_truth
+from propensity.model.config import ModelConfig
+from propensity.model.head import InsufficientDataError
+from propensity.model.scorecard import Scorecard
+from propensity.model.splits import SnapshotTimeSeriesSplit, SplitConfig, out_of_time_split
+from propensity.runs.account import run_training, train_heads
+from propensity.spine import SpineConfig, build_labels, build_spine
 
 # ---------------------------------------------------------------------------------------------
 # metric functions against hand-computed examples and scikit-learn
@@ -294,7 +295,7 @@ def test_too_few_positives_is_refused_with_the_count(small_world):
 
 
 def test_tuning_is_seeded_reuses_its_folds_and_lands_in_the_config(small_world):
-    from propensity.tune import tune_head, with_best_params
+    from propensity.model.tune import tune_head, with_best_params
 
     _, tables = small_world
     config = ModelConfig.model_validate(
@@ -316,7 +317,7 @@ def test_tuning_is_seeded_reuses_its_folds_and_lands_in_the_config(small_world):
 def test_scored_rows_carry_scores_tiers_reasons_and_the_model_version(small_world, small_run):
     import json
 
-    from propensity.score import account_card, score_snapshot, scoring_model
+    from propensity.scoring import account_card, score_snapshot, scoring_model
 
     _, tables = small_world
     model = scoring_model(small_run.result)

@@ -14,7 +14,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from propensity.adapters import ENV_VAR, REAL_DATA, SOURCES, real_data_available
+from propensity.data.adapters import ENV_VAR, REAL_DATA, SOURCES, real_data_available
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))

@@ -46,6 +46,6 @@ def test_readme_shows_the_two_commands_and_links_exist():
         "benchmarks/model.md",
         "benchmarks/features.md",
         "benchmarks/real_data.md",
-        "src/propensity/contract.py",
+        "src/propensity/data/contract.py",
     ):
         assert link in readme and (ROOT / link).exists(), link

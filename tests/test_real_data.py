@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from propensity.adapters import REAL_DATA, SOURCES, real_data_available
-from propensity.table import run_table
+from propensity.data.adapters import REAL_DATA, SOURCES, real_data_available
+from propensity.runs.table import run_table
 
 pytestmark = pytest.mark.skipif(
     not all(real_data_available(name) for name in SOURCES),

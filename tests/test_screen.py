@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from propensity.screen import screen
+from propensity.model.screen import screen
 
 
 @pytest.fixture
@@ -142,7 +142,7 @@ def test_number_derived_from_a_late_date_is_caught(honest):
 
 
 def test_history_counts_named_closed_are_not_flagged_by_name():
-    from propensity.screen import EXPORT_TIME_NAME
+    from propensity.model.screen import EXPORT_TIME_NAME
 
     assert not EXPORT_TIME_NAME.search("account_prior_closed")
     assert EXPORT_TIME_NAME.search("close_value") and EXPORT_TIME_NAME.search("Closed Date")

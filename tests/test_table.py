@@ -8,17 +8,9 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from propensity.table import (
-    TableConfig,
-    TableError,
-    duplicate_counts,
-    kfold_folds,
-    label_values,
-    out_of_time_fold,
-    prepare_table,
-    run_table,
-    vector_groups,
-)
+from propensity.data.table import TableError, duplicate_counts, label_values, prepare_table
+from propensity.model.config import TableConfig
+from propensity.runs.table import kfold_folds, out_of_time_fold, run_table, vector_groups
 
 FAST = {"repeats": 1, "folds": 3, "n_bootstrap": 20, "min_positives": 10}
 

@@ -15,9 +15,9 @@ import mlflow
 import pandas as pd
 import pytest
 
-from propensity.contract import load_tables
+from propensity.data.contract import load_tables
+from propensity.data.world import WorldConfig, generate_world
 from propensity.tracking import data_fingerprint, log_training_run
-from propensity.world import WorldConfig, generate_world
 
 BIN = Path(sys.executable).parent
 FAST = "n_bootstrap: 20\nconversion: {n_estimators: 200}\nfit: {n_estimators: 100}\n"
@@ -209,9 +209,9 @@ def test_fingerprint_changes_with_any_table_and_ignores_row_order(world):
 
 
 def test_a_run_that_fails_is_marked_failed_not_running(world, tmp_path):
-    from propensity.pipeline import run_training, write_run
-    from propensity.scorecard import Scorecard
-    from propensity.train import ModelConfig
+    from propensity.model.config import ModelConfig
+    from propensity.model.scorecard import Scorecard
+    from propensity.runs.account import run_training, write_run
 
     tables = load_tables(world)
     outputs = run_training(

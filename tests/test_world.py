@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from propensity.contract import load_tables
-from propensity.world import WorldConfig, conversion_probability, generate_world, read_truth
+from propensity.data.contract import load_tables
+from propensity.data.world import WorldConfig, conversion_probability, generate_world, read_truth
 
 TABLES = ("accounts", "contacts", "events", "intent", "opportunities")
 

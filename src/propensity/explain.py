@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from propensity.features import FeatureSpec
-from propensity.train import HeadModel
+from propensity.model.head import HeadModel
 
 EXPECTED_VALUE = "expected_value"
 
@@ -394,20 +394,3 @@ def global_importance(
     table["family"] = table["field"].map(family_of)
     table["head"] = head
     return table.sort_values("mean_abs_contribution", ascending=False, ignore_index=True)
-
-
-def plot_global_importance(table: pd.DataFrame, path, top: int = 15) -> None:
-    """Horizontal bar chart of the top fields (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    data = table.head(top).iloc[::-1]
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(data) + 1.2))
-    ax.barh(data["field"], data["mean_abs_contribution"], color="#3b6ea8")
-    ax.set_xlabel("mean |contribution| (log-odds)")
-    ax.set_title(f"What drives the {table['head'].iloc[0]} score")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)

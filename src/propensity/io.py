@@ -1,4 +1,5 @@
-"""Atomic file output: a temp file in the target folder, then os.replace.
+"""File output and input at the edge: atomic writes (a temp file in the target folder, then
+os.replace) and the one CSV-or-Parquet switch (:func:`read_frame`, :func:`write_frame`).
 
 An interrupted write never leaves a half-written file under the final name.
 """
@@ -42,3 +43,30 @@ def write_parquet(frame: pd.DataFrame, path: Path | str) -> Path:
 
 def write_text(text: str, path: Path | str) -> Path:
     return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+FRAME_SUFFIXES = (".csv", ".parquet")
+
+
+def check_frame_suffix(path: Path | str, what: str = "file") -> Path:
+    """``path`` if it ends in .csv or .parquet, else a ValueError naming it."""
+    path = Path(path)
+    if path.suffix.lower() not in FRAME_SUFFIXES:
+        raise ValueError(f"{what} must end in .csv or .parquet, got {path.name}")
+    return path
+
+
+def read_frame(path: Path | str, **csv_options) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame (the one suffix switch for reading)."""
+    path = check_frame_suffix(path)
+    if path.suffix.lower() == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, **csv_options)
+
+
+def write_frame(frame: pd.DataFrame, path: Path | str) -> Path:
+    """Write ``frame`` as CSV or Parquet by the suffix of ``path``, atomically."""
+    path = check_frame_suffix(path)
+    if path.suffix.lower() == ".parquet":
+        return write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    return write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -35,10 +34,10 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from pydantic import BaseModel, ConfigDict, Field
 
-from propensity.contract import Tables
+from propensity import settings
+from propensity.data.contract import Tables
 from propensity.evaluate import score_metrics
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = "propensity"
 REGISTERED = {"fit": "propensity-fit", "conversion": "propensity-conversion"}
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -69,13 +68,8 @@ class PromotionConfig(BaseModel):
 
 
 def tracking_uri(explicit: str | None = None) -> str:
-    """The store to use: explicit > MLFLOW_TRACKING_URI > SQLite inside the project's models/."""
-    if explicit:
-        return explicit
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    (PROJECT_ROOT / "models").mkdir(exist_ok=True)
-    return f"sqlite:///{PROJECT_ROOT / 'models' / 'mlflow.db'}"
+    """The store to use: explicit > $MLFLOW_TRACKING_URI > SQLite in <workdir>/models/mlflow.db."""
+    return settings.tracking_uri(explicit)
 
 
 def connect(uri: str | None = None, experiment: str = EXPERIMENT) -> MlflowClient:
@@ -97,8 +91,8 @@ def connect(uri: str | None = None, experiment: str = EXPERIMENT) -> MlflowClien
 
 def data_fingerprint(tables: Tables) -> dict[str, Any]:
     """Content hash of every input table (row order does not matter), row counts, dates, families."""
-    from propensity.contract import FAMILY_TABLES
-    from propensity.snapshots import data_end, data_start
+    from propensity.data.contract import FAMILY_TABLES
+    from propensity.spine import data_end, data_start
 
     digest = hashlib.sha256()
     rows = {}
@@ -124,7 +118,6 @@ def _git_commit() -> str | None:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
-            cwd=PROJECT_ROOT,
             capture_output=True,
             text=True,
             timeout=5,
@@ -168,7 +161,7 @@ class HeadPyfunc(mlflow.pyfunc.PythonModel):
         self, context, model_input: pd.DataFrame, params: dict | None = None
     ) -> pd.DataFrame:
         from propensity.explain import explain
-        from propensity.score import to_score, to_tier
+        from propensity.scoring import to_score, to_tier
 
         fitted = self.scoring.heads[self.head]
         calibration = self.scoring.calibration[self.head]
@@ -201,7 +194,7 @@ def log_training_run(
     outputs, run_dir: Path, tables: Tables, data_dir: Path | str, uri: str | None = None
 ) -> LoggedRun:
     """Log a finished training run (config, data, metrics, artifacts, models) and register both heads."""
-    from propensity.score import scoring_model
+    from propensity.scoring import scoring_model
 
     client = connect(uri)
     result = outputs.result
@@ -428,7 +421,7 @@ def rollback(heads=("fit", "conversion"), uri: str | None = None) -> dict[str, t
 
 def load_registered_scoring_model(versions: dict[str, str] | None = None, uri: str | None = None):
     """A ScoringModel assembled from the registry: each head's champion (or an explicit version)."""
-    from propensity.score import ScoringModel
+    from propensity.scoring import ScoringModel
 
     client = connect(uri)
     heads, calibration, specs, config, labels = {}, {}, None, None, []
@@ -560,7 +553,7 @@ def log_table_run(
     run, run_dir: Path, frame: pd.DataFrame, table_path: Path | str | None, uri: str | None = None
 ) -> LoggedRun:
     """Log a table-mode run (config, data fingerprint, screen, metrics, artifacts) and register its model."""
-    from propensity.table import summary as table_summary
+    from propensity.runs.table import summary as table_summary
 
     client = connect(uri, TABLE_EXPERIMENT)
     name = registered_table_name(run, table_path)
@@ -647,7 +640,7 @@ def log_table_run(
 def load_registered_table_model(
     name: str, version_or_alias: str = CHALLENGER, uri: str | None = None
 ):
-    """The :class:`propensity.table.TableModel` of a registered version (number) or alias."""
+    """The :class:`propensity.runs.table.TableModel` of a registered version (number) or alias."""
     client = connect(uri, TABLE_EXPERIMENT)
     if version_or_alias.isdigit():
         version = client.get_model_version(name, version_or_alias)

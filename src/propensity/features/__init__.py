@@ -15,7 +15,7 @@ from types import ModuleType
 import duckdb
 import pandas as pd
 
-from propensity.contract import FAMILY_TABLES, Tables
+from propensity.data.contract import FAMILY_TABLES, Tables
 from propensity.features import engagement, firmographic, history, intent
 from propensity.features.registry import FAMILIES, FeatureConfig, FeatureSpec
 

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from propensity.contract import Tables
+from propensity.data.contract import Tables
 from propensity.features import sql
 from propensity.features.registry import FeatureConfig, FeatureSpec
 from propensity.features.sql import quote_identifier, slug

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
-from propensity.contract import Tables
+from propensity.data.contract import Tables
 from propensity.features.registry import FeatureConfig, FeatureSpec
 from propensity.features.sql import quote_identifier
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import duckdb
 
-from propensity.contract import Tables
+from propensity.data.contract import Tables
 from propensity.features.registry import FeatureConfig, FeatureSpec
 from propensity.features.sql import known_at
 

@@ -12,12 +12,13 @@ SOURCE.md). The data is never copied into the repository: it is read from :data:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from propensity import settings
 
 __all__ = [
     "ENV_VAR",
@@ -35,12 +36,8 @@ __all__ = [
     "x_education_leads",
 ]
 
-ENV_VAR = "PROPENSITY_REAL_DATA"
-REAL_DATA: Path = (
-    Path(os.environ[ENV_VAR])
-    if os.environ.get(ENV_VAR)
-    else Path(__file__).resolve().parents[4] / "shared" / "data" / "real"
-)
+ENV_VAR = settings.REAL_DATA_ENV
+REAL_DATA: Path = settings.real_data_dir()
 
 # source name -> (sub-folder of the real-data folder, files a loader reads)
 FILES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -79,9 +76,9 @@ class TableSource:
     notes: tuple[str, ...]
 
     def table_config(self, **options):
-        """The :class:`propensity.table.TableConfig` for this table (identifiers excluded);
+        """The :class:`propensity.model.config.TableConfig` for this table (identifiers excluded);
         ``options`` set any other key (``keep_suspects``, ``repeats``, ...)."""
-        from propensity.table import TableConfig
+        from propensity.model.config import TableConfig
 
         return TableConfig(
             id_column=self.id_column,
@@ -140,14 +137,14 @@ def iso_dates(s: pd.Series) -> pd.Series:
     return pd.to_datetime(text_values(s), format="ISO8601").astype("datetime64[us]")
 
 
-from propensity.adapters.maven import (  # noqa: E402
+from propensity.data.adapters.maven import (  # noqa: E402
     contract_tables,
     deal_table,
     maven_deals,
     maven_tables,
 )
-from propensity.adapters.olist import mql_table, olist_mqls  # noqa: E402
-from propensity.adapters.x_education import lead_table, x_education_leads  # noqa: E402
+from propensity.data.adapters.olist import mql_table, olist_mqls  # noqa: E402
+from propensity.data.adapters.x_education import lead_table, x_education_leads  # noqa: E402
 
 SOURCES: dict[str, Callable[..., TableSource]] = {
     "maven": maven_deals,

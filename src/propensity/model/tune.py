@@ -18,16 +18,10 @@ import pandas as pd
 from sklearn.metrics import log_loss
 
 from propensity.features import FeatureSet
-from propensity.splits import SnapshotTimeSeriesSplit, out_of_time_split
-from propensity.train import (
-    HeadModel,
-    LightGBMParams,
-    ModelConfig,
-    check_positives,
-    head_features,
-    head_labels,
-    labelled_matrix,
-)
+from propensity.model.config import ModelConfig
+from propensity.model.head import HeadModel, LightGBMParams
+from propensity.model.splits import SnapshotTimeSeriesSplit, out_of_time_split
+from propensity.runs.account import check_positives, head_features, head_labels, labelled_matrix
 
 
 @dataclass

@@ -8,32 +8,158 @@ the outputs (atomically) into ``RUN_DIR``.
 from __future__ import annotations
 
 import json
+import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import joblib
 import numpy as np
 import pandas as pd
+from sklearn.pipeline import Pipeline
 
-from propensity.contract import Tables
+from propensity.data.contract import Tables
 from propensity.evaluate import (
     calibration_table,
     comparison_table,
     decile_table,
-    plot_calibration,
-    plot_gains,
     to_markdown,
 )
-from propensity.explain import global_importance, plot_global_importance
-from propensity.features import build_features
+from propensity.explain import global_importance
+from propensity.features import FeatureSet, build_features
 from propensity.io import write_atomic, write_parquet, write_text
-from propensity.score import scoring_model
-from propensity.scorecard import Scorecard
-from propensity.screen import ScreenResult, screen
-from propensity.snapshots import build_labels, build_spine
-from propensity.splits import out_of_time_split
-from propensity.train import HEADS, ModelConfig, TrainResult, head_labels, train_heads
+from propensity.model.config import ModelConfig
+from propensity.model.head import HeadModel, InsufficientDataError, logistic_baseline
+from propensity.model.scorecard import Scorecard
+from propensity.model.screen import ScreenResult, screen
+from propensity.model.splits import OutOfTimeSplit, out_of_time_split
+from propensity.outputs.plots import plot_calibration, plot_gains, plot_global_importance
+from propensity.scoring import scoring_model
+from propensity.spine import build_labels, build_spine
+
+log = logging.getLogger(__name__)
+HEADS = ("fit", "conversion")
+
+# ---------------------------------------------------------------------------------------------
+# both heads on a labelled feature matrix
+
+
+@dataclass
+class HeadResult:
+    head: str
+    model: HeadModel
+    logistic: Pipeline
+    features: list[str]
+    train_positives: int
+    train_rows: int
+
+
+@dataclass
+class TrainResult:
+    config: ModelConfig
+    split: OutOfTimeSplit
+    heads: dict[str, HeadResult]
+    data: pd.DataFrame  # the labelled matrix the split masks refer to
+    feature_set: FeatureSet
+    notes: list[str] = field(default_factory=list)
+
+
+def head_labels(data: pd.DataFrame, split: OutOfTimeSplit, head: str) -> np.ndarray:
+    """0/1 labels of a head for the rows of ``data`` (fit labels censored at the test start for fitting)."""
+    if head == "conversion":
+        return data["conversion_label"].fillna(False).astype(int).to_numpy()
+    won_at = data["won_at"]
+    fitted_part = split.train | split.valid
+    censored = won_at.notna() & (won_at < split.t2)
+    return np.where(fitted_part, censored, won_at.notna()).astype(int)
+
+
+def head_features(feature_set: FeatureSet, head: str) -> list[str]:
+    if head == "fit":
+        return feature_set.family_columns("firmographic")
+    return feature_set.model_columns
+
+
+def check_positives(
+    head: str, positives: int, config: ModelConfig, split: OutOfTimeSplit, first_date
+) -> None:
+    if positives < config.min_positives:
+        advice = (
+            "use a longer history (more snapshots before the validation window)"
+            if head == "fit"
+            else "use a longer history, a longer horizon_days, or train the fit-only model"
+        )
+        raise InsufficientDataError(
+            f"head '{head}': only {positives} positive labels in the training window "
+            f"({pd.Timestamp(first_date).date()}..{split.t1.date()}); at least {config.min_positives} "
+            f"are needed (min_positives). {advice[0].upper() + advice[1:]}."
+        )
+
+
+def labelled_matrix(feature_set: FeatureSet, labels: pd.DataFrame) -> pd.DataFrame:
+    """The feature matrix with its labels alongside (both built from the same spine, row-aligned)."""
+    matrix = feature_set.matrix
+    if (
+        len(matrix) != len(labels)
+        or not (matrix["account_id"].to_numpy() == labels["account_id"].to_numpy()).all()
+    ):
+        raise ValueError(
+            "labels are not row-aligned with the feature matrix (build both from the same spine)"
+        )
+    return pd.concat(
+        [matrix, labels.drop(columns=["account_id", "as_of"]).reset_index(drop=True)], axis=1
+    )
+
+
+def train_heads(
+    feature_set: FeatureSet,
+    labels: pd.DataFrame,
+    config: ModelConfig,
+    heads: tuple[str, ...] = HEADS,
+) -> TrainResult:
+    """Fit both heads (and their logistic baselines) on the out-of-time split of a labelled matrix.
+
+    ``labels`` must be row-aligned with ``feature_set.matrix`` (same spine).
+    """
+    data = labelled_matrix(feature_set, labels)
+    split = out_of_time_split(
+        data["as_of"], data["label_complete"], config.split, config.spine.horizon_days
+    )
+    results: dict[str, HeadResult] = {}
+    categorical = set(feature_set.categorical_columns)
+    for head in heads:
+        columns = head_features(feature_set, head)
+        y = head_labels(data, split, head)
+        positives = int(y[split.train].sum())
+        check_positives(head, positives, config, split, data.loc[split.train, "as_of"].min())
+        params = config.fit if head == "fit" else config.conversion
+        model = HeadModel(
+            features=columns,
+            categorical=[c for c in columns if c in categorical],
+            params=params,
+            calibration_methods=config.calibration_methods,
+            negative_sample_rate=config.negative_sample_rate,
+            seed=config.seed,
+            n_jobs=config.n_jobs,
+        )
+        valid_frame = data.loc[split.valid, [*columns, "account_id"]]
+        model.fit(
+            data.loc[split.train, columns], y[split.train], eval_set=(valid_frame, y[split.valid])
+        )
+        numeric = [c for c in columns if c not in categorical]
+        logistic = logistic_baseline(numeric, [c for c in columns if c in categorical], config.seed)
+        logistic.fit(data.loc[split.train, columns], y[split.train])
+        log.info(
+            "head %s: %d trees, calibration %s",
+            head,
+            model.best_iteration_,
+            model.calibration_method_,
+        )
+        results[head] = HeadResult(
+            head, model, logistic, columns, positives, int(split.train.sum())
+        )
+    return TrainResult(config, split, results, data, feature_set)
+
 
 SCORERS = ("model", "scorecard", "logistic", "oracle")
 PROBABILITY_SCORERS = {"model", "logistic", "oracle"}
@@ -361,9 +487,9 @@ __all__ = ["HEADS", "RunOutputs", "run_training", "test_predictions", "write_run
 
 def write_report(run_dir: Path, tables: Tables | None, out: Path | None = None) -> Path:
     """The run's HTML report; with tables, the current prospects are scored for the accounts section."""
-    from propensity.export import ScoringConfig, ranked_list
-    from propensity.report import build_report
-    from propensity.score import load_scoring_model, score_snapshot
+    from propensity.outputs.export import ScoringConfig, ranked_list
+    from propensity.outputs.report import build_report
+    from propensity.scoring import load_scoring_model, score_snapshot
 
     target_list = scored = None
     if tables is not None:

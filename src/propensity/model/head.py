@@ -16,14 +16,11 @@ calibration.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
@@ -36,15 +33,9 @@ from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from propensity.features import FeatureConfig, FeatureSet
-from propensity.screen import ScreenConfig
-from propensity.snapshots import SpineConfig
-from propensity.splits import OutOfTimeSplit, SplitConfig, out_of_time_split
-
 log = logging.getLogger(__name__)
 
 HEADS = ("fit", "conversion")
-DEFAULT_MODEL_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "model.yaml"
 
 
 class LightGBMParams(BaseModel):
@@ -66,53 +57,6 @@ class LightGBMParams(BaseModel):
         2000, ge=1, description="upper bound; early stopping picks the number"
     )
     early_stopping_rounds: int = Field(100, ge=1)
-
-
-class TuningConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    n_trials: int = Field(25, ge=1, le=10_000)
-    n_splits: int = Field(3, ge=1, le=20)
-    gap_days: int = Field(
-        30, ge=0, le=730, description="gap between a fold's training and validation dates"
-    )
-    timeout_s: float | None = Field(None, gt=0)
-
-
-class ModelConfig(BaseModel):
-    """Everything a training run depends on; saved with every run."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    seed: int = Field(7, ge=0)
-    n_jobs: int = Field(2, ge=1, description="LightGBM threads (fixed, so reruns are identical)")
-    spine: SpineConfig = Field(default_factory=SpineConfig)
-    features: FeatureConfig = Field(default_factory=FeatureConfig)
-    split: SplitConfig = Field(default_factory=SplitConfig)
-    conversion: LightGBMParams = Field(default_factory=LightGBMParams)
-    fit: LightGBMParams = Field(
-        default_factory=lambda: LightGBMParams(
-            learning_rate=0.05, num_leaves=7, min_child_samples=300, n_estimators=600
-        )
-    )
-    calibration_methods: tuple[Literal["isotonic", "sigmoid"], ...] = ("isotonic", "sigmoid")
-    min_positives: int = Field(50, ge=1, description="refuse to train a head with fewer positives")
-    negative_sample_rate: float = Field(1.0, gt=0, le=1, description="keep this share of negatives")
-    capacity_k: int = Field(500, ge=1, description="accounts sales can work per snapshot date")
-    n_bootstrap: int = Field(200, ge=0, le=10_000)
-    tuning: TuningConfig = Field(default_factory=TuningConfig)
-    screen: ScreenConfig = Field(
-        default_factory=lambda: ScreenConfig(name_check=False, max_rows=60_000),
-        description="leakage screen of the feature matrix (training rows) before training",
-    )
-    keep_suspects: bool = Field(False, description="train on features the leakage screen flags")
-
-    @classmethod
-    def from_yaml(cls, path: Path | str) -> ModelConfig:
-        return cls.model_validate(yaml.safe_load(Path(path).read_text()) or {})
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
 class InsufficientDataError(ValueError):
@@ -329,124 +273,3 @@ def logistic_baseline(numeric: list[str], categorical: list[str], seed: int) -> 
             ("model", LogisticRegression(C=0.3, max_iter=2000, random_state=seed)),
         ]
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# both heads on a labelled feature matrix
-
-
-@dataclass
-class HeadResult:
-    head: str
-    model: HeadModel
-    logistic: Pipeline
-    features: list[str]
-    train_positives: int
-    train_rows: int
-
-
-@dataclass
-class TrainResult:
-    config: ModelConfig
-    split: OutOfTimeSplit
-    heads: dict[str, HeadResult]
-    data: pd.DataFrame  # the labelled matrix the split masks refer to
-    feature_set: FeatureSet
-    notes: list[str] = field(default_factory=list)
-
-
-def head_labels(data: pd.DataFrame, split: OutOfTimeSplit, head: str) -> np.ndarray:
-    """0/1 labels of a head for the rows of ``data`` (fit labels censored at the test start for fitting)."""
-    if head == "conversion":
-        return data["conversion_label"].fillna(False).astype(int).to_numpy()
-    won_at = data["won_at"]
-    fitted_part = split.train | split.valid
-    censored = won_at.notna() & (won_at < split.t2)
-    return np.where(fitted_part, censored, won_at.notna()).astype(int)
-
-
-def head_features(feature_set: FeatureSet, head: str) -> list[str]:
-    if head == "fit":
-        return feature_set.family_columns("firmographic")
-    return feature_set.model_columns
-
-
-def check_positives(
-    head: str, positives: int, config: ModelConfig, split: OutOfTimeSplit, first_date
-) -> None:
-    if positives < config.min_positives:
-        advice = (
-            "use a longer history (more snapshots before the validation window)"
-            if head == "fit"
-            else "use a longer history, a longer horizon_days, or train the fit-only model"
-        )
-        raise InsufficientDataError(
-            f"head '{head}': only {positives} positive labels in the training window "
-            f"({pd.Timestamp(first_date).date()}..{split.t1.date()}); at least {config.min_positives} "
-            f"are needed (min_positives). {advice[0].upper() + advice[1:]}."
-        )
-
-
-def labelled_matrix(feature_set: FeatureSet, labels: pd.DataFrame) -> pd.DataFrame:
-    """The feature matrix with its labels alongside (both built from the same spine, row-aligned)."""
-    matrix = feature_set.matrix
-    if (
-        len(matrix) != len(labels)
-        or not (matrix["account_id"].to_numpy() == labels["account_id"].to_numpy()).all()
-    ):
-        raise ValueError(
-            "labels are not row-aligned with the feature matrix (build both from the same spine)"
-        )
-    return pd.concat(
-        [matrix, labels.drop(columns=["account_id", "as_of"]).reset_index(drop=True)], axis=1
-    )
-
-
-def train_heads(
-    feature_set: FeatureSet,
-    labels: pd.DataFrame,
-    config: ModelConfig,
-    heads: tuple[str, ...] = HEADS,
-) -> TrainResult:
-    """Fit both heads (and their logistic baselines) on the out-of-time split of a labelled matrix.
-
-    ``labels`` must be row-aligned with ``feature_set.matrix`` (same spine).
-    """
-    data = labelled_matrix(feature_set, labels)
-    split = out_of_time_split(
-        data["as_of"], data["label_complete"], config.split, config.spine.horizon_days
-    )
-    results: dict[str, HeadResult] = {}
-    categorical = set(feature_set.categorical_columns)
-    for head in heads:
-        columns = head_features(feature_set, head)
-        y = head_labels(data, split, head)
-        positives = int(y[split.train].sum())
-        check_positives(head, positives, config, split, data.loc[split.train, "as_of"].min())
-        params = config.fit if head == "fit" else config.conversion
-        model = HeadModel(
-            features=columns,
-            categorical=[c for c in columns if c in categorical],
-            params=params,
-            calibration_methods=config.calibration_methods,
-            negative_sample_rate=config.negative_sample_rate,
-            seed=config.seed,
-            n_jobs=config.n_jobs,
-        )
-        valid_frame = data.loc[split.valid, [*columns, "account_id"]]
-        model.fit(
-            data.loc[split.train, columns], y[split.train], eval_set=(valid_frame, y[split.valid])
-        )
-        numeric = [c for c in columns if c not in categorical]
-        logistic = logistic_baseline(numeric, [c for c in columns if c in categorical], config.seed)
-        logistic.fit(data.loc[split.train, columns], y[split.train])
-        log.info(
-            "head %s: %d trees, calibration %s",
-            head,
-            model.best_iteration_,
-            model.calibration_method_,
-        )
-        results[head] = HeadResult(
-            head, model, logistic, columns, positives, int(split.train.sum())
-        )
-    return TrainResult(config, split, results, data, feature_set)

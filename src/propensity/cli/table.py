@@ -27,7 +27,7 @@ SOURCE_HELP = "A built-in adapter for a real export instead of TABLE: maven, oli
 
 
 def _source(name: str, real_dir: Path | None, join_closed_deals: bool):
-    from propensity import adapters
+    from propensity.data import adapters
 
     loaders = adapters.SOURCES
     if name not in loaders:
@@ -147,7 +147,9 @@ def train(
     import yaml
     from pydantic import ValidationError
 
-    from propensity.table import TableConfig, TableError, read_table, run_table, write_table_run
+    from propensity.data.table import TableError, read_table
+    from propensity.model.config import TableConfig
+    from propensity.runs.table import run_table, write_table_run
 
     if (table is None) == (source is None):
         raise _fail("give either a TABLE file or --source")
@@ -262,9 +264,9 @@ def score(
     """Score a table with a trained table model: rank, probability, score, tier, reasons, model version."""
     import joblib
 
-    from propensity.export import neutralise_formulas
+    from propensity.data.table import TableError, read_table
     from propensity.io import write_atomic
-    from propensity.table import TableError, read_table
+    from propensity.outputs.export import neutralise_formulas
 
     if (run_dir is None) == (registered is None):
         raise _fail("give either --run or --registered")
@@ -335,8 +337,8 @@ def adapt(
     from propensity.io import write_atomic
 
     if contract:
-        from propensity.adapters import maven_tables
-        from propensity.contract import write_tables
+        from propensity.data.adapters import maven_tables
+        from propensity.data.contract import write_tables
 
         if source != "maven":
             raise _fail("--contract applies to maven only")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from propensity.adapters import REAL_DATA, TableSource, read_csv
+from propensity.data.adapters import REAL_DATA, TableSource, read_csv
 
 __all__ = ["lead_table", "x_education_leads"]
 

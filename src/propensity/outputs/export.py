@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from propensity import settings
 from propensity.io import write_atomic, write_text
 
 EXPORT_COLUMNS = (
@@ -41,7 +42,6 @@ EXPORT_COLUMNS = (
     "model_version",
     "as_of",
 )
-DEFAULT_SCORING_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "scoring.yaml"
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -73,16 +73,15 @@ class ScoringConfig(BaseModel):
     )
 
     @classmethod
-    def from_yaml(cls, path: Path | str = DEFAULT_SCORING_CONFIG) -> ScoringConfig:
-        path = Path(path)
-        return (
-            cls.model_validate(yaml.safe_load(path.read_text()) or {}) if path.exists() else cls()
-        )
+    def from_yaml(cls, path: Path | str | None = None) -> ScoringConfig:
+        """An explicit file, else the project's configs/scoring.yaml, else the packaged default."""
+        text, _ = settings.config_text("scoring", path)
+        return cls.model_validate(yaml.safe_load(text) or {})
 
 
 def batch_tiers(scored: pd.DataFrame) -> pd.DataFrame:
     """Replace model tiers by tiers from this batch's own quantiles (same shares as the model's)."""
-    from propensity.score import CONVERSION_TIERS, FIT_TIERS
+    from propensity.scoring import CONVERSION_TIERS, FIT_TIERS
 
     out = scored.copy()
     for head, tiers in (("fit", FIT_TIERS), ("conversion", CONVERSION_TIERS)):

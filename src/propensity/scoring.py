@@ -14,16 +14,20 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import joblib
 import numpy as np
 import pandas as pd
 
-from propensity.contract import Tables
+from propensity.data.contract import Tables
 from propensity.explain import explain
 from propensity.features import FeatureSpec, build_features
-from propensity.snapshots import build_spine, data_end
-from propensity.train import ModelConfig, TrainResult
+from propensity.model.config import ModelConfig
+from propensity.spine import build_spine, data_end
+
+if TYPE_CHECKING:
+    from propensity.runs.account import TrainResult
 
 # share of the validation window in each tier, best first
 FIT_TIERS = (("A", 0.10), ("B", 0.20), ("C", 0.30), ("D", 0.40))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from propensity.adapters import REAL_DATA, TableSource, iso_dates, read_csv, text_values
+from propensity.data.adapters import REAL_DATA, TableSource, iso_dates, read_csv, text_values
 
 __all__ = ["mql_table", "olist_mqls"]
 

@@ -90,7 +90,7 @@ def generate(
     """Generate a synthetic B2B world with ground truth."""
     from pydantic import ValidationError
 
-    from propensity.world import WorldConfig, generate_world
+    from propensity.data.world import WorldConfig, generate_world
 
     try:
         config = WorldConfig(
@@ -132,7 +132,7 @@ def validate(
     ] = "error",
 ) -> None:
     """Check a data folder against the contract and print a summary (writes nothing)."""
-    from propensity.contract import summarize
+    from propensity.data.contract import summarize
 
     if unknown_accounts not in ("error", "drop"):
         raise _fail(f"--unknown-accounts must be 'error' or 'drop', got {unknown_accounts!r}")
@@ -165,7 +165,7 @@ def features(
 
     from propensity.features import build_features
     from propensity.io import write_parquet, write_text
-    from propensity.snapshots import SpineConfig, build_labels, build_spine
+    from propensity.spine import SpineConfig, build_labels, build_spine
 
     try:
         spine_config = SpineConfig(cadence=cadence, horizon_days=horizon_days)
@@ -201,11 +201,11 @@ def features(
 def _model_config(path: Path | None):
     from pydantic import ValidationError
 
-    from propensity.train import DEFAULT_MODEL_CONFIG, ModelConfig
+    from propensity.model.config import ModelConfig
 
-    source = path or (DEFAULT_MODEL_CONFIG if DEFAULT_MODEL_CONFIG.exists() else None)
+    source = path
     try:
-        return ModelConfig.from_yaml(source) if source else ModelConfig()
+        return ModelConfig.from_yaml(source)
     except ValidationError as exc:
         raise _fail(f"config {source}: {_pydantic_message(exc)}") from None
     except FileNotFoundError:
@@ -242,14 +242,14 @@ def train(
     ] = None,
 ) -> None:
     """Train both heads out of time, compare with the scorecard, a logistic baseline and (on a generated world) the oracle."""
-    from propensity.pipeline import run_training, write_report, write_run
-    from propensity.scorecard import DEFAULT_SCORECARD, Scorecard
-    from propensity.splits import SplitError
-    from propensity.train import InsufficientDataError
-    from propensity.world import read_truth
+    from propensity.data.world import read_truth
+    from propensity.model.head import InsufficientDataError
+    from propensity.model.scorecard import Scorecard
+    from propensity.model.splits import SplitError
+    from propensity.runs.account import run_training, write_report, write_run
 
     model_config = _model_config(config)
-    card = Scorecard.from_yaml(scorecard or DEFAULT_SCORECARD)
+    card = Scorecard.from_yaml(scorecard)
     tables = _load(data)
     with _progress() as progress:
         task = progress.add_task("train", total=6)
@@ -304,12 +304,13 @@ def tune(
     tracking_uri_option: Annotated[str | None, TRACKING_URI_OPTION] = None,
 ) -> None:
     """Optuna search over LightGBM's main parameters on time-ordered folds; the best land in the model config."""
+    from propensity import settings
     from propensity.features import build_features
     from propensity.io import write_text
-    from propensity.snapshots import build_labels, build_spine
-    from propensity.splits import SplitError
-    from propensity.train import DEFAULT_MODEL_CONFIG, InsufficientDataError
-    from propensity.tune import tune_head, with_best_params
+    from propensity.model.head import InsufficientDataError
+    from propensity.model.splits import SplitError
+    from propensity.model.tune import tune_head, with_best_params
+    from propensity.spine import build_labels, build_spine
 
     if head not in ("conversion", "fit", "both"):
         raise _fail(f"--head must be conversion, fit or both, got {head!r}")
@@ -339,7 +340,7 @@ def tune(
         )
         console.print(f"  best: {result.best_params.model_dump()}")
         model_config = with_best_params(model_config, result)
-    target = write_config or config or DEFAULT_MODEL_CONFIG
+    target = write_config or config or settings.writable_config_path("model")
     write_text(model_config.to_yaml(), target)
     console.print(f"wrote tuned config to [bold]{target}[/]")
     if track:
@@ -364,7 +365,7 @@ def explain(
     """One account's card: scores, tiers, reasons, and what changed since the previous snapshot."""
     import json
 
-    from propensity.score import account_card, load_scoring_model
+    from propensity.scoring import account_card, load_scoring_model
 
     snapshot = _parse_date("--as-of", as_of) if as_of else None
     try:
@@ -494,7 +495,7 @@ def score(
 ) -> None:
     """Score the prospects at a date with the registry's champion models (or explicit versions)."""
     from propensity.io import write_atomic
-    from propensity.score import score_snapshot
+    from propensity.scoring import score_snapshot
     from propensity.tracking import load_registered_scoring_model
 
     if out.suffix not in (".parquet", ".csv"):
@@ -563,14 +564,14 @@ def export(
     uri: Annotated[str | None, TRACKING_URI_OPTION] = None,
 ) -> None:
     """Ranked, CRM-ready target list scored with the champion models (one row per account)."""
-    from propensity.export import (
+    from propensity.outputs.export import (
         ScoringConfig,
         ranked_list,
         read_export,
         with_changes,
         write_export,
     )
-    from propensity.score import load_scoring_model, score_snapshot
+    from propensity.scoring import load_scoring_model, score_snapshot
     from propensity.tracking import load_registered_scoring_model
 
     if out.suffix not in (".csv", ".parquet"):
@@ -633,7 +634,7 @@ def report(
     ] = None,
 ) -> None:
     """Self-contained HTML report of a run (plots embedded, every value escaped)."""
-    from propensity.pipeline import write_report
+    from propensity.runs.account import write_report
 
     if not (run / "summary.json").exists():
         raise _fail(f"{run} is not a run folder (no summary.json): run `propensity train` first")
@@ -645,7 +646,7 @@ def _warn_if_unstable(scored, out: Path, top_k: int = 100) -> None:
     """Compare with the previous scores at the same path: rank correlation and top-k turnover."""
     import pandas as pd
 
-    from propensity.export import ScoringConfig
+    from propensity.outputs.export import ScoringConfig
 
     if not out.exists():
         return
@@ -759,26 +760,26 @@ def demo(
 ) -> None:
     """The whole path on the embedded synthetic world: generate, validate, features, train, evaluate,
     register, promote, score, export, report."""
-    from propensity.contract import load_tables, summarize
-    from propensity.export import (
+    from propensity.data.contract import load_tables, summarize
+    from propensity.data.world import WorldConfig, generate_world, read_truth
+    from propensity.io import write_text
+    from propensity.model.scorecard import Scorecard
+    from propensity.outputs.export import (
         ScoringConfig,
         ranked_list,
         read_export,
         with_changes,
         write_export,
     )
-    from propensity.io import write_text
-    from propensity.pipeline import run_training, write_run
-    from propensity.report import build_report
-    from propensity.score import score_snapshot
-    from propensity.scorecard import Scorecard
+    from propensity.outputs.report import build_report
+    from propensity.runs.account import run_training, write_run
+    from propensity.scoring import score_snapshot
     from propensity.tracking import (
         load_registered_scoring_model,
         log_training_run,
         promote,
         tracking_uri,
     )
-    from propensity.world import WorldConfig, generate_world, read_truth
 
     world = workdir / "demo_world"
     list_path = workdir / "target_list.csv"
@@ -847,7 +848,7 @@ def demo(
 
 
 def _load(data: Path, unknown_accounts: str = "error"):
-    from propensity.contract import ContractError, load_tables
+    from propensity.data.contract import ContractError, load_tables
 
     try:
         return load_tables(data, unknown_accounts=unknown_accounts)
@@ -879,7 +880,7 @@ def _pydantic_message(exc) -> str:
 
 
 # table mode lives in its own module; imported last because it uses the helpers above
-from propensity.cli_table import table_app  # noqa: E402
+from propensity.cli.table import table_app  # noqa: E402
 
 app.add_typer(table_app, name="table")
 

@@ -15,7 +15,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-DEFAULT_SCORECARD = Path(__file__).resolve().parents[2] / "configs" / "scorecard.yaml"
+from propensity import settings
 
 
 class FitPoints(BaseModel):
@@ -53,9 +53,10 @@ class Scorecard(BaseModel):
     engagement: EngagementPoints = Field(default_factory=EngagementPoints)
 
     @classmethod
-    def from_yaml(cls, path: Path | str = DEFAULT_SCORECARD) -> Scorecard:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        return cls.model_validate(data)
+    def from_yaml(cls, path: Path | str | None = None) -> Scorecard:
+        """An explicit file, else the project's configs/scorecard.yaml, else the packaged default."""
+        text, _ = settings.config_text("scorecard", path)
+        return cls.model_validate(yaml.safe_load(text) or {})
 
     def fit_points(self, features: pd.DataFrame) -> pd.Series:
         """ICP points per row (missing attributes score 0, as in an MA tool)."""
@@ -107,4 +108,4 @@ def missing_inputs(scorecard: Scorecard, features: pd.DataFrame) -> list[str]:
     return [c for c in wanted if c not in features]
 
 
-__all__ = ["DEFAULT_SCORECARD", "Scorecard", "missing_inputs"]
+__all__ = ["Scorecard", "missing_inputs"]

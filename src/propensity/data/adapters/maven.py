@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from propensity.adapters import REAL_DATA, TableSource, iso_dates, read_csv, text_values
-from propensity.contract import Tables, validate_tables
+from propensity.data.adapters import REAL_DATA, TableSource, iso_dates, read_csv, text_values
+from propensity.data.contract import Tables, validate_tables
 
 __all__ = ["contract_tables", "deal_table", "maven_deals", "maven_tables"]
 
@@ -391,7 +391,7 @@ def contract_tables(pipeline: pd.DataFrame, accounts: pd.DataFrame) -> Tables:
     opportunity_id, account_id, created_at = engage_date, closed_at = close_date, outcome
     won / lost / open (Engaging), amount = close_value of closed deals (0 on Lost deals in the
     raw data; missing when open), type new_business. Deals without engage_date or account are
-    dropped (counts logged). Raises propensity.contract.ContractError if the result is invalid.
+    dropped (counts logged). Raises propensity.data.contract.ContractError if the result is invalid.
     """
     frames, notes = _contract_frames(pipeline, accounts)
     for note in notes:

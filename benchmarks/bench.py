@@ -12,7 +12,7 @@ And the real-data benchmark (``--real``, ``make bench-real``): table mode on the
 exports in ``../shared/data/real`` (X Education 5-fold, Olist and Maven out of time), written to
 ``benchmarks/real_data.md`` and ``benchmarks/real_data.json``.
 
-Usage: ``python -m propensity.bench [--sizes 1M,10M,20M,100M] [--workdir data/bench] [--model|--features|--real]``
+Usage: ``python benchmarks/bench.py [--sizes 1M,10M,20M,100M] [--workdir data/bench] [--model|--features|--real]``
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ MEMORY_GUARD_GB = 20.0  # skip a size whose projected peak would not fit this ma
 
 def measure(folder: Path) -> dict:
     """Load, spine and features for one world folder, in this process."""
-    from propensity.contract import load_tables
+    from propensity.data.contract import load_tables
     from propensity.features import FeatureConfig, build_features
-    from propensity.snapshots import SpineConfig, build_spine
+    from propensity.spine import SpineConfig, build_spine
 
     started = time.perf_counter()
     tables = load_tables(folder)
@@ -69,7 +69,7 @@ def measure(folder: Path) -> dict:
 
 
 def ensure_world(name: str, workdir: Path) -> Path:
-    from propensity.world import WorldConfig, generate_world
+    from propensity.data.world import WorldConfig, generate_world
 
     accounts, scale = SIZES[name]
     folder = workdir / f"world_{name}"
@@ -107,7 +107,7 @@ def run(sizes: list[str], workdir: Path, out_dir: Path) -> list[dict]:
         folder = ensure_world(name, workdir)
         print(f"measuring {name} ...", flush=True)
         child = subprocess.run(
-            [sys.executable, "-m", "propensity.bench", "--measure", str(folder)],
+            [sys.executable, str(Path(__file__).resolve()), "--measure", str(folder)],
             capture_output=True,
             text=True,
         )
@@ -166,17 +166,17 @@ def _cores() -> int:
 
 def model_benchmark(workdir: Path, out_dir: Path) -> dict:
     """Train on the default world (seed 7) with configs/model.yaml; write benchmarks/model.md + .json."""
-    from propensity.contract import load_tables
+    from propensity.data.contract import load_tables
+    from propensity.data.world import WorldConfig, generate_world, read_truth
     from propensity.evaluate import to_markdown
     from propensity.io import write_text
-    from propensity.pipeline import reason_checks, run_training, write_run
-    from propensity.scorecard import Scorecard
-    from propensity.train import DEFAULT_MODEL_CONFIG, ModelConfig
-    from propensity.world import WorldConfig, generate_world, read_truth
+    from propensity.model.config import ModelConfig
+    from propensity.model.scorecard import Scorecard
+    from propensity.runs.account import reason_checks, run_training, write_run
 
     world = workdir / "world_default"
     generate_world(WorldConfig(), world, overwrite=True)
-    config = ModelConfig.from_yaml(DEFAULT_MODEL_CONFIG)
+    config = ModelConfig.from_yaml()
     started = time.perf_counter()
     outputs = run_training(load_tables(world), config, Scorecard.from_yaml(), read_truth(world))
     seconds = time.perf_counter() - started
@@ -268,7 +268,7 @@ REAL_TARGETS = {
 
 
 def _table_figures(run, seconds: float) -> dict:
-    from propensity.table import summary
+    from propensity.runs.table import summary
 
     evaluation = run.evaluation.set_index("scorer")
     figures = {
@@ -310,9 +310,9 @@ def _table_figures(run, seconds: float) -> dict:
 
 def real_data_benchmark(out_dir: Path) -> dict:
     """Table mode on the three real exports; figures and targets to benchmarks/real_data.*"""
-    from propensity.adapters import REAL_DATA, SOURCES, real_data_available
+    from propensity.data.adapters import REAL_DATA, SOURCES, real_data_available
     from propensity.io import write_text
-    from propensity.table import run_table
+    from propensity.runs.table import run_table
 
     missing = [name for name in SOURCES if not real_data_available(name)]
     if missing:
@@ -393,7 +393,7 @@ def _real_data_markdown(report: dict) -> str:
     lines = [
         "# Table mode on real public exports",
         "",
-        "Written by `make bench-real` (`python -m propensity.bench --real`) from the files in",
+        "Written by `make bench-real` (`python benchmarks/bench.py --real`) from the files in",
         "`../shared/data/real` (see each folder's SOURCE.md; the data is not in this repository).",
         "Intervals are 95 % bootstrap intervals over rows. X Education: 5-fold stratified K-fold,",
         "repeated twice, identical feature vectors in one fold; the table shows the first repeat's",

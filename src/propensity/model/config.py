@@ -1,0 +1,119 @@
+"""The configurations of the two recipes, validated: everything a run depends on, saved with it.
+
+* :class:`ModelConfig`: the account recipe (spine, features, split, both heads' LightGBM
+  parameters, calibration, tuning, leakage screen); read from ``model.yaml`` (see
+  :mod:`propensity.settings` for where that is looked up).
+* :class:`TableConfig`: table mode (the table's schema from :class:`propensity.data.table.TableSchema`
+  plus the protocol and model settings).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from propensity import settings
+from propensity.data.table import TableSchema
+from propensity.features.registry import FeatureConfig
+from propensity.model.head import LightGBMParams
+from propensity.model.screen import ScreenConfig
+from propensity.model.splits import SplitConfig
+from propensity.spine import SpineConfig
+
+
+class TuningConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    n_trials: int = Field(25, ge=1, le=10_000)
+    n_splits: int = Field(3, ge=1, le=20)
+    gap_days: int = Field(
+        30, ge=0, le=730, description="gap between a fold's training and validation dates"
+    )
+    timeout_s: float | None = Field(None, gt=0)
+
+
+class ModelConfig(BaseModel):
+    """Everything a training run depends on; saved with every run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: int = Field(7, ge=0)
+    n_jobs: int = Field(2, ge=1, description="LightGBM threads (fixed, so reruns are identical)")
+    spine: SpineConfig = Field(default_factory=SpineConfig)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    conversion: LightGBMParams = Field(default_factory=LightGBMParams)
+    fit: LightGBMParams = Field(
+        default_factory=lambda: LightGBMParams(
+            learning_rate=0.05, num_leaves=7, min_child_samples=300, n_estimators=600
+        )
+    )
+    calibration_methods: tuple[Literal["isotonic", "sigmoid"], ...] = ("isotonic", "sigmoid")
+    min_positives: int = Field(50, ge=1, description="refuse to train a head with fewer positives")
+    negative_sample_rate: float = Field(1.0, gt=0, le=1, description="keep this share of negatives")
+    capacity_k: int = Field(500, ge=1, description="accounts sales can work per snapshot date")
+    n_bootstrap: int = Field(200, ge=0, le=10_000)
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
+    screen: ScreenConfig = Field(
+        default_factory=lambda: ScreenConfig(name_check=False, max_rows=60_000),
+        description="leakage screen of the feature matrix (training rows) before training",
+    )
+    keep_suspects: bool = Field(False, description="train on features the leakage screen flags")
+
+    @classmethod
+    def from_yaml(cls, path: Path | str | None = None) -> ModelConfig:
+        """An explicit file, else the project's configs/model.yaml, else the packaged default."""
+        text, _ = settings.config_text("model", path)
+        return cls.model_validate(yaml.safe_load(text) or {})
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+class TableConfig(TableSchema):
+    """What the table is (:class:`TableSchema`) and how to evaluate a model on it (saved with every run)."""
+
+    keep_suspects: bool = Field(False, description="train on columns the leakage screen flags")
+    valid_share: float = Field(0.2, gt=0, lt=0.5)
+    test_share: float = Field(0.2, gt=0, lt=0.5)
+    folds: int = Field(5, ge=2, le=20)
+    repeats: int = Field(2, ge=1, le=20)
+    min_positives: int = Field(30, ge=1, description="refuse to train with fewer positives")
+    capacity_k: int = Field(100, ge=1, description="rows sales can work (precision/recall@k)")
+    seed: int = Field(7, ge=0)
+    n_jobs: int = Field(
+        1,
+        ge=1,
+        description="LightGBM threads: 1 for export-sized tables (more threads gain nothing there "
+        "and OpenMP spinning makes them far slower when the machine is busy)",
+    )
+    n_bootstrap: int = Field(
+        200, ge=20, le=10_000, description="bootstrap draws (the verdict rests on the intervals)"
+    )
+    lightgbm: LightGBMParams = Field(
+        default_factory=lambda: LightGBMParams(
+            learning_rate=0.03, num_leaves=15, min_child_samples=20, n_estimators=2000
+        )
+    )
+    calibration_methods: tuple[Literal["isotonic", "sigmoid"], ...] = ("isotonic", "sigmoid")
+    screen: ScreenConfig = Field(default_factory=ScreenConfig)
+    model_name: str | None = Field(
+        None, description="registered model name (default propensity-table-<table name>)"
+    )
+
+    @model_validator(mode="after")
+    def _shares_leave_training_rows(self) -> TableConfig:
+        if self.valid_share + self.test_share >= 0.8:
+            raise ValueError("valid_share + test_share must leave at least 20 % for training")
+        return self
+
+    @classmethod
+    def from_yaml(cls, path: Path | str, **overrides) -> TableConfig:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        return cls.model_validate({**data, **overrides})
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
