@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from propensity.data import adapters
 from propensity.data.adapters import (
     ENV_VAR,
     SOURCES,
@@ -277,6 +278,22 @@ def test_a_missing_file_says_where_the_data_is_expected(tmp_path):
     with pytest.raises(FileNotFoundError, match="Leads.csv"):
         x_education_leads(tmp_path)
     assert set(SOURCES) == {"maven", "olist", "x_education"}
+
+
+def test_the_real_data_folder_is_looked_up_when_a_loader_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "elsewhere"))
+    with pytest.raises(FileNotFoundError, match="elsewhere"):
+        x_education_leads()
+    assert not real_data_available("olist")
+    assert tmp_path / "elsewhere" == adapters.REAL_DATA  # the older name follows too
+
+
+def test_a_date_that_is_not_iso_8601_names_the_table_column_and_row(olist_frames):
+    olist_frames["mqls"].loc[2, "first_contact_date"] = "30/11/2017"
+    with pytest.raises(
+        ValueError, match=r"MQLs: column 'first_contact_date' has 1 values .*ISO 8601.*row 2"
+    ):
+        mql_table(**olist_frames)
 
 
 # --------------------------------------------------------------------------------------------

@@ -144,3 +144,21 @@ def test_explain_limits_the_number_of_positive_and_negative_reasons(fitted):
         reasons = json.loads(payload)
         assert sum(r["contribution"] > 0 for r in reasons) <= 1
         assert sum(r["contribution"] < 0 for r in reasons) <= 1
+
+
+def test_flags_event_types_and_table_columns_are_worded_through_the_one_lookup():
+    assert word("tech_crm", {"tech_crm": 1.0}, {}, 0.2) == "Uses CRM"
+    assert word("tech_crm", {"tech_crm": None}, {}, -0.2) == "No CRM detected"
+    counts = {"eng_web_visit_7d": 0.0, "eng_web_visit_30d": 2.0, "eng_web_visit_90d": 2.0}
+    assert word("eng_web_visit", counts, {}, 0.1) == "2 web visit events in the last 30 days"
+    assert word("eng_web_visit", dict.fromkeys(counts, 0.0), {}, -0.1) == (
+        "No web visit events in 90 days"
+    )
+    assert (
+        word("eng_total", {"eng_events_7d": 1.0}, {}, 0.1)
+        == "1 engagement events in the last 7 days"
+    )
+    # table mode: one field per column, worded by its value
+    assert word("lead_source", {"lead_source": "Reference"}, {}, 0.3) == "lead source: Reference"
+    assert word("amount", {"amount": 2.5e6}, {}, 0.3) == "amount: 2.5M"
+    assert word("lead_source", {"lead_source": None}, {}, 0.3) == "Lead source unknown"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,7 +12,8 @@ import pytest
 
 from propensity.data.contract import Tables, load_tables
 from propensity.data.world import WorldConfig, generate_world
-from propensity.features import FeatureConfig, build_features, sql
+from propensity.features import FAMILIES, FAMILY_MODULES, FeatureConfig, build_features, sql
+from propensity.features.wording import wording_of
 from propensity.spine import SpineConfig, build_spine
 
 AS_OF = pd.Timestamp("2025-03-01")
@@ -374,3 +377,30 @@ def test_every_feature_has_a_definition_and_availability(world_tables):
     assert (definitions["label"].str.len() > 3).all()
     assert (definitions["availability"].str.len() > 10).all()
     assert list(features.matrix.columns[2:]) == definitions["name"].tolist()
+
+
+def test_each_business_field_is_worded_by_the_family_that_declares_it(world_tables):
+    spine = build_spine(world_tables, SpineConfig(cadence="monthly")).head(20)
+    specs = build_features(world_tables, spine).specs
+    fields = {s.field: s.family for s in specs}
+    for family, module in FAMILY_MODULES.items():
+        own = {f for f, fam in fields.items() if fam == family}
+        for key in module.WORDING:  # no wording for a field the family does not declare
+            prefix = key.removesuffix("*")
+            assert (key in own) if prefix == key else any(f.startswith(prefix) for f in own), key
+    worded = {f: wording_of(f) for f in fields}
+    assert {f for f, w in worded.items() if w is None} == {"hist_won_amount"}  # read as a value
+    for field, wording in worded.items():
+        if wording is not None:
+            assert wording.__module__ == FAMILY_MODULES[fields[field]].__name__, field
+
+
+def test_family_modules_never_import_the_package_they_belong_to():
+    folder = Path(sql.__file__).parent  # the features package
+    assert tuple(FAMILY_MODULES) == FAMILIES
+    for path in folder.glob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "propensity.features":
+                pytest.fail(f"{path.name} imports from the package __init__: line {node.lineno}")

@@ -10,7 +10,8 @@ from pydantic import ValidationError
 
 from propensity.data.table import TableError, duplicate_counts, label_values, prepare_table
 from propensity.model.config import TableConfig
-from propensity.runs.table import kfold_folds, out_of_time_fold, run_table, vector_groups
+from propensity.model.splits import ROW_TIME, RepeatedGroupKFold, RowOutOfTime, SplitError
+from propensity.runs.table import train_table_model, vector_groups
 
 FAST = {"repeats": 1, "folds": 3, "n_bootstrap": 20, "min_positives": 10}
 
@@ -104,7 +105,9 @@ def test_out_of_time_parts_are_ordered_and_one_time_is_never_split():
         pd.to_datetime(["2024-01-01"] * 30 + ["2024-02-01"] * 40 + ["2024-03-01"] * 30)
     )
     label = np.tile([0, 1], 50)
-    fold = out_of_time_fold(time, label, config(valid_share=0.3, test_share=0.25))
+    (fold,) = RowOutOfTime(valid_share=0.3, test_share=0.25).folds(
+        pd.DataFrame({ROW_TIME: time}), label
+    )
     assert (
         time[fold.train].max()
         < time[fold.valid].min()
@@ -127,7 +130,7 @@ def test_identical_feature_vectors_always_share_a_fold():
     label = rng.integers(0, 2, 400)
     groups = vector_groups(matrix)
     assert len(np.unique(groups)) == 24  # 12 x 2 distinct vectors
-    for fold in kfold_folds(label, groups, config(folds=4, repeats=2)):
+    for fold in RepeatedGroupKFold(n_splits=4, n_repeats=2, seed=7).folds(matrix, label, groups):
         assert not set(groups[fold.test]) & set(groups[np.r_[fold.train, fold.valid]])
         assert not set(groups[fold.train]) & set(groups[fold.valid])
 
@@ -145,10 +148,13 @@ def test_duplicates_and_conflicting_duplicates_are_counted():
 def test_planted_leak_is_excluded_and_the_honest_model_still_beats_the_base_rate():
     frame = leads(1500)
     frame["deal_stage_code"] = np.where(frame["outcome"] == "Won", 7, 3)
-    run = run_table(frame, config())
+    run = train_table_model(frame, config())
     assert "deal_stage_code" in run.screen.suspects
-    assert "deal_stage_code" not in run.columns and "minutes_on_site" in run.columns
-    assert run.beats_base_rate, run.verdict
+    assert (
+        "deal_stage_code" not in run.summary["features"]
+        and "minutes_on_site" in run.summary["features"]
+    )
+    assert run.heads["table"].beats_base_rate, run.heads["table"].verdict
     model = run.evaluation.set_index("scorer").loc["model"]
     assert 0.65 < model["roc_auc"] < 0.95  # honest signal, not the leak's 1.0
     assert model["brier"] < run.evaluation.set_index("scorer").loc["base_rate", "brier"]
@@ -157,40 +163,40 @@ def test_planted_leak_is_excluded_and_the_honest_model_still_beats_the_base_rate
 def test_keep_suspects_trains_on_the_leak_and_says_so():
     frame = leads(800)
     frame["deal_stage_code"] = np.where(frame["outcome"] == "Won", 7, 3)
-    run = run_table(frame, config(keep_suspects=True))
-    assert "deal_stage_code" in run.columns
-    assert any("kept" in note for note in run.notes)
+    run = train_table_model(frame, config(keep_suspects=True))
+    assert "deal_stage_code" in run.summary["features"]
+    assert any("kept" in note for note in run.scoring_model.notes)
 
 
 def test_a_table_without_signal_gets_a_plain_no_signal_verdict():
     frame = leads(1500, signal=0.0)
     frame["source"] = np.random.default_rng(5).permutation(frame["source"].to_numpy())
-    run = run_table(frame, config(time_column="created", n_bootstrap=100))
-    assert not run.beats_base_rate
+    run = train_table_model(frame, config(time_column="created", n_bootstrap=100))
+    assert not run.heads["table"].beats_base_rate
     assert (
-        run.verdict.startswith("No signal beyond the base rate")
-        or "no better than the base rate" in run.verdict
+        run.heads["table"].verdict.startswith("No signal beyond the base rate")
+        or "no better than the base rate" in run.heads["table"].verdict
     )
-    assert run.protocol["protocol"] == "out_of_time"
+    assert run.summary["protocol"]["protocol"] == "out_of_time"
 
 
 def test_open_rows_are_scored_but_never_trained_on():
     frame = leads(1200)
     frame.loc[frame.index[-100:], "outcome"] = "Open"
-    run = run_table(frame, config(negative=("Lost",)))
+    run = train_table_model(frame, config(negative=("Lost",)))
     assert len(run.predictions) == 1100  # held-out rows are labelled rows only
-    scored = run.final.score(frame)
+    scored = run.scoring_model.score(frame)
     assert len(scored) == 1200 and (scored["outcome"] == "open").sum() == 100
     assert scored["rank"].tolist() == list(range(1, 1201))
     assert scored["probability"].is_monotonic_decreasing
-    assert scored["model_version"].eq(run.final.version).all()
+    assert scored["model_version"].eq(run.scoring_model.version).all()
     assert scored["reasons"].str.contains(r"\(\+\)|\(-\)").all()
 
 
 def test_same_seed_same_config_same_evaluation():
     frame = leads(700)
-    first = run_table(frame, config()).evaluation
-    second = run_table(frame.sample(frac=1, random_state=3), config()).evaluation
+    first = train_table_model(frame, config()).evaluation
+    second = train_table_model(frame.sample(frac=1, random_state=3), config()).evaluation
     pd.testing.assert_frame_equal(first, second)
 
 
@@ -215,5 +221,5 @@ def test_a_numeric_time_column_is_refused_with_advice():
 
 def test_too_few_distinct_rows_for_k_fold_is_a_clear_error():
     frame = leads(400)[["lead_id", "source", "outcome"]]
-    with pytest.raises(TableError, match="distinct feature vectors per class"):
-        run_table(frame, config())
+    with pytest.raises(SplitError, match="distinct feature vectors per class"):
+        train_table_model(frame, config())

@@ -206,8 +206,16 @@ def comparison_table(
     probability_scorers: set[str],
     n_bootstrap: int,
     seed: int,
+    group: str = "account_id",
+    date: str | None = "as_of",
 ) -> pd.DataFrame:
-    """One row per scorer: every metric with bounds plus decile monotonicity."""
+    """One row per scorer: every metric with bounds plus decile monotonicity.
+
+    ``group`` names the bootstrap unit's column (an account: its rows at several dates are not
+    independent); ``date`` the column of the snapshot date for precision/recall at ``capacity_k``
+    per date (None: all rows are one list).
+    """
+    dates = predictions[date] if date else np.zeros(len(predictions))
     rows = []
     for scorer in scorers:
         if scorer not in predictions or predictions[scorer].isna().all():
@@ -215,8 +223,8 @@ def comparison_table(
         metrics = score_metrics(
             predictions["label"],
             predictions[scorer],
-            predictions["account_id"],
-            predictions["as_of"],
+            predictions[group],
+            dates,
             capacity_k=capacity_k,
             is_probability=scorer in probability_scorers,
             n_bootstrap=n_bootstrap,

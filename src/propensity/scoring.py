@@ -1,38 +1,56 @@
-"""Scoring a snapshot with a trained run: scores, tiers and reasons, stored together.
+"""The one scorer: a feature frame -> calibrated probability, 0-100 score, tier, reasons and the
+model version, stored together.
 
-Every scored row carries account_id, as_of, both heads' calibrated probability, a 0-100 score
-(the probability's percentile in the validation window, so it is stable from batch to batch),
-a tier (fit A-D, conversion hot/warm/cold, cut-offs fixed at training and stored with the
-model), the reasons of each head computed now from the same model (text and JSON), and the
-model version that produced them. Features are built by the same code as in training, for the
-single snapshot ``as_of`` (the scoring population: prospects at that date).
+* :class:`Scorer` is one fitted head as scoring uses it. ``score(matrix)`` returns, per row of
+  ``matrix`` (same index), the columns of :data:`SCORE_COLUMNS`: ``probability`` (calibrated),
+  ``score`` (the probability's percentile among the validation window's probabilities, so it is
+  stable from batch to batch), ``tier`` (cut-offs fixed at training from the validation window),
+  ``reasons`` (text) and ``reasons_json`` (TreeSHAP contributions grouped into business fields and
+  worded, computed now from the same model), ``model_version`` (a content hash of the model).
+* :class:`AccountModel`: the two account heads (fit, conversion) over point-in-time features;
+  :func:`score_snapshot` builds the features of one snapshot with the training code and scores
+  them, one row per prospect with ``<head>_<column>`` for each head.
+* :class:`TableModel`: a table-mode model; it types a won/lost table's rows as in training and
+  scores them with its one :class:`Scorer`.
+
+Both expose ``predict_frame(frame, head, reasons)``, which the MLflow model
+(:class:`propensity.tracking.ScoringPyfunc`) calls: the same rows whichever path made them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import joblib
 import numpy as np
 import pandas as pd
 
 from propensity.data.contract import Tables
-from propensity.explain import explain
-from propensity.features import FeatureSpec, build_features
-from propensity.model.config import ModelConfig
-from propensity.spine import build_spine, data_end
-
-if TYPE_CHECKING:
-    from propensity.runs.account import TrainResult
+from propensity.data.table import (
+    Kind,
+    TableError,
+    TableSchema,
+    coerce,
+    label_values,
+    model_matrix,
+    row_time,
+)
+from propensity.explain import contributions, explain, field_contributions
+from propensity.features import FeatureConfig, FeatureSpec, build_features
+from propensity.model.head import HeadModel
+from propensity.spine import SpineConfig, build_spine, data_end
 
 # share of the validation window in each tier, best first
 FIT_TIERS = (("A", 0.10), ("B", 0.20), ("C", 0.30), ("D", 0.40))
 CONVERSION_TIERS = (("hot", 0.05), ("warm", 0.15), ("cold", 0.80))
+TABLE_TIERS = FIT_TIERS
 QUANTILES = np.linspace(0, 1, 1001)
+SCORE_COLUMNS = ("probability", "score", "tier", "reasons", "reasons_json", "model_version")
+SCORING_MODEL_FILE = "scoring_model.joblib"
 
 
 @dataclass(frozen=True)
@@ -45,24 +63,13 @@ class HeadCalibration:
 
 
 def head_calibration(probabilities: np.ndarray, tiers) -> HeadCalibration:
+    """Reference quantiles and tier cut-offs from the validation window's probabilities."""
     quantiles = np.quantile(probabilities, QUANTILES)
     thresholds, cumulative = [], 0.0
     for _, share in tiers[:-1]:
         cumulative += share
         thresholds.append(float(np.quantile(probabilities, 1 - cumulative)))
     return HeadCalibration([float(q) for q in quantiles], [name for name, _ in tiers], thresholds)
-
-
-def calibrate_scoring(result: TrainResult) -> dict[str, HeadCalibration]:
-    """Reference distributions and tier cut-offs from the validation window of a training run."""
-    valid = result.data.loc[result.split.valid]
-    out = {}
-    for head, fitted in result.heads.items():
-        probabilities = fitted.model.predict_proba(valid)[:, 1]
-        out[head] = head_calibration(
-            probabilities, FIT_TIERS if head == "fit" else CONVERSION_TIERS
-        )
-    return out
 
 
 def to_score(probability: np.ndarray, calibration: HeadCalibration) -> np.ndarray:
@@ -84,141 +91,281 @@ def to_tier(probability: np.ndarray, calibration: HeadCalibration) -> np.ndarray
     return tiers
 
 
-@dataclass
-class ScoringModel:
-    """A trained run as scoring uses it."""
-
-    heads: dict  # head -> HeadResult
-    calibration: dict[str, HeadCalibration]
-    specs: tuple[FeatureSpec, ...]
-    config: ModelConfig
-    version: str
-
-    def save(self, folder: Path) -> Path:
-        path = folder / "scoring_model.joblib"
-        joblib.dump(self, path)
-        return path
-
-
-def model_version(result: TrainResult) -> str:
-    """Content hash of both boosters: the same model always has the same version."""
+def model_version(models: Sequence[HeadModel]) -> str:
+    """Content hash of the boosters: the same models always have the same version."""
     digest = hashlib.sha256()
-    for head in sorted(result.heads):
-        digest.update(result.heads[head].model.booster_.model_to_string().encode())
+    for model in models:
+        digest.update(model.booster_.model_to_string().encode())
     return f"sha-{digest.hexdigest()[:12]}"
 
 
-def scoring_model(result: TrainResult) -> ScoringModel:
-    return ScoringModel(
-        heads=result.heads,
-        calibration=calibrate_scoring(result),
-        specs=result.feature_set.specs,
-        config=result.config,
-        version=model_version(result),
-    )
+@dataclass
+class Scorer:
+    """One fitted head as scoring uses it (see the module docstring)."""
+
+    head: str
+    model: HeadModel
+    specs: tuple[FeatureSpec, ...]  # the model's features and the context columns for wording
+    calibration: HeadCalibration
+    version: str
+
+    @classmethod
+    def fit(
+        cls, head: str, model: HeadModel, specs: Sequence[FeatureSpec], reference, tiers
+    ) -> Scorer:
+        """A scorer whose score and tiers are set by the probabilities on ``reference`` rows
+        (the validation window)."""
+        used = tuple(s for s in specs if s.name in model.features_ or s.kind == "context")
+        probability = model.predict_proba(reference)[:, 1]
+        return cls(head, model, used, head_calibration(probability, tiers), model_version([model]))
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.model.features_)
+
+    def score(
+        self,
+        matrix: pd.DataFrame,
+        *,
+        reasons: bool = True,
+        top_positive: int = 3,
+        top_negative: int = 2,
+        version: str | None = None,
+    ) -> pd.DataFrame:
+        """:data:`SCORE_COLUMNS` per row of ``matrix`` (same index); ``version`` overrides the
+        model version written on every row (e.g. the registry's name and version)."""
+        out = pd.DataFrame(index=matrix.index)
+        probability = self.model.predict_proba(matrix)[:, 1] if len(matrix) else np.array([])
+        out["probability"] = probability
+        out["score"] = to_score(probability, self.calibration)
+        out["tier"] = to_tier(probability, self.calibration)
+        if reasons:
+            if len(matrix):
+                worded = explain(
+                    self.model,
+                    matrix,
+                    self.specs,
+                    top_positive=top_positive,
+                    top_negative=top_negative,
+                )
+                out["reasons"] = worded["reasons"].to_numpy()
+                out["reasons_json"] = worded["reasons_json"].to_numpy()
+            else:
+                out["reasons"] = out["reasons_json"] = pd.Series(dtype=object)
+        out["model_version"] = version or self.version
+        return out
+
+    def field_contributions(self, matrix: pd.DataFrame) -> pd.DataFrame:
+        """Contributions (log-odds) per business field, one row per row of ``matrix``."""
+        return field_contributions(contributions(self.model, matrix), self.specs)
 
 
-def load_scoring_model(run_dir: Path | str) -> ScoringModel:
-    path = Path(run_dir) / "scoring_model.joblib"
-    if not path.exists():
+def _prefixed(scored: pd.DataFrame, head: str) -> pd.DataFrame:
+    return scored.drop(columns="model_version").add_prefix(f"{head}_")
+
+
+def save_scoring_model(model, folder: Path | str) -> Path:
+    """Write an :class:`AccountModel` or :class:`TableModel` as ``scoring_model.joblib``."""
+    from propensity.io import write_atomic
+
+    return write_atomic(Path(folder) / SCORING_MODEL_FILE, lambda p: joblib.dump(model, p))
+
+
+def load_scoring_model(run_dir: Path | str):
+    """The :class:`AccountModel` or :class:`TableModel` of a run folder."""
+    path = Path(run_dir) / SCORING_MODEL_FILE
+    if not path.is_file():
         raise FileNotFoundError(
-            f"{path} not found: is {run_dir} a run folder written by `propensity train`?"
+            f"{path} not found: is {run_dir} a run folder written by `propensity train` "
+            "or `propensity table train`?"
         )
     return joblib.load(path)
 
 
+# ---------------------------------------------------------------------------------------------
+# the account heads
+
+
+@dataclass
+class AccountModel:
+    """Both account heads as scoring uses them, with the settings their features were built with."""
+
+    scorers: dict[str, Scorer]  # "fit", "conversion"
+    spine: SpineConfig
+    features: FeatureConfig
+    version: str
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        return tuple(self.scorers)
+
+    def score_features(
+        self, matrix: pd.DataFrame, *, reasons: bool = True, **options
+    ) -> pd.DataFrame:
+        """account_id, as_of, then ``<head>_probability`` ... ``<head>_reasons_json`` per head,
+        then ``model_version``."""
+        parts = [matrix[["account_id", "as_of"]]]
+        for head, scorer in self.scorers.items():
+            parts.append(_prefixed(scorer.score(matrix, reasons=reasons, **options), head))
+        scored = pd.concat(parts, axis=1).reset_index(drop=True)
+        scored["model_version"] = self.version
+        return scored
+
+    def predict_frame(self, frame: pd.DataFrame, head: str, reasons: bool = False) -> pd.DataFrame:
+        """One head over a feature frame: the key columns present, then :data:`SCORE_COLUMNS`."""
+        keys = [c for c in ("account_id", "as_of") if c in frame]
+        scored = self.scorers[head].score(frame, reasons=reasons, version=self.version)
+        return pd.concat([frame[keys], scored], axis=1).reset_index(drop=True)
+
+
 def score_snapshot(
     tables: Tables,
-    model: ScoringModel,
+    model: AccountModel,
     as_of: pd.Timestamp | str | None = None,
     *,
     accounts: list[str] | None = None,
+    reasons: bool = True,
     top_positive: int = 3,
     top_negative: int = 2,
 ) -> pd.DataFrame:
-    """Score the prospects at ``as_of`` (default: the end of the data) with both heads and reasons."""
+    """Score the prospects at ``as_of`` (default: the end of the data) with both heads.
+
+    Features come from the training code for the single snapshot ``as_of`` (data strictly
+    before it); the population is the spine's (prospects at that date).
+    """
     as_of = pd.Timestamp(as_of).normalize() if as_of is not None else data_end(tables)
-    spine = build_spine(tables, model.config.spine, as_of=as_of)
+    spine = build_spine(tables, model.spine, as_of=as_of)
     if accounts is not None:
         spine = spine[spine["account_id"].isin(accounts)].reset_index(drop=True)
-    features = build_features(tables, spine, model.config.features)
-    matrix = features.matrix
-    scored = matrix[["account_id", "as_of"]].copy()
-    for head, fitted in model.heads.items():
-        probability = fitted.model.predict_proba(matrix)[:, 1] if len(matrix) else np.array([])
-        calibration = model.calibration[head]
-        scored[f"{head}_probability"] = probability
-        scored[f"{head}_score"] = to_score(probability, calibration)
-        scored[f"{head}_tier"] = to_tier(probability, calibration)
-        specs = [s for s in model.specs if s.name in fitted.features or s.kind == "context"]
-        if len(matrix):
-            reasons = explain(
-                fitted.model, matrix, specs, top_positive=top_positive, top_negative=top_negative
-            )
-            scored[f"{head}_reasons"] = reasons["reasons"].to_numpy()
-            scored[f"{head}_reasons_json"] = reasons["reasons_json"].to_numpy()
-        else:
-            scored[f"{head}_reasons"] = scored[f"{head}_reasons_json"] = []
-    scored["model_version"] = model.version
-    return scored
+    matrix = build_features(tables, spine, model.features).matrix
+    return model.score_features(
+        matrix, reasons=reasons, top_positive=top_positive, top_negative=top_negative
+    )
+
+
+def previous_snapshot(as_of: pd.Timestamp, spine: SpineConfig) -> pd.Timestamp:
+    """The snapshot before ``as_of`` at the spine's cadence."""
+    step = pd.DateOffset(months=1) if spine.cadence == "monthly" else pd.Timedelta(days=7)
+    return as_of - step
 
 
 def account_card(
-    tables: Tables, model: ScoringModel, account_id: str, as_of: pd.Timestamp | str | None = None
+    tables: Tables, model: AccountModel, account_id: str, as_of: pd.Timestamp | str | None = None
 ) -> dict:
-    """One account's card: scores, tiers, reasons now, and what changed since the previous snapshot."""
+    """One account's card: scores, tiers, reasons now, and what changed since the previous
+    snapshot (score change and the business fields whose contribution moved most).
+
+    The features of both dates are built once, in one call.
+    """
     as_of = pd.Timestamp(as_of).normalize() if as_of is not None else data_end(tables)
-    previous = as_of - (
-        pd.DateOffset(months=1) if model.config.spine.cadence == "monthly" else pd.Timedelta(days=7)
-    )
     if account_id not in set(tables.accounts["account_id"]):
         raise KeyError(f"account {account_id!r} is not in table 'accounts'")
-    now = score_snapshot(tables, model, as_of, accounts=[account_id])
-    if now.empty:
+    if build_spine(tables, model.spine, as_of=as_of)["account_id"].eq(account_id).sum() == 0:
         raise KeyError(
             f"account {account_id!r} is not a prospect at {as_of.date()} (a customer or with an open "
             "new-business opportunity), so it is not scored"
         )
-    before = score_snapshot(tables, model, previous, accounts=[account_id])
-    row = now.iloc[0]
+    previous = previous_snapshot(as_of, model.spine)
+    was_prospect = build_spine(tables, model.spine, as_of=previous)["account_id"].eq(account_id)
+    dates = [previous, as_of] if was_prospect.any() else [as_of]
+    spine = pd.DataFrame({"account_id": account_id, "as_of": pd.DatetimeIndex(dates)})
+    matrix = build_features(tables, spine, model.features).matrix
+    scored = model.score_features(matrix)
+    now = scored.iloc[-1]
     card = {
         "account_id": account_id,
         "as_of": str(as_of.date()),
         "model_version": model.version,
         "heads": {},
     }
-    for head in model.heads:
+    for head, scorer in model.scorers.items():
         entry = {
-            "score": int(row[f"{head}_score"]),
-            "probability": float(row[f"{head}_probability"]),
-            "tier": row[f"{head}_tier"],
-            "reasons": json.loads(row[f"{head}_reasons_json"]),
+            "score": int(now[f"{head}_score"]),
+            "probability": float(now[f"{head}_probability"]),
+            "tier": now[f"{head}_tier"],
+            "reasons": json.loads(now[f"{head}_reasons_json"]),
         }
-        if not before.empty:
-            old = before.iloc[0]
+        if len(dates) == 2:
+            before = scored.iloc[0]
+            fields = scorer.field_contributions(matrix)
+            delta = (fields.iloc[1] - fields.iloc[0]).sort_values(key=np.abs, ascending=False)
             entry["previous_as_of"] = str(previous.date())
-            entry["score_delta"] = int(row[f"{head}_score"] - old[f"{head}_score"])
-            entry["moved"] = _moved(model, head, tables, as_of, previous, account_id)
+            entry["score_delta"] = int(now[f"{head}_score"] - before[f"{head}_score"])
+            entry["moved"] = [
+                {"field": f, "change": round(float(v), 4)}
+                for f, v in delta.head(3).items()
+                if abs(v) > 1e-9
+            ]
         card["heads"][head] = entry
     return card
 
 
-def _moved(
-    model: ScoringModel, head: str, tables: Tables, as_of, previous, account_id: str
-) -> list[dict]:
-    """Business fields whose contribution changed most between two snapshots."""
-    from propensity.explain import contributions, field_contributions
+# ---------------------------------------------------------------------------------------------
+# a table-mode model
 
-    fitted = model.heads[head]
-    frames = []
-    for date in (previous, as_of):
-        spine = pd.DataFrame({"account_id": [account_id], "as_of": [pd.Timestamp(date)]})
-        frames.append(build_features(tables, spine, model.config.features).matrix)
-    specs = [s for s in model.specs if s.name in fitted.features]
-    fields = [field_contributions(contributions(fitted.model, f), specs).iloc[0] for f in frames]
-    delta = (fields[1] - fields[0]).sort_values(key=np.abs, ascending=False)
-    return [
-        {"field": f, "change": round(float(v), 4)}
-        for f, v in delta.head(3).items()
-        if abs(v) > 1e-9
-    ]
+
+@dataclass
+class TableModel:
+    """A trained table model as scoring uses it: the table's schema, how each column was typed,
+    and the one :class:`Scorer` (head ``"table"``)."""
+
+    schema: TableSchema
+    scorer: Scorer
+    columns: list[str]
+    kinds: dict[str, Kind]
+    screen: pd.DataFrame
+    verdict: str
+    beats_base_rate: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def version(self) -> str:
+        return self.scorer.version
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        return (self.scorer.head,)
+
+    def matrix(self, frame: pd.DataFrame, name: str = "table") -> pd.DataFrame:
+        """The model's columns typed as in training (dates as days before the row's time)."""
+        needed = [self.schema.id_column, *self.columns]
+        dated = any(k == "date" for k in self.kinds.values())
+        if dated and self.schema.time_column:
+            needed.append(self.schema.time_column)
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            raise TableError(
+                f"{name}: the model needs columns {missing} which the table does not have"
+            )
+        time = row_time(frame, self.schema, name) if dated else None
+        return model_matrix(coerce(frame, self.kinds), self.kinds, time)
+
+    def score(
+        self,
+        frame: pd.DataFrame,
+        name: str = "table",
+        reasons: bool = True,
+        version: str | None = None,
+        ranked: bool = True,
+    ) -> pd.DataFrame:
+        """id, :data:`SCORE_COLUMNS`, and the known ``outcome`` (won / lost / open) when the
+        label column is present; ``ranked``: best first with a ``rank`` column, else input order."""
+        frame = frame.reset_index(drop=True)
+        scored = self.scorer.score(self.matrix(frame, name), reasons=reasons, version=version)
+        scored.insert(0, "id", frame[self.schema.id_column].astype("string").to_numpy())
+        if self.schema.label_column in frame:
+            label = label_values(frame, self.schema, require_both=False).to_numpy()
+            outcome = np.where(label == 1, "won", np.where(label == 0, "lost", "open"))
+            scored.insert(scored.columns.get_loc("tier") + 1, "outcome", outcome)
+        if not ranked:
+            return scored
+        scored = scored.sort_values(
+            "probability", ascending=False, kind="stable", ignore_index=True
+        )
+        scored.insert(0, "rank", np.arange(1, len(scored) + 1))
+        return scored
+
+    def predict_frame(self, frame: pd.DataFrame, head: str = "table", reasons: bool = False):
+        """The MLflow model's view: rows in input order, without the known outcome."""
+        scored = self.score(frame, reasons=reasons, ranked=False)
+        return scored.drop(columns=["outcome"], errors="ignore")

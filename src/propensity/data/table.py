@@ -5,6 +5,7 @@
 ``negative`` values 0; with ``negative`` given, other values are *open* rows that are scored but
 never trained on; a missing label is open too), the row time, and the typed candidate columns
 (numbers, categories, dates). Identifier-like and constant columns are set aside with a reason.
+Values are read by :mod:`propensity.data.parse` (dates are ISO 8601 text or datetimes).
 
 A date column enters a model as days before the row's time (:func:`model_matrix`), so it means
 the same at scoring time; without a row time it is set aside. The row time itself is never a
@@ -16,13 +17,38 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Kind = Literal["numeric", "categorical", "date"]
+from propensity.data.parse import (
+    Kind,
+    infer_kind,
+    label_text,
+    parse_ids,
+    parse_labels,
+    parse_numbers,
+    parse_text,
+    parse_timestamps,
+)
+from propensity.io import read_frame
+
+__all__ = [
+    "Kind",
+    "PreparedTable",
+    "TableError",
+    "TableSchema",
+    "coerce",
+    "duplicate_counts",
+    "infer_kind",
+    "label_values",
+    "model_matrix",
+    "prepare_table",
+    "read_table",
+    "row_time",
+]
+
 _LIGHTGBM_FORBIDDEN = re.compile(r'[",:\[\]{}]')
 
 
@@ -48,12 +74,16 @@ class TableSchema(BaseModel):
     @field_validator("positive", "negative", mode="before")
     @classmethod
     def _label_values_as_text(cls, value):
-        """YAML ``positive: [1]`` or ``[true]`` means the text "1" / "true"; spaces do not count."""
+        """YAML ``positive: [1]``, ``[1.0]`` or ``[true]`` means the text "1" / "true" (as the
+        label column reads, see :func:`propensity.data.parse.label_text`); spaces do not count."""
         if value is None:
             return None
         if isinstance(value, (str, int, float, bool)):
             value = [value]
-        return tuple((str(v).lower() if isinstance(v, bool) else str(v)).strip() for v in value)
+        texts = tuple(label_text(v) for v in value)
+        if None in texts:
+            raise ValueError("label values cannot be empty (an empty label is an open row)")
+        return texts
 
     @model_validator(mode="after")
     def _consistent_schema(self) -> TableSchema:
@@ -82,14 +112,14 @@ def read_table(path: Path | str) -> pd.DataFrame:
     if not path.is_file():
         raise TableError(f"table file {path} does not exist")
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    if suffix in (".csv", ".txt"):
-        try:
+    if suffix not in (".csv", ".txt", ".parquet"):
+        raise TableError(f"table {path}: use a .csv or .parquet file (got {suffix or 'no suffix'})")
+    try:
+        if suffix == ".txt":  # a CSV under another name
             return pd.read_csv(path, low_memory=False)
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise TableError(f"table {path} is not a readable CSV: {exc}") from None
-    raise TableError(f"table {path}: use a .csv or .parquet file (got {suffix or 'no suffix'})")
+        return read_frame(path, low_memory=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise TableError(f"table {path} is not a readable CSV: {exc}") from None
 
 
 def _examples(frame: pd.DataFrame, mask, columns: list[str], n: int = 5) -> str:
@@ -99,27 +129,14 @@ def _examples(frame: pd.DataFrame, mask, columns: list[str], n: int = 5) -> str:
     )
 
 
-def _label_text(values: pd.Series) -> pd.Series:
-    """Label values as text ("1" for 1, 1.0 and "1"; "Won" stays "Won")."""
-    present = values.dropna()
-    if pd.api.types.is_bool_dtype(values) or (len(present) and present.map(type).eq(bool).all()):
-        # True/False with gaps load as object: the same text either way
-        return values.map({True: "true", False: "false"}).astype("string")
-    if pd.api.types.is_numeric_dtype(values):
-        numbers = pd.to_numeric(values)
-        whole = numbers.dropna()
-        if (whole == whole.round()).all():
-            return numbers.astype("Int64").astype("string")
-        return numbers.astype("string")
-    return values.astype("string").str.strip()
-
-
 def label_values(frame: pd.DataFrame, config: TableSchema, require_both: bool = True) -> pd.Series:
     """1 (positive), 0 (negative), or missing (an open row: scored, never trained on).
 
-    With ``require_both`` a table without a positive or without a negative row is an error.
+    Label values are read as text (:func:`propensity.data.parse.parse_labels`: "1" for 1, 1.0
+    and "1"; an empty label is open). With ``require_both`` a table without a positive or
+    without a negative row is an error.
     """
-    text = _label_text(frame[config.label_column])
+    text = parse_labels(frame[config.label_column]).values
     positive = text.isin(config.positive)
     negative = text.isin(config.negative) if config.negative else text.notna() & ~positive
     label = pd.Series(np.nan, index=frame.index)
@@ -141,52 +158,27 @@ def label_values(frame: pd.DataFrame, config: TableSchema, require_both: bool = 
     return label
 
 
-_DATE_TEXT = re.compile(
-    r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
-)
-
-
-def infer_kind(values: pd.Series) -> Kind:
-    """How a column enters the model: numbers, categories, or dates (ISO text or datetimes)."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return "date"
-    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
-        return "numeric"
-    present = values.dropna().astype(str).str.strip()
-    present = present[present != ""]
-    if len(present) and present.str.fullmatch(_DATE_TEXT).mean() >= 0.98:
-        return "date"
-    if len(present) and pd.to_numeric(present, errors="coerce").notna().mean() >= 0.98:
-        return "numeric"
-    return "categorical"
-
-
 def coerce(frame: pd.DataFrame, kinds: dict[str, Kind]) -> pd.DataFrame:
-    """The candidate columns typed by ``kinds``: float64 numbers, text categories, naive dates."""
+    """The candidate columns typed by ``kinds``: float64 numbers, text categories, naive dates.
+
+    Values that do not parse as their column's kind become missing.
+    """
     out = {}
     for column, kind in kinds.items():
         values = frame[column]
         if kind == "numeric":
-            if pd.api.types.is_bool_dtype(values):
-                values = values.astype("Float64")
-            out[column] = pd.to_numeric(values, errors="coerce").astype("float64")
+            out[column] = parse_numbers(values).values
         elif kind == "date":
-            parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
-            out[column] = parsed.dt.tz_localize(None)
+            out[column] = parse_timestamps(values).values
         else:
-            text = values.astype("string").str.strip()
-            empty = (text.isna() | (text == "")).fillna(True).to_numpy()
             # object with np.nan for missing: both LightGBM and scikit-learn's imputer accept it
-            out[column] = pd.Series(
-                np.where(empty, np.nan, text.fillna("").to_numpy(dtype=object)),
-                index=frame.index,
-                dtype=object,
-            )
+            text = parse_text(values).values
+            out[column] = pd.Series(text.to_numpy(dtype=object), index=frame.index, dtype=object)
     return pd.DataFrame(out, index=frame.index)
 
 
 def row_time(frame: pd.DataFrame, config: TableSchema, name: str = "table") -> pd.Series | None:
-    """The row's own time: the time column parsed, the row position, or None."""
+    """The row's own time: the time column parsed (ISO 8601), the row position, or None."""
     if config.rows_in_time_order:
         return pd.Series(np.arange(len(frame), dtype=float), index=frame.index)
     if not config.time_column:
@@ -197,14 +189,14 @@ def row_time(frame: pd.DataFrame, config: TableSchema, name: str = "table") -> p
             f"{name}: time column {config.time_column!r} holds numbers, not dates (their unit is "
             "unknown); give ISO dates like 2024-03-01, or sort the rows and use rows_in_time_order"
         )
-    parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
-    bad = parsed.isna() & raw.notna()
-    if bad.any():
+    parsed = parse_timestamps(raw)
+    if parsed.failed.any():
         raise TableError(
-            f"{name}: time column {config.time_column!r} has {int(bad.sum())} values that are not dates, e.g.\n"
-            + _examples(frame, bad, [config.id_column, config.time_column])
+            f"{name}: time column {config.time_column!r} has {int(parsed.failed.sum())} values "
+            "that are not dates (ISO 8601 text, e.g. 2024-01-31 or 2024-01-31T09:30:00Z):\n"
+            + _examples(frame, parsed.failed, [config.id_column, config.time_column])
         )
-    return parsed
+    return parsed.values
 
 
 def model_matrix(
@@ -238,9 +230,7 @@ class PreparedTable:
         return self.label.notna().to_numpy()
 
 
-def prepare_table(frame: pd.DataFrame, config: TableSchema, name: str = "table") -> PreparedTable:
-    """Check the named columns, build the label and time, type and triage the other columns."""
-    frame = frame.reset_index(drop=True)
+def _check_columns(frame: pd.DataFrame, config: TableSchema, name: str) -> None:
     named = [config.id_column, config.label_column, config.time_column, *config.exclude]
     missing = [c for c in named if c and c not in frame.columns]
     if missing:
@@ -251,7 +241,11 @@ def prepare_table(frame: pd.DataFrame, config: TableSchema, name: str = "table")
         raise TableError(
             f"{name}: duplicate column names {sorted(frame.columns[frame.columns.duplicated()])}"
         )
-    ids = frame[config.id_column].astype("string").str.strip()
+
+
+def _row_ids(frame: pd.DataFrame, config: TableSchema, name: str) -> pd.Series:
+    """The id column as text; missing (or empty) and repeated ids are errors."""
+    ids = parse_ids(frame[config.id_column]).values
     if ids.isna().any():
         raise TableError(
             f"{name}: id column {config.id_column!r} is empty in {int(ids.isna().sum())} rows, e.g.\n"
@@ -264,15 +258,13 @@ def prepare_table(frame: pd.DataFrame, config: TableSchema, name: str = "table")
             f"({int(repeated.sum())} rows), e.g.\n"
             + _examples(frame, repeated, [config.id_column, config.label_column])
         )
-    label = label_values(frame, config)
-    time = row_time(frame, config, name)
-    if time is not None and config.time_column:
-        no_time = time.isna() & label.notna()
-        if no_time.any():
-            raise TableError(
-                f"{name}: {int(no_time.sum())} labelled rows have no {config.time_column!r}, e.g.\n"
-                + _examples(frame, no_time, [config.id_column, config.label_column])
-            )
+    return ids
+
+
+def _triage(
+    frame: pd.DataFrame, config: TableSchema, time: pd.Series | None, name: str
+) -> tuple[dict[str, Kind], dict[str, str]]:
+    """The candidate columns with their kind, and the other columns with why they are set aside."""
     set_aside: dict[str, str] = {c: "excluded by the user" for c in config.exclude}
     kinds: dict[str, Kind] = {}
     reserved = {config.id_column, config.label_column, config.time_column}
@@ -284,24 +276,39 @@ def prepare_table(frame: pd.DataFrame, config: TableSchema, name: str = "table")
                 f'{name}: column name {column!r} contains one of " , : [ ] {{ }} which LightGBM '
                 "cannot store; rename it"
             )
-        values = frame[column]
-        present = values.dropna()
+        present = frame[column].dropna()
         if present.nunique() <= 1:
             set_aside[column] = "constant (one value or empty)"
             continue
-        kind = infer_kind(values)
+        kind = infer_kind(frame[column])
         if kind == "date" and time is None:
             set_aside[column] = "a date, but rows have no time to measure it from"
-            continue
-        if kind == "date" and config.rows_in_time_order:
+        elif kind == "date" and config.rows_in_time_order:
             set_aside[column] = "a date, but the row time is only a position"
-            continue
-        if kind == "categorical" and present.nunique() > max(50, 0.5 * len(present)):
+        elif kind == "categorical" and present.nunique() > max(50, 0.5 * len(present)):
             set_aside[column] = (
                 f"looks like an identifier ({present.nunique()} distinct values in {len(present)} rows)"
             )
-            continue
-        kinds[column] = kind
+        else:
+            kinds[column] = kind
+    return kinds, set_aside
+
+
+def prepare_table(frame: pd.DataFrame, config: TableSchema, name: str = "table") -> PreparedTable:
+    """Check the named columns, build the label and time, type and triage the other columns."""
+    frame = frame.reset_index(drop=True)
+    _check_columns(frame, config, name)
+    ids = _row_ids(frame, config, name)
+    label = label_values(frame, config)
+    time = row_time(frame, config, name)
+    if time is not None and config.time_column:
+        no_time = time.isna() & label.notna()
+        if no_time.any():
+            raise TableError(
+                f"{name}: {int(no_time.sum())} labelled rows have no {config.time_column!r}, e.g.\n"
+                + _examples(frame, no_time, [config.id_column, config.label_column])
+            )
+    kinds, set_aside = _triage(frame, config, time, name)
     if not kinds:
         raise TableError(f"{name}: no candidate feature columns left; set aside: {set_aside}")
     if not config.rows_in_time_order:  # rows sorted by id: input order never changes results

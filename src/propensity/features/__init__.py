@@ -4,164 +4,21 @@
 ``account_id`` and ``as_of`` first, then every feature of every family whose table is present.
 A feature for ``as_of`` uses only data known strictly before ``as_of`` (each family's docstring
 states its availability rule). Families whose table is absent are skipped with a logged note.
+
+Layout: ``registry`` (FeatureSpec, FeatureConfig), one module per family (its features, their
+SQL and their wording in reasons), ``families`` (the list), ``matrix`` (the joined build),
+``wording`` (the reasons' lookup), ``sql`` and ``phrases`` (shared helpers).
 """
 
-from __future__ import annotations
-
-import logging
-from dataclasses import dataclass, field
-from types import ModuleType
-
-import duckdb
-import pandas as pd
-
-from propensity.data.contract import FAMILY_TABLES, Tables
-from propensity.features import engagement, firmographic, history, intent
+from propensity.features.families import FAMILY_MODULES
+from propensity.features.matrix import FeatureSet, build_features
 from propensity.features.registry import FAMILIES, FeatureConfig, FeatureSpec
 
-__all__ = ["FAMILIES", "FeatureConfig", "FeatureSet", "FeatureSpec", "build_features"]
-
-log = logging.getLogger(__name__)
-
-FAMILY_MODULES: dict[str, ModuleType] = {
-    "firmographic": firmographic,
-    "engagement": engagement,
-    "intent": intent,
-    "history": history,
-}
-
-
-@dataclass(frozen=True)
-class FeatureSet:
-    """A feature matrix with the definitions of its columns."""
-
-    matrix: pd.DataFrame
-    specs: tuple[FeatureSpec, ...]
-    families: tuple[str, ...]
-    skipped: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def model_columns(self) -> list[str]:
-        """Columns a model may use (context columns are for reason wording only)."""
-        return [s.name for s in self.specs if s.kind != "context"]
-
-    @property
-    def categorical_columns(self) -> list[str]:
-        return [s.name for s in self.specs if s.kind == "categorical"]
-
-    def family_columns(self, family: str) -> list[str]:
-        return [s.name for s in self.specs if s.family == family and s.kind != "context"]
-
-    def coverage(self) -> pd.DataFrame:
-        """Per family: share of rows with any non-missing value, and with any non-empty value
-        (a value other than the feature's ``empty_value``, e.g. a count above zero)."""
-        rows = []
-        for family in self.families:
-            block = self.matrix[self.family_columns(family)]
-            observed = block.notna()
-            signal = observed.copy()
-            for spec in self.specs:
-                if spec.name in block and spec.empty_value is not None:
-                    signal[spec.name] &= block[spec.name] != spec.empty_value
-            rows.append(
-                {
-                    "family": family,
-                    "features": block.shape[1],
-                    "non_missing_share": float(observed.any(axis=1).mean()) if len(block) else 0.0,
-                    "non_empty_share": float(signal.any(axis=1).mean()) if len(block) else 0.0,
-                }
-            )
-        return pd.DataFrame(
-            rows, columns=["family", "features", "non_missing_share", "non_empty_share"]
-        )
-
-    def definitions(self) -> pd.DataFrame:
-        """The registry as a table: name, family, field, label, definition, availability, kind."""
-        return pd.DataFrame([s.__dict__ for s in self.specs])
-
-
-def build_features(
-    tables: Tables, spine: pd.DataFrame, config: FeatureConfig | None = None
-) -> FeatureSet:
-    """Feature matrix for ``spine`` (account_id, as_of at midnight), rows in spine order."""
-    config = config or FeatureConfig()
-    _check_spine(spine)
-    con = duckdb.connect()
-    try:
-        if config.duckdb_threads:
-            con.execute(f"SET threads = {int(config.duckdb_threads)}")
-        if config.duckdb_memory_limit:
-            con.execute("SET memory_limit = ?", [config.duckdb_memory_limit])
-        con.execute("SET preserve_insertion_order = false")
-        keyed = spine[["account_id", "as_of"]].reset_index(drop=True)
-        con.register("spine_input", keyed.assign(_row=range(len(keyed))))
-        # integer keys: every family groups and joins on (akey, as_of) or _row, not on strings
-        con.execute(
-            """
-            CREATE TEMP TABLE spine_accounts AS
-            SELECT account_id, CAST(row_number() OVER (ORDER BY account_id) AS INTEGER) AS akey
-            FROM (SELECT DISTINCT CAST(account_id AS VARCHAR) AS account_id FROM spine_input)
-            """
-        )
-        con.execute(
-            """
-            CREATE TEMP TABLE spine AS
-            SELECT CAST(i.account_id AS VARCHAR) AS account_id, CAST(i.as_of AS TIMESTAMP) AS as_of,
-                   a.akey, CAST(i._row AS INTEGER) AS _row
-            FROM spine_input i JOIN spine_accounts a ON a.account_id = CAST(i.account_id AS VARCHAR)
-            """
-        )
-        con.execute("CREATE TEMP TABLE snapshot_dates AS SELECT DISTINCT as_of FROM spine")
-        for name in tables.present():
-            con.register(name, tables.get(name))
-
-        specs: list[FeatureSpec] = []
-        built: list[str] = []
-        skipped: dict[str, str] = {}
-        for family in config.families:
-            module = FAMILY_MODULES[family]
-            table = FAMILY_TABLES[family]
-            if tables.get(table) is None:
-                skipped[family] = f"table {table} absent"
-                log.info("feature family %s skipped: %s", family, skipped[family])
-                continue
-            specs += module.build(con, tables, config)
-            built.append(family)
-        columns = ", ".join(f'{_alias(s.family)}."{s.name}"' for s in specs)
-        joins = "\n".join(
-            f"LEFT JOIN features_{family} {_alias(family)} ON {_alias(family)}._row = s._row"
-            for family in built
-        )
-        # one query joins every family's view (each a join of the spine with that family's
-        # aggregates), so no family's features are materialised as a wide table first
-        result = con.sql(
-            f"SELECT s.account_id, s.as_of{', ' + columns if columns else ''} "
-            f"FROM spine s {joins} ORDER BY s._row"
-        ).to_arrow_table()
-        # through Arrow: about twice as fast as DuckDB's own pandas conversion for wide results
-        matrix = result.to_pandas(split_blocks=True, self_destruct=True)
-        del result
-    finally:
-        con.close()
-    matrix["as_of"] = matrix["as_of"].astype("datetime64[us]")
-    return FeatureSet(matrix=matrix, specs=tuple(specs), families=tuple(built), skipped=skipped)
-
-
-def _alias(family: str) -> str:
-    return f"f_{family}"
-
-
-def _check_spine(spine: pd.DataFrame) -> None:
-    missing = [c for c in ("account_id", "as_of") if c not in spine]
-    if missing:
-        raise ValueError(f"spine is missing column(s) {missing}; it needs account_id and as_of")
-    as_of = pd.to_datetime(spine["as_of"])
-    not_midnight = as_of != as_of.dt.normalize()
-    if not_midnight.any():
-        examples = spine.loc[not_midnight, ["account_id", "as_of"]].head(3).to_dict("records")
-        raise ValueError(
-            f"spine column 'as_of' must hold dates (midnight): {int(not_midnight.sum())} rows have a time "
-            f"of day, e.g. {examples}"
-        )
-    if spine.duplicated(["account_id", "as_of"]).any():
-        raise ValueError("spine has duplicate (account_id, as_of) rows")
+__all__ = [
+    "FAMILIES",
+    "FAMILY_MODULES",
+    "FeatureConfig",
+    "FeatureSet",
+    "FeatureSpec",
+    "build_features",
+]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import duckdb
 
 from propensity.data.contract import Tables
+from propensity.features.phrases import Wording, is_missing, number
 from propensity.features.registry import FeatureConfig, FeatureSpec
 from propensity.features.sql import known_at
 
@@ -22,12 +23,12 @@ def build(
 ) -> list[FeatureSpec]:
     """Create the view ``features_history`` (``_row`` of the spine, then the features)."""
     has_amount = "amount" in tables.opportunities
-    closed_before = known_at("o.closed_at", "s.as_of")
-    won_amount = (
-        f"sum(o.amount) FILTER (WHERE o.outcome = 'won' AND {closed_before})"
-        if has_amount
-        else "NULL"
-    )
+    con.execute(_view(has_amount))
+    return _specs(has_amount)
+
+
+def _specs(has_amount: bool) -> list[FeatureSpec]:
+    """The history features, in the order of the view's columns."""
     specs = [
         FeatureSpec(
             "hist_opportunities",
@@ -76,8 +77,18 @@ def build(
                 empty_value=0.0,
             )
         )
-    con.execute(
-        f"""
+    return specs
+
+
+def _view(has_amount: bool) -> str:
+    """SQL of ``features_history``: per snapshot, the opportunities created before it."""
+    closed_before = known_at("o.closed_at", "s.as_of")
+    won_amount = (
+        f"sum(o.amount) FILTER (WHERE o.outcome = 'won' AND {closed_before})"
+        if has_amount
+        else "NULL"
+    )
+    return f"""
         CREATE OR REPLACE TEMP VIEW features_history AS
         WITH per_snapshot AS (
             SELECT s.account_id, s.as_of,
@@ -101,5 +112,39 @@ def build(
         FROM spine s
         LEFT JOIN per_snapshot p ON p.account_id = s.account_id AND p.as_of = s.as_of
         """
+
+
+# ---- wording of the reasons: business field -> sentence from the account's values
+
+
+def _deals(field: str, values: dict, reference: dict) -> str:
+    """Earlier and lost opportunities, read together: '3 earlier opportunities, 1 lost'."""
+    parts = []
+    if not is_missing(values.get("hist_opportunities")):
+        count = values["hist_opportunities"]
+        parts.append(
+            "no earlier opportunity"
+            if count == 0
+            else f"{number(count)} earlier opportunit{'ies' if count != 1 else 'y'}"
+        )
+    if not is_missing(values.get("hist_lost")) and values["hist_lost"] > 0:
+        parts.append(f"{number(values['hist_lost'])} lost")
+    return (", ".join(parts) or "deal history").capitalize()
+
+
+def _recency(field: str, values: dict, reference: dict) -> str:
+    closed = values.get("hist_days_since_last_closed")
+    if not is_missing(closed):
+        return f"Last deal closed {number(closed)} days ago"
+    opened = values.get("hist_days_since_last_opportunity")
+    return (
+        "No earlier deal" if is_missing(opened) else f"Last opportunity {number(opened)} days ago"
     )
-    return specs
+
+
+# business field -> wording (hist_won_amount reads as its value: "hist won amount: 12,000")
+WORDING: dict[str, Wording] = {
+    "hist_opportunities": _deals,
+    "hist_lost": _deals,
+    "hist_recency": _recency,
+}

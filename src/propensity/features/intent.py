@@ -12,6 +12,7 @@ from __future__ import annotations
 import duckdb
 
 from propensity.data.contract import Tables
+from propensity.features.phrases import Wording, all_missing, is_missing, number, plain
 from propensity.features.registry import FeatureConfig, FeatureSpec
 from propensity.features.sql import known_at, quote_literal
 
@@ -25,14 +26,14 @@ def build(
     con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig
 ) -> list[FeatureSpec]:
     """Create the view ``features_intent`` (``_row`` of the spine, then the features)."""
+    con.execute(_view(config))
+    return _specs(config)
+
+
+def _specs(config: FeatureConfig) -> list[FeatureSpec]:
+    """The intent features, in the order of the view's columns."""
     threshold = config.intent_surge_threshold
-    prior_days = 28 + 7 * config.intent_prior_weeks
-    topic_filter = ""
-    if config.intent_topics is not None:
-        topic_filter = (
-            "AND i.topic IN (" + ", ".join(quote_literal(t) for t in config.intent_topics) + ")"
-        )
-    specs = [
+    return [
         FeatureSpec(
             "intent_max_1w",
             FAMILY,
@@ -92,8 +93,18 @@ def build(
             kind="context",
         ),
     ]
-    con.execute(
-        f"""
+
+
+def _view(config: FeatureConfig) -> str:
+    """SQL of ``features_intent``: the scores known at each snapshot, aggregated per window."""
+    threshold = config.intent_surge_threshold
+    prior_days = 28 + 7 * config.intent_prior_weeks
+    topic_filter = ""
+    if config.intent_topics is not None:
+        topic_filter = (
+            "AND i.topic IN (" + ", ".join(quote_literal(t) for t in config.intent_topics) + ")"
+        )
+    return f"""
         CREATE OR REPLACE TEMP VIEW features_intent AS
         WITH known AS MATERIALIZED (
             SELECT a.akey, CAST(CAST(i.week AS DATE) + INTERVAL 6 DAY AS DATE) AS last_day, i.topic,
@@ -137,5 +148,54 @@ def build(
         FROM spine s
         LEFT JOIN per_snapshot p ON p.akey = s.akey AND p.as_of = s.as_of
         """
+
+
+# ---- wording of the reasons: business field -> sentence from the account's values
+
+NO_INTENT = "No third-party intent data for this account"
+
+
+def _surge(field: str, values: dict, reference: dict) -> str:
+    if all_missing(values):
+        return NO_INTENT
+    topic = values.get("intent_top_topic_4w")
+    top = values.get("intent_max_4w")
+    if is_missing(top):
+        return "No intent surge delivered in the last 4 weeks"
+    about = f" on '{topic}'" if isinstance(topic, str) else ""
+    level = "surging" if top >= 60 else "at"
+    return f"Intent{about} {level} {number(top)} in the last 4 weeks"
+
+
+def _breadth(field: str, values: dict, reference: dict) -> str:
+    if all_missing(values):
+        return NO_INTENT
+    count = values.get("intent_surging_topics_4w", 0)
+    if not count:
+        return "No intent topic surging in the last 4 weeks"
+    return f"{number(count)} intent topic{'s' if count != 1 else ''} surging in the last 4 weeks"
+
+
+def _trend(field: str, values: dict, reference: dict) -> str:
+    if all_missing(values):
+        return NO_INTENT
+    trend = values.get("intent_trend")
+    if is_missing(trend):
+        return "Intent trend unknown (too little intent history)"
+    return (
+        f"Intent {'rising' if trend > 0 else 'falling'} ({trend:+.0f} points vs the prior 12 weeks)"
     )
-    return specs
+
+
+def _any_intent(field: str, values: dict, reference: dict) -> str:
+    """Any other field named intent*: missing means no intent data was delivered."""
+    return NO_INTENT if all_missing(values) else plain(field, values)
+
+
+# business field -> wording; with no value at all, every intent field says so in one sentence
+WORDING: dict[str, Wording] = {
+    "intent_surge": _surge,
+    "intent_breadth": _breadth,
+    "intent_trend": _trend,
+    "intent*": _any_intent,
+}

@@ -115,5 +115,20 @@ class TableConfig(TableSchema):
         data = yaml.safe_load(Path(path).read_text()) or {}
         return cls.model_validate({**data, **overrides})
 
+    @classmethod
+    def layered(cls, path: Path | str | None, *layers: dict) -> TableConfig:
+        """A YAML file (optional), then each layer on top: keys whose value is None are left
+        alone, ``exclude`` lists are added to, every other key replaces the value below."""
+        data = (yaml.safe_load(Path(path).read_text()) or {}) if path else {}
+        for layer in layers:
+            for key, value in layer.items():
+                if value is None:
+                    continue
+                if key == "exclude":
+                    data["exclude"] = [*(data.get("exclude") or []), *value]
+                else:
+                    data[key] = value
+        return cls.model_validate(data)
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

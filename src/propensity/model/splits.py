@@ -1,4 +1,14 @@
-"""Out-of-time splits of a labelled spine.
+"""Every way rows are split for evaluation, as scikit-learn style CV objects.
+
+The protocol (:mod:`propensity.runs.protocol`) asks a splitter for :class:`Fold` objects (train,
+validation, test row positions) through ``folds(X, y, groups)`` and for the rows of the final
+model through ``final_fold(X, y, groups)`` (``None``: the tested model is the final model);
+``split(X, y, groups)`` yields ``(train + validation, test)`` like any scikit-learn splitter.
+
+* :class:`SnapshotOutOfTime`: the account recipe (snapshots, see below).
+* :class:`RowOutOfTime`: a won/lost table whose rows have a time (or are in time order).
+* :class:`RepeatedGroupKFold`: a table without time; identical feature vectors share a fold.
+* :class:`SnapshotTimeSeriesSplit`: time-ordered folds for tuning.
 
 The evaluation split (``out_of_time_split``): train on snapshots before ``T1``, validate
 (early stopping, calibration, threshold choice) on ``[T1, T2 - gap)``, test once on snapshots
@@ -20,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+from sklearn.model_selection import StratifiedGroupKFold
 
 
 class SplitConfig(BaseModel):
@@ -136,3 +147,149 @@ class SnapshotTimeSeriesSplit:
                     f"{self.gap_days}-day gap; use fewer splits or a shorter gap"
                 )
             yield train, valid
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Row positions of one train / validation / test assignment (validation: early stopping
+    and calibration; test: the held-out rows the comparison table is computed on)."""
+
+    repeat: int
+    fold: int
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+
+
+class _ThreeWaySplitter:
+    """What every protocol splitter shares: the scikit-learn view of its folds."""
+
+    def folds(self, X, y=None, groups=None) -> list[Fold]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def final_fold(self, X, y=None, groups=None) -> Fold | None:
+        """Rows of the final model; None: the (single) tested model is the final model."""
+        return None
+
+    def split(self, X, y=None, groups=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for fold in self.folds(X, y, groups):
+            yield np.sort(np.concatenate([fold.train, fold.valid])), fold.test
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        return len(self.folds(X, y, groups)) if X is not None else 1
+
+
+class SnapshotOutOfTime(_ThreeWaySplitter):
+    """The account recipe's split (see :func:`out_of_time_split`): ``X`` has ``as_of`` and
+    ``label_complete``; one fold; the tested model is the final model."""
+
+    def __init__(self, config: SplitConfig, horizon_days: int):
+        self.config = config
+        self.horizon_days = horizon_days
+
+    def windows(self, X) -> OutOfTimeSplit:
+        """The boolean masks and the dates that bound them."""
+        return out_of_time_split(X["as_of"], X["label_complete"], self.config, self.horizon_days)
+
+    def folds(self, X, y=None, groups=None) -> list[Fold]:
+        windows = self.windows(X)
+        return [
+            Fold(
+                0,
+                0,
+                np.flatnonzero(windows.train),
+                np.flatnonzero(windows.valid),
+                np.flatnonzero(windows.test),
+            )
+        ]
+
+
+ROW_TIME = "__row_time__"
+
+
+class RowOutOfTime(_ThreeWaySplitter):
+    """Train on the earliest rows, validate on the next ``valid_share``, test on the latest
+    ``test_share`` of ``X[ROW_TIME]``; cuts fall between distinct times, so one time is never in
+    two parts. Each part needs both classes of ``y``."""
+
+    def __init__(self, valid_share: float = 0.2, test_share: float = 0.2):
+        self.valid_share = valid_share
+        self.test_share = test_share
+
+    def folds(self, X, y=None, groups=None) -> list[Fold]:
+        values = np.asarray(X[ROW_TIME])
+        label = np.asarray(y)
+        order = np.argsort(values, kind="stable")
+        n = len(values)
+        test_start = values[order[int(np.floor(n * (1 - self.test_share)))]]
+        valid_start = values[
+            order[int(np.floor(n * (1 - self.test_share - self.valid_share)))]
+        ]
+        test = np.flatnonzero(values >= test_start)
+        valid = np.flatnonzero((values >= valid_start) & (values < test_start))
+        train = np.flatnonzero(values < valid_start)
+        for part, rows in (("training", train), ("validation", valid), ("test", test)):
+            if len(rows) == 0 or label[rows].min() == label[rows].max():
+                raise SplitError(
+                    f"the {part} part of the out-of-time split has {len(rows)} rows and "
+                    f"{int(label[rows].sum()) if len(rows) else 0} positives: it needs both "
+                    "classes; change valid_share/test_share or use K-fold (no time column)"
+                )
+        return [Fold(0, 0, train, valid, test)]
+
+
+def inner_validation(
+    rows: np.ndarray, label: np.ndarray, groups: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split rows 80/20, stratified, equal ``groups`` together (early stopping, calibration)."""
+    splitter = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=seed)
+    fit_idx, valid_idx = next(splitter.split(rows, label[rows], groups[rows]))
+    return rows[fit_idx], rows[valid_idx]
+
+
+class RepeatedGroupKFold(_ThreeWaySplitter):
+    """Repeated stratified K-fold where rows with the same ``groups`` value (a feature vector)
+    share a fold; each fold's training rows are split again (:func:`inner_validation`). The final
+    model is refitted on every row (80/20 inner split)."""
+
+    def __init__(self, n_splits: int = 5, n_repeats: int = 2, seed: int = 0):
+        self.n_splits = n_splits
+        self.n_repeats = n_repeats
+        self.seed = seed
+
+    def _check(self, label: np.ndarray, groups: np.ndarray) -> None:
+        for value in (0, 1):
+            distinct = len(np.unique(groups[label == value]))
+            needed = max(2 * self.n_splits, 10)  # outer folds, then a grouped inner split
+            if distinct < needed:
+                raise SplitError(
+                    f"K-fold needs at least {needed} distinct feature vectors per class; class "
+                    f"{value} has {distinct} (the columns left after the screen barely vary): "
+                    "add columns, lower folds, or give a time column"
+                )
+
+    def folds(self, X, y=None, groups=None) -> list[Fold]:
+        label, groups = np.asarray(y), np.asarray(groups)
+        self._check(label, groups)
+        folds = []
+        everything = np.arange(len(label))
+        for repeat in range(self.n_repeats):
+            splitter = StratifiedGroupKFold(
+                n_splits=self.n_splits, shuffle=True, random_state=self.seed + repeat
+            )
+            for number, (train_idx, test_idx) in enumerate(
+                splitter.split(everything, label, groups)
+            ):
+                train, valid = inner_validation(
+                    train_idx, label, groups, self.seed + 1000 * repeat + number
+                )
+                folds.append(Fold(repeat, number, train, valid, test_idx))
+        return folds
+
+    def final_fold(self, X, y=None, groups=None) -> Fold:
+        label, groups = np.asarray(y), np.asarray(groups)
+        train, valid = inner_validation(np.arange(len(label)), label, groups, self.seed)
+        return Fold(0, -1, train, valid, np.array([], dtype=int))
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        return self.n_splits * self.n_repeats

@@ -13,6 +13,7 @@ quote.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from propensity import settings
-from propensity.io import write_atomic, write_text
+from propensity.io import read_frame, write_frame, write_text
 
 EXPORT_COLUMNS = (
     "rank",
@@ -168,19 +169,20 @@ def ranked_list(
 
 
 def read_export(path: Path) -> pd.DataFrame | None:
-    if not path.exists():
+    """The previous export at ``path`` (None when there is none)."""
+    if not Path(path).exists():
         return None
-    return (
-        pd.read_parquet(path)
-        if path.suffix == ".parquet"
-        else pd.read_csv(path, dtype={"account_id": str})
-    )
+    return read_frame(path, dtype={"account_id": str})
 
 
 def with_changes(
-    current: pd.DataFrame, previous: pd.DataFrame | None, top_k: int | None
+    current: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    top_k: int | None,
+    columns: Sequence[str] = EXPORT_COLUMNS,
 ) -> tuple[pd.DataFrame, dict]:
-    """Fill ``change`` against the previous export; append dropped accounts; stability figures."""
+    """Fill ``change`` against the previous export; append dropped accounts (with ``columns``);
+    stability figures."""
     if previous is None or previous.empty:
         return current, {"previous_export": False}
     previous = previous[previous["change"] != "dropped"] if "change" in previous else previous
@@ -204,7 +206,7 @@ def with_changes(
     if len(dropped):
         dropped["change"] = "dropped"
         dropped["rank"] = pd.NA
-        current = pd.concat([current, dropped[list(EXPORT_COLUMNS)]], ignore_index=True)
+        current = pd.concat([current, dropped[list(columns)]], ignore_index=True)
     common = now_rank.index.intersection(old_rank.index)
     correlation = (
         float(now_rank[common].corr(old_rank[common], method="spearman"))
@@ -238,14 +240,7 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
 def write_export(frame: pd.DataFrame, path: Path, stability: dict) -> list[Path]:
     """Write the list (CSV or Parquet, atomically) and its stability figures next to it."""
     path = Path(path)
-    if path.suffix == ".csv":
-        written = write_atomic(path, lambda p: neutralise_formulas(frame).to_csv(p, index=False))
-    elif path.suffix == ".parquet":
-        written = write_atomic(
-            path, lambda p: neutralise_formulas(frame).to_parquet(p, index=False)
-        )
-    else:
-        raise ValueError(f"export path must end in .csv or .parquet, got {path.name}")
+    written = write_frame(neutralise_formulas(frame), path)
     meta = path.with_name(path.name + ".meta.json")
     write_text(json.dumps(stability, indent=2, default=str) + "\n", meta)
     return [written, meta]

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from propensity.data.adapters import REAL_DATA, TableSource, iso_dates, read_csv, text_values
+from propensity.data.adapters.source import TableSource, date_column, number_column, read_csv
 from propensity.data.contract import Tables, validate_tables
+from propensity.data.parse import parse_text
 
 __all__ = ["contract_tables", "deal_table", "maven_deals", "maven_tables"]
 
@@ -99,14 +100,14 @@ def _clean_pipeline(pipeline: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     _require(pipeline, PIPELINE_COLUMNS, "sales_pipeline")
     p = pipeline.loc[:, list(PIPELINE_COLUMNS)].copy()
     for column in ("opportunity_id", "sales_agent", "product", "account", "deal_stage"):
-        p[column] = text_values(p[column])
+        p[column] = parse_text(p[column]).values
     notes = []
     p["product"] = _fix_values(
         p["product"], PRODUCT_FIXES, "product renamed {} on {:,} deals to match products", notes
     )
-    p["engage_date"] = iso_dates(p["engage_date"])
-    p["close_date"] = iso_dates(p["close_date"])
-    p["close_value"] = pd.to_numeric(p["close_value"]).astype("float64")
+    p["engage_date"] = date_column(p, "engage_date", "sales_pipeline")
+    p["close_date"] = date_column(p, "close_date", "sales_pipeline")
+    p["close_value"] = number_column(p, "close_value", "sales_pipeline")
     duplicated = p["opportunity_id"].duplicated(keep=False) & p["opportunity_id"].notna()
     if duplicated.any() or p["opportunity_id"].isna().any():
         raise ValueError(
@@ -135,7 +136,7 @@ def _clean_accounts(accounts: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     _require(accounts, ACCOUNT_COLUMNS, "accounts")
     a = accounts.loc[:, list(ACCOUNT_COLUMNS)].copy()
     for column in ("account", "sector", "office_location", "subsidiary_of"):
-        a[column] = text_values(a[column])
+        a[column] = parse_text(a[column]).values
     a = a[a["account"].notna()]
     if a["account"].duplicated().any():
         raise ValueError("accounts: account names must be unique")
@@ -240,8 +241,12 @@ def _deal_table(
     notes += account_notes
     _require(teams, TEAM_COLUMNS, "sales_teams")
     _require(products, PRODUCT_COLUMNS, "products")
-    t = teams.loc[:, list(TEAM_COLUMNS)].assign(sales_agent=lambda f: text_values(f["sales_agent"]))
-    pr = products.loc[:, list(PRODUCT_COLUMNS)].assign(product=lambda f: text_values(f["product"]))
+    t = teams.loc[:, list(TEAM_COLUMNS)].assign(
+        sales_agent=lambda f: parse_text(f["sales_agent"]).values
+    )
+    pr = products.loc[:, list(PRODUCT_COLUMNS)].assign(
+        product=lambda f: parse_text(f["product"]).values
+    )
     t, pr = t[t["sales_agent"].notna()], pr[pr["product"].notna()]
 
     undated = p["engage_date"].isna()
@@ -320,7 +325,7 @@ def deal_table(
     return _deal_table(pipeline, accounts, teams, products)[0]
 
 
-def maven_deals(real_dir: Path | str = REAL_DATA) -> TableSource:
+def maven_deals(real_dir: Path | str | None = None) -> TableSource:
     """The Maven deal table (see :func:`deal_table`) as a TableSource: Won vs Lost, Engaging open."""
     frame, notes = _deal_table(
         read_csv(NAME, "sales_pipeline.csv", real_dir),
@@ -362,7 +367,7 @@ def _contract_frames(
             "name": a["account"],
             "industry": a["sector"],
             "employees": a["employees"],
-            "annual_revenue": pd.to_numeric(a["revenue"]) * 1e6,  # millions of USD -> USD
+            "annual_revenue": number_column(a, "revenue", "accounts") * 1e6,  # millions -> USD
             "country": a["office_location"],
             "founded_year": a["year_established"],
             "subsidiary_of": a["subsidiary_of"],
@@ -399,7 +404,7 @@ def contract_tables(pipeline: pd.DataFrame, accounts: pd.DataFrame) -> Tables:
     return validate_tables(frames)
 
 
-def maven_tables(real_dir: Path | str = REAL_DATA) -> Tables:
+def maven_tables(real_dir: Path | str | None = None) -> Tables:
     """:func:`contract_tables` of the Maven files under ``real_dir``."""
     return contract_tables(
         read_csv(NAME, "sales_pipeline.csv", real_dir),

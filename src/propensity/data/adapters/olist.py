@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from propensity.data.adapters import REAL_DATA, TableSource, iso_dates, read_csv, text_values
+from propensity.data.adapters.source import TableSource, date_column, read_csv
+from propensity.data.parse import parse_text
 
 __all__ = ["mql_table", "olist_mqls"]
 
@@ -55,16 +56,16 @@ def _mql_table(
         )
     frame = mqls.loc[:, list(MQL_COLUMNS)].copy()
     for column in ("mql_id", "landing_page_id", "origin"):
-        frame[column] = text_values(frame[column])
-    frame["first_contact_date"] = iso_dates(frame["first_contact_date"])
+        frame[column] = parse_text(frame[column]).values
+    frame["first_contact_date"] = date_column(frame, "first_contact_date", "MQLs")
     if frame["mql_id"].isna().any() or frame["mql_id"].duplicated().any():
         raise ValueError("MQLs: mql_id must be present and unique")
     deals = closed_deals.copy()
-    deals["mql_id"] = text_values(deals["mql_id"])
+    deals["mql_id"] = parse_text(deals["mql_id"]).values
     if deals["mql_id"].isna().any() or deals["mql_id"].duplicated().any():
         raise ValueError("closed deals: mql_id must be present and unique")
     if "won_date" in deals.columns:
-        deals["won_date"] = iso_dates(deals["won_date"])
+        deals["won_date"] = date_column(deals, "won_date", "closed deals")
 
     notes = []
     won = frame["mql_id"].isin(deals["mql_id"])
@@ -130,7 +131,7 @@ def mql_table(
     return _mql_table(mqls, closed_deals, join_closed_deals)[0]
 
 
-def olist_mqls(real_dir: Path | str = REAL_DATA, join_closed_deals: bool = False) -> TableSource:
+def olist_mqls(real_dir: Path | str | None = None, join_closed_deals: bool = False) -> TableSource:
     """The Olist MQL table (see :func:`mql_table`) as a TableSource, converted yes vs no."""
     frame, notes = _mql_table(
         read_csv(NAME, "olist_marketing_qualified_leads_dataset.csv", real_dir),

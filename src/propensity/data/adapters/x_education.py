@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from propensity.data.adapters import REAL_DATA, TableSource, read_csv
+from propensity.data.adapters.source import TableSource, read_csv
 
 __all__ = ["lead_table", "x_education_leads"]
 
@@ -80,7 +80,7 @@ def lead_table(leads: pd.DataFrame) -> pd.DataFrame:
     return _lead_table(leads)[0]
 
 
-def x_education_leads(real_dir: Path | str = REAL_DATA) -> TableSource:
+def x_education_leads(real_dir: Path | str | None = None) -> TableSource:
     """The X Education leads (see :func:`lead_table`) as a TableSource, Converted 1 vs 0."""
     frame, notes = _lead_table(read_csv(NAME, "Leads.csv", real_dir))
     return TableSource(

@@ -1,6 +1,8 @@
 """Optuna search over LightGBM's main parameters on time-ordered folds of the training window.
 
-Only snapshots before the test gap are used (the test window stays untouched). The folds come
+It tunes on exactly what ``train`` fits on: the same spine, labels and features, after the same
+leakage screen (:func:`propensity.runs.account.labelled_features`). Only snapshots before the
+test gap are used (the test window stays untouched). The folds come
 from :class:`SnapshotTimeSeriesSplit` (time-ordered and account-grouped), are materialised once
 as lists and reused by every trial. The objective is the mean out-of-fold log-loss of the uncalibrated model (a proper
 score: it rewards ranking and probability quality). Trials report after each fold, so the
@@ -17,11 +19,10 @@ import optuna
 import pandas as pd
 from sklearn.metrics import log_loss
 
-from propensity.features import FeatureSet
 from propensity.model.config import ModelConfig
 from propensity.model.head import HeadModel, LightGBMParams
-from propensity.model.splits import SnapshotTimeSeriesSplit, out_of_time_split
-from propensity.runs.account import check_positives, head_features, head_labels, labelled_matrix
+from propensity.model.splits import SnapshotOutOfTime, SnapshotTimeSeriesSplit
+from propensity.runs.account import LabelledFeatures, check_positives, head_features, head_labels
 
 
 @dataclass
@@ -59,14 +60,13 @@ def _fold_log_loss(
 
 
 def tune_head(
-    feature_set: FeatureSet, labels: pd.DataFrame, config: ModelConfig, head: str = "conversion"
+    prepared: LabelledFeatures, config: ModelConfig, head: str = "conversion"
 ) -> TuningResult:
     """Search ``config.tuning.n_trials`` parameter sets for one head; return the best."""
-    data = labelled_matrix(feature_set, labels)
-    split = out_of_time_split(
-        data["as_of"], data["label_complete"], config.split, config.spine.horizon_days
-    )
-    y_all = head_labels(data, split, head)
+    feature_set = prepared.feature_set
+    data = prepared.data
+    split = SnapshotOutOfTime(config.split, config.spine.horizon_days).windows(data)
+    y_all = head_labels(data, split, head, fitted=True)
     # everything before the test gap (train + validation windows); the test window stays unseen
     before_test = split.train | split.valid
     train = data.loc[before_test].reset_index(drop=True)

@@ -1,0 +1,140 @@
+"""How the commands show a run: the leakage screen, the comparison table with its verdicts,
+feature coverage, an account's card. Printing only; nothing here computes."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from propensity.cli.common import console, err_console
+
+METRICS = ("roc_auc", "pr_auc", "brier", "brier_skill", "ece", "lift_10", "precision_at_k")
+
+
+def print_screen(result, keep_suspects: bool) -> None:
+    """The leakage screen: every flagged check, then each kept column's single-column AUC."""
+    if result is None:
+        return
+    checks = result.table
+    if not result.suspects:
+        best = checks[checks["check"] == "single_column_auc"]["figure"].str[:5].astype(float).max()
+        console.print(
+            f"leakage screen: no suspects among {checks['column'].nunique()} columns "
+            f"(strongest single column AUC {best:.3f}; all checks in screen.csv)"
+        )
+        return
+    table = Table(title="leakage screen (suspects, then each kept column's single-column AUC)")
+    for column in ("column", "check", "figure", "verdict"):
+        table.add_column(column)
+    for row in checks[checks["verdict"] == "exclude"].itertuples(index=False):
+        table.add_row(str(row.column), row.check, row.figure, f"[red]{row.verdict}[/]")
+    kept = checks[
+        ~checks["column"].isin(result.suspects) & (checks["check"] == "single_column_auc")
+    ]
+    for row in kept.itertuples(index=False):
+        table.add_row(str(row.column), row.check, row.figure, row.verdict)
+    console.print(table)
+    verb = "kept (keep_suspects)" if keep_suspects else "excluded"
+    console.print(f"[bold]{verb}:[/] {', '.join(map(str, result.suspects))}")
+
+
+def print_evaluation(result) -> None:
+    """The comparison table (with 95 % intervals for ROC-AUC) and each head's verdict."""
+    summary = result.summary
+    if "split" in summary:
+        split = summary["split"]
+        title = (
+            f"test window {split['test_start']}..{split['test_end']} (out of time; train < "
+            f"{split['valid_start']} <= validation)"
+        )
+    elif summary["protocol"]["protocol"] == "out_of_time":
+        protocol = summary["protocol"]
+        title = f"held-out rows: out of time, test {protocol['test_start'][:10]}..{protocol['test_end'][:10]}"
+    else:
+        title = (
+            f"held-out rows: {result.config.folds}-fold (first of {result.config.repeats} repeats)"
+        )
+    table = Table(title=title)
+    for column in ("head", "scorer", *METRICS):
+        table.add_column(column)
+    for row in result.evaluation.to_dict("records"):
+        cells = [row["head"], row["scorer"]]
+        for metric in METRICS:
+            value = row.get(metric)
+            text = "" if value is None or value != value else f"{value:.3f}"
+            if metric == "roc_auc" and text and row.get("roc_auc_lo") == row.get("roc_auc_lo"):
+                text += f" [{row['roc_auc_lo']:.3f}, {row['roc_auc_hi']:.3f}]"
+            cells.append(text)
+        table.add_row(*cells)
+    console.print(table)
+    if "families" in summary:
+        console.print(f"families: {', '.join(summary['families'])}")
+    for head, run in result.heads.items():
+        style = "green" if run.beats_base_rate else "yellow"
+        console.print(f"[bold {style}]{head}: {run.verdict}[/]", highlight=False)
+
+
+def print_coverage(feature_set) -> None:
+    for family, reason in feature_set.skipped.items():
+        console.print(f"  skipped {family}: {reason}")
+    for row in feature_set.coverage().itertuples():
+        console.print(
+            f"  {row.family:<13} {row.features:>3} features; rows with values "
+            f"{row.non_missing_share:6.1%}, non-empty {row.non_empty_share:6.1%}"
+        )
+
+
+def print_card(card: dict, name: str) -> None:
+    console.print(
+        f"[bold]{name}[/] ({card['account_id']}) as of {card['as_of']}  model "
+        f"{card['model_version']}",
+        highlight=False,
+    )
+    for head, entry in card["heads"].items():
+        delta = entry.get("score_delta")
+        change = "" if delta is None else f"  ({delta:+d} since {entry['previous_as_of']})"
+        console.print(
+            f"  {head:<10} score {entry['score']:>3}/100  tier {entry['tier']:<5} "
+            f"p={entry['probability']:.3f}{change}",
+            highlight=False,
+        )
+        for reason in entry["reasons"]:
+            sign = "+" if reason["contribution"] > 0 else "-"
+            console.print(
+                f"      {sign} {reason['text']}  ({reason['share']:+.0%})",
+                highlight=False,
+                markup=False,
+            )
+        if entry.get("moved"):
+            moved = ", ".join(f"{m['field']} {m['change']:+.2f}" for m in entry["moved"])
+            console.print(f"      moved most since last snapshot: {moved}", highlight=False)
+
+
+def print_stability(stability: dict, alarm_share: float) -> None:
+    """Rank correlation and top-k turnover against the previous file at the same path."""
+    if not stability.get("previous_export"):
+        return
+    console.print(
+        f"vs previous: rank correlation {stability['rank_correlation_with_previous']:.3f}, "
+        f"top-k changed {stability['top_k_changed_share']:.0%}, dropped {stability['dropped']}"
+    )
+    if stability["top_k_changed_share"] > alarm_share:
+        err_console.print(
+            f"[yellow]warning:[/] {stability['top_k_changed_share']:.0%} of the top-k changed since "
+            f"the previous file (alarm above {alarm_share:.0%}): check the data and the model version"
+        )
+
+
+def print_decisions(decisions) -> bool:
+    """Each promotion decision; True when a gate refused a challenger."""
+    refused = False
+    for d in decisions:
+        verdict = "promoted" if d.promoted else "kept the champion"
+        console.print(
+            f"{d.name}: challenger v{d.challenger} vs champion v{d.champion or '-'}: {verdict} "
+            f"({d.reason})",
+            highlight=False,
+        )
+        if not d.comparison.empty:
+            console.print(d.comparison.to_string(index=False), highlight=False)
+        refused |= not d.promoted and d.champion != d.challenger
+    return refused

@@ -1,0 +1,225 @@
+"""The canonical tables: their names, columns, dtypes, keys and time columns, and :class:`Tables`.
+
+What each dtype means once validated, and every check, is described in
+:mod:`propensity.data.contract`; the checks themselves are in :mod:`propensity.data.validate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+
+__all__ = [
+    "FAMILY_TABLES",
+    "SPECS",
+    "STATIC_ACCOUNT_COLUMNS",
+    "TABLE_NAMES",
+    "TECH_PREFIX",
+    "ColumnSpec",
+    "Dtype",
+    "TableSpec",
+    "Tables",
+    "export_only_account_columns",
+    "is_static_account_column",
+]
+
+TABLE_NAMES = ("accounts", "contacts", "events", "intent", "opportunities")
+STATIC_ACCOUNT_COLUMNS = ("industry", "employees", "annual_revenue", "country", "founded_year")
+TECH_PREFIX = "tech_"
+# feature family -> the table it is computed from (accounts is always present)
+FAMILY_TABLES = {
+    "firmographic": "accounts",
+    "engagement": "events",
+    "intent": "intent",
+    "history": "opportunities",
+}
+
+Dtype = Literal["id", "string", "int", "float", "timestamp", "category", "bool"]
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of a canonical table: its canonical dtype and whether it must be present."""
+
+    name: str
+    dtype: Dtype
+    required: bool
+    description: str
+    allowed: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One canonical table: primary key (empty for events), columns, time column."""
+
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[ColumnSpec, ...]
+    required: bool
+    time_column: str | None
+    description: str
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.required)
+
+    def column(self, name: str) -> ColumnSpec:
+        """The spec of column ``name``; KeyError if the table has no such column."""
+        for spec in self.columns:
+            if spec.name == name:
+                return spec
+        raise KeyError(
+            f"table {self.name!r} has no column {name!r}; columns: {', '.join(self.column_names)}"
+        )
+
+
+def _c(
+    name: str,
+    dtype: Dtype,
+    required: bool,
+    description: str,
+    allowed: tuple[str, ...] | None = None,
+) -> ColumnSpec:
+    return ColumnSpec(name, dtype, required, description, allowed)
+
+
+SPECS: dict[str, TableSpec] = {
+    "accounts": TableSpec(
+        "accounts",
+        ("account_id",),
+        (
+            _c("account_id", "id", True, "account (company) id"),
+            _c("name", "string", True, "company name"),
+            _c("industry", "category", False, "industry (static)"),
+            _c("employees", "int", False, "number of employees (static, >= 0)"),
+            _c("annual_revenue", "float", False, "annual revenue (static, >= 0)"),
+            _c("country", "category", False, "country (static)"),
+            _c("founded_year", "int", False, "year the company was founded (static)"),
+        ),
+        True,
+        None,
+        "one row per account; firmographics plus optional static tech_* flags",
+    ),
+    "contacts": TableSpec(
+        "contacts",
+        ("contact_id",),
+        (
+            _c("contact_id", "id", True, "contact (person) id"),
+            _c("account_id", "id", True, "account the contact works for"),
+            _c(
+                "role",
+                "category",
+                False,
+                "buying-group role",
+                ("user", "influencer", "decision_maker", "it"),
+            ),
+            _c("seniority", "category", False, "seniority level"),
+            _c("created_at", "timestamp", False, "when the contact was created (counts from then)"),
+        ),
+        False,
+        "created_at",
+        "one row per contact",
+    ),
+    "events": TableSpec(
+        "events",
+        (),
+        (
+            _c("account_id", "id", True, "account of the event"),
+            _c(
+                "contact_id",
+                "id",
+                False,
+                "contact of the event; missing = anonymous (e.g. reverse-IP visit)",
+            ),
+            _c("ts", "timestamp", True, "when the event happened"),
+            _c("event_type", "category", True, "event type (free text)"),
+            _c("channel", "category", False, "marketing channel"),
+            _c("minutes", "float", False, "duration in minutes (>= 0)"),
+        ),
+        False,
+        "ts",
+        "one row per engagement event",
+    ),
+    "intent": TableSpec(
+        "intent",
+        ("account_id", "week", "topic"),
+        (
+            _c("account_id", "id", True, "account"),
+            _c("week", "timestamp", True, "week start date (known from week + 7 days)"),
+            _c("topic", "category", True, "intent topic"),
+            _c("score", "float", True, "surge score, 0..100"),
+        ),
+        False,
+        "week",
+        "third-party intent, one row per account, week and topic",
+    ),
+    "opportunities": TableSpec(
+        "opportunities",
+        ("opportunity_id",),
+        (
+            _c("opportunity_id", "id", True, "opportunity id"),
+            _c("account_id", "id", True, "account"),
+            _c("created_at", "timestamp", True, "when the opportunity was created"),
+            _c(
+                "closed_at", "timestamp", False, "when it was won or lost (outcome known from then)"
+            ),
+            _c("outcome", "category", True, "won / lost / open", ("won", "lost", "open")),
+            _c("amount", "float", False, "deal amount (>= 0)"),
+            _c(
+                "type", "category", False, "new_business / expansion", ("new_business", "expansion")
+            ),
+        ),
+        False,
+        "created_at",
+        "one row per sales opportunity",
+    ),
+}
+
+
+def is_static_account_column(name: str) -> bool:
+    """True for account columns that may be used at any snapshot (firmographics, tech_* flags)."""
+    return name in STATIC_ACCOUNT_COLUMNS or name.startswith(TECH_PREFIX)
+
+
+def export_only_account_columns(columns: Iterable[str]) -> tuple[str, ...]:
+    """Account columns outside the contract and not tech_*: known only as of the export."""
+    known = set(SPECS["accounts"].column_names)
+    return tuple(c for c in columns if c not in known and not c.startswith(TECH_PREFIX))
+
+
+@dataclass(frozen=True, eq=False)
+class Tables:
+    """Validated canonical tables; ``accounts`` always present, others None when absent."""
+
+    accounts: pd.DataFrame
+    contacts: pd.DataFrame | None = None
+    events: pd.DataFrame | None = None
+    intent: pd.DataFrame | None = None
+    opportunities: pd.DataFrame | None = None
+
+    def present(self) -> tuple[str, ...]:
+        """Names of the tables that are not None, in TABLE_NAMES order."""
+        return tuple(name for name in TABLE_NAMES if getattr(self, name) is not None)
+
+    def get(self, name: str) -> pd.DataFrame | None:
+        """The table ``name`` or None if absent; KeyError for a name outside TABLE_NAMES."""
+        if name not in TABLE_NAMES:
+            raise KeyError(f"unknown table {name!r}; tables are: {', '.join(TABLE_NAMES)}")
+        return getattr(self, name)
+
+    @property
+    def export_only_account_columns(self) -> tuple[str, ...]:
+        """Extra account columns known only as of the export (never features at a past date)."""
+        return export_only_account_columns(self.accounts.columns)
+
+    @property
+    def static_account_columns(self) -> tuple[str, ...]:
+        """Account columns present here that are static (usable at any snapshot)."""
+        return tuple(c for c in self.accounts.columns if is_static_account_column(c))

@@ -1,0 +1,83 @@
+"""Settings of a synthetic world and its clock (Unix seconds, weeks starting on Mondays)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DAY = 86_400  # seconds
+WEEK = 7 * DAY
+
+
+class WorldConfig(BaseModel):
+    """Settings of a synthetic world. Realistic B2B magnitudes (checked by the tests):
+
+    * a new-business opportunity for 1-6 % of prospect accounts per 90 days;
+    * 15-35 % of closed new-business opportunities won;
+    * 30-60 % of web visits anonymous (reverse-IP, no contact);
+    * most prospect accounts have no engagement at all in a given month.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    n_accounts: int = Field(20_000, ge=50, le=5_000_000, description="accounts in the world")
+    seed: int = Field(7, ge=0, description="random seed; same seed and config -> identical files")
+    start: date = Field(date(2024, 1, 1), description="first day of the data (a Monday)")
+    weeks: int = Field(104, ge=30, le=520, description="weeks of simulated history")
+    horizon_days: int = Field(90, ge=7, le=365, description="conversion-label horizon of truth/")
+    chunk_accounts: int = Field(25_000, ge=50, description="accounts simulated per chunk")
+    intent_coverage: float = Field(0.6, ge=0, le=1, description="share of accounts with intent")
+    intent_report_floor: float = Field(
+        50, ge=0, le=100, description="lowest delivered intent score"
+    )
+    trap_no_fit_share: float = Field(0.03, ge=0, le=0.5, description="students/competitors/vendors")
+    trap_email_autoopen_share: float = Field(
+        0.06, ge=0, le=0.5, description="auto-opening mail gateways"
+    )
+    customer_share_at_start: float = Field(
+        0.10, ge=0, le=0.9, description="accounts already customers"
+    )
+    engagement_scale: float = Field(
+        1.0, gt=0, le=50, description="multiplies every engagement rate"
+    )
+    truth_dates: str = Field("weekly_and_monthly", description="snapshot dates written to truth/")
+
+    @field_validator("start")
+    @classmethod
+    def _start_is_monday(cls, value: date) -> date:
+        if value.weekday() != 0:
+            raise ValueError(
+                f"start must be a Monday (weeks start on Mondays), got {value} ({value:%A})"
+            )
+        return value
+
+    @field_validator("truth_dates")
+    @classmethod
+    def _known_truth_dates(cls, value: str) -> str:
+        allowed = ("weekly_and_monthly", "monthly")
+        if value not in allowed:
+            raise ValueError(f"truth_dates must be one of {allowed}, got {value!r}")
+        return value
+
+    @property
+    def end(self) -> date:
+        """Export date: the first day after the data."""
+        return self.start + timedelta(weeks=self.weeks)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The world's time in Unix seconds: week ``w`` starts at ``start + w * WEEK``."""
+
+    start: int
+    end: int  # the export date
+    weeks: int
+
+    @classmethod
+    def of(cls, config: WorldConfig) -> Clock:
+        """The clock of a world config."""
+        start = int(pd.Timestamp(config.start).timestamp())
+        return cls(start=start, end=start + config.weeks * WEEK, weeks=config.weeks)

@@ -1,0 +1,315 @@
+"""The evaluation protocol both recipes share, for one head:
+
+folds (a splitter from :mod:`propensity.model.splits`) -> per fold: LightGBM calibrated on the
+fold's validation rows, the logistic baseline and the base rate, fitted on the fold's training
+rows (the baselines also on its validation rows: they need no early stopping, so they get the same
+rows the model learns from) -> held-out predictions, with the recipe's own reference scorers (the
+scorecard, the oracle) -> comparison table with bootstrap intervals and the Brier skill over the
+base rate -> a plain verdict -> the final model as a :class:`propensity.scoring.Scorer`.
+
+Nothing here knows about accounts or tables: a recipe (:mod:`propensity.runs.account`,
+:mod:`propensity.runs.table`) builds a :class:`HeadTask` and reads the :class:`HeadRun`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.pipeline import Pipeline
+
+from propensity.evaluate import brier_skill, comparison_table, decile_table
+from propensity.explain import global_importance
+from propensity.features import FeatureSpec
+from propensity.model.head import HeadModel, LightGBMParams, logistic_baseline
+from propensity.model.splits import Fold
+from propensity.scoring import Scorer
+
+log = logging.getLogger(__name__)
+
+BASELINES = ("logistic", "base_rate")
+IMPORTANCE_ROWS = 20_000
+
+# (fold, held-out row positions) -> {scorer name: score per row}
+References = Callable[[Fold, np.ndarray], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How a head's model is fitted and evaluated."""
+
+    params: LightGBMParams
+    calibration_methods: tuple[str, ...] = ("isotonic", "sigmoid")
+    negative_sample_rate: float = 1.0
+    seed: int = 0
+    n_jobs: int = 1
+    capacity_k: int = 100
+    n_bootstrap: int = 200
+
+
+@dataclass(frozen=True)
+class HeadTask:
+    """One head to evaluate and fit on a labelled matrix (every row has a 0/1 label).
+
+    ``fit_label`` is what the model is fitted and calibrated on, ``label`` what held-out rows are
+    judged on (they differ only where a label must be censored for fitting, as the fit head's).
+    ``keys`` name each row in the predictions; ``groups`` is the bootstrap unit (an account, a
+    row); ``dates`` the snapshot of each row for precision at a per-date capacity (None: one date).
+    """
+
+    head: str
+    matrix: pd.DataFrame
+    label: np.ndarray
+    columns: list[str]
+    categorical: list[str]
+    specs: tuple[FeatureSpec, ...]
+    tiers: tuple[tuple[str, float], ...]
+    keys: pd.DataFrame
+    groups: np.ndarray
+    dates: np.ndarray | None = None
+    fit_label: np.ndarray | None = None
+    references: References | None = None
+    probability_references: frozenset[str] = frozenset()
+
+    @property
+    def training_label(self) -> np.ndarray:
+        return self.label if self.fit_label is None else self.fit_label
+
+
+@dataclass
+class FittedFold:
+    model: HeadModel
+    logistic: Pipeline
+    base_rate: float
+
+
+@dataclass
+class HeadRun:
+    """What the protocol found for one head, and its final model."""
+
+    head: str
+    predictions: pd.DataFrame  # held-out rows of every fold
+    evaluation: pd.DataFrame  # comparison table (first repeat), Brier skill over the base rate
+    deciles: pd.DataFrame
+    folds: pd.DataFrame  # ROC-AUC and Brier per fold and scorer
+    beats_base_rate: bool
+    verdict: str
+    scorer: Scorer
+    logistic: Pipeline
+    final_fold: Fold
+    importance: pd.DataFrame  # mean |contribution| per business field
+    facts: dict = field(default_factory=dict)
+
+
+def fit_fold(task: HeadTask, fold: Fold, settings: FitSettings) -> FittedFold:
+    """LightGBM (early stopping and calibration on the validation rows), logistic, base rate."""
+    y = task.training_label.astype(int)
+    model = HeadModel(
+        features=task.columns,
+        categorical=task.categorical,
+        params=settings.params,
+        calibration_methods=settings.calibration_methods,
+        negative_sample_rate=settings.negative_sample_rate,
+        seed=settings.seed,
+        n_jobs=settings.n_jobs,
+    )
+    model.fit(
+        task.matrix.iloc[fold.train],
+        y[fold.train],
+        eval_set=(task.matrix.iloc[fold.valid], y[fold.valid]),
+    )
+    numeric = [c for c in task.columns if c not in task.categorical]
+    logistic = logistic_baseline(numeric, task.categorical, settings.seed)
+    development = np.concatenate([fold.train, fold.valid])
+    logistic.fit(task.matrix.iloc[development][task.columns], y[development])
+    log.info(
+        "head %s: %d trees, calibration %s",
+        task.head,
+        model.best_iteration_,
+        model.calibration_method_,
+    )
+    return FittedFold(model, logistic, float(y[development].mean()))
+
+
+def held_out(task: HeadTask, fitted: FittedFold, fold: Fold) -> pd.DataFrame:
+    """One row per test row: keys, head, repeat, fold, label, then one column per scorer."""
+    rows = fold.test
+    test = task.matrix.iloc[rows]
+    frame = task.keys.iloc[rows].reset_index(drop=True)
+    frame["head"] = task.head
+    frame["repeat"] = fold.repeat
+    frame["fold"] = fold.fold
+    frame["label"] = task.label[rows].astype(int)
+    frame["model"] = fitted.model.predict_proba(test)[:, 1]
+    frame["logistic"] = fitted.logistic.predict_proba(test[task.columns])[:, 1]
+    frame["base_rate"] = fitted.base_rate
+    if task.references is not None:
+        for name, values in task.references(fold, rows).items():
+            frame[name] = np.asarray(values, dtype=float)
+    frame["_group"] = task.groups[rows]
+    frame["_date"] = task.dates[rows] if task.dates is not None else 0
+    return frame
+
+
+def scorers_of(task: HeadTask, predictions: pd.DataFrame) -> list[str]:
+    """The scorer columns of a head's predictions: model, the recipe's references, baselines."""
+    reserved = {*task.keys.columns, "head", "repeat", "fold", "label", "_group", "_date"}
+    references = [
+        c for c in predictions.columns if c not in reserved and c not in ("model", *BASELINES)
+    ]
+    return ["model", *references, *BASELINES]
+
+
+def evaluate_head(task: HeadTask, predictions: pd.DataFrame, settings: FitSettings):
+    """Comparison table on the first repeat (with the Brier skill over the base rate), deciles
+    and per-fold figures."""
+    first = predictions[predictions["repeat"] == 0]
+    scorers = scorers_of(task, predictions)
+    probabilities = {"model", *BASELINES, *task.probability_references}
+    ranked = first.rename(columns={"_group": "group", "_date": "date"})
+    table = comparison_table(
+        ranked,
+        scorers,
+        head=task.head,
+        group="group",
+        date="date" if task.dates is not None else None,
+        capacity_k=settings.capacity_k,
+        probability_scorers=probabilities,
+        n_bootstrap=settings.n_bootstrap,
+        seed=settings.seed,
+    )
+    skills = []
+    for scorer in table["scorer"]:
+        if scorer in probabilities:
+            skills.append(
+                brier_skill(
+                    first["label"],
+                    first[scorer],
+                    first["base_rate"],
+                    first["_group"],
+                    n_bootstrap=settings.n_bootstrap,
+                    seed=settings.seed,
+                )
+            )
+        else:
+            skills.append(
+                dict.fromkeys(("brier_skill", "brier_skill_lo", "brier_skill_hi"), np.nan)
+            )
+    evaluation = pd.concat([table, pd.DataFrame(skills)], axis=1)
+    deciles = pd.concat(
+        [
+            decile_table(first["label"], first[s]).assign(head=task.head, scorer=s)
+            for s in scorers
+            if s != "base_rate" and first[s].notna().all()
+        ],
+        ignore_index=True,
+    )
+    return evaluation, deciles, fold_metrics(predictions, scorers, probabilities)
+
+
+def fold_metrics(
+    predictions: pd.DataFrame, scorers: Sequence[str], probabilities: set[str]
+) -> pd.DataFrame:
+    """ROC-AUC (and Brier for probabilities) per scorer for every fold of every repeat."""
+    rows = []
+    for (repeat, fold), part in predictions.groupby(["repeat", "fold"], sort=True):
+        both = part["label"].nunique() == 2
+        for scorer in scorers:
+            if part[scorer].isna().any():
+                continue
+            rows.append(
+                {
+                    "head": part["head"].iloc[0],
+                    "repeat": repeat,
+                    "fold": fold,
+                    "scorer": scorer,
+                    "roc_auc": roc_auc_score(part["label"], part[scorer]) if both else np.nan,
+                    "brier": brier_score_loss(part["label"], part[scorer])
+                    if scorer in probabilities
+                    else np.nan,
+                    "rows": len(part),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def verdict(evaluation: pd.DataFrame) -> tuple[bool, str]:
+    """Whether the model beats the base rate, in one plain sentence with the evidence."""
+    row = evaluation.set_index("scorer").loc["model"]
+    auc = f"ROC-AUC {row['roc_auc']:.3f} [{row['roc_auc_lo']:.3f}, {row['roc_auc_hi']:.3f}]"
+    skill = (
+        f"Brier skill over the base rate {row['brier_skill']:+.3f} "
+        f"[{row['brier_skill_lo']:+.3f}, {row['brier_skill_hi']:+.3f}]"
+    )
+    ranks = row["roc_auc_lo"] > 0.5
+    calibrated_gain = row["brier_skill_lo"] > 0
+    if ranks and calibrated_gain:
+        return True, f"The model beats the base rate: {auc}, {skill}."
+    if ranks:
+        return False, (
+            f"The model ranks rows better than chance ({auc}) but its probabilities are no better "
+            f"than the base rate ({skill}): use its order, not its probabilities."
+        )
+    return False, (
+        f"No signal beyond the base rate: {auc}, {skill}. The columns given do not predict the "
+        "outcome on held-out rows; do not use this model to prioritise."
+    )
+
+
+def importance_rows(task: HeadTask, fold: Fold, seed: int) -> pd.DataFrame:
+    """Rows for the SHAP summary: the final fold's held-out rows (every row when it has none),
+    at most IMPORTANCE_ROWS of them."""
+    rows = task.matrix.iloc[fold.test] if len(fold.test) else task.matrix
+    if len(rows) > IMPORTANCE_ROWS:
+        rows = rows.sample(IMPORTANCE_ROWS, random_state=seed)
+    return rows
+
+
+def run_head(task: HeadTask, splitter, settings: FitSettings) -> HeadRun:
+    """The protocol for one head (see the module docstring)."""
+    y = task.training_label
+    folds = splitter.folds(task.matrix, y, task.groups)
+    predictions, fitted = [], None
+    for fold in folds:
+        fitted = fit_fold(task, fold, settings)
+        predictions.append(held_out(task, fitted, fold))
+    predictions = pd.concat(predictions, ignore_index=True)
+    evaluation, deciles, per_fold = evaluate_head(task, predictions, settings)
+    beats, sentence = verdict(evaluation)
+    final_fold = splitter.final_fold(task.matrix, y, task.groups)
+    if final_fold is None:
+        final_fold = folds[-1]
+    else:
+        fitted = fit_fold(task, final_fold, settings)
+    scorer = Scorer.fit(
+        task.head, fitted.model, task.specs, task.matrix.iloc[final_fold.valid], task.tiers
+    )
+    importance = global_importance(
+        fitted.model, importance_rows(task, final_fold, settings.seed), scorer.specs, task.head
+    )
+    facts = {
+        "train_rows": int(len(final_fold.train)),
+        "train_positives": int(y[final_fold.train].sum()),
+        "trees": int(fitted.model.best_iteration_),
+        "calibration": fitted.model.calibration_method_,
+        "calibration_log_loss": fitted.model.calibration_losses_,
+        "features": len(task.columns),
+    }
+    return HeadRun(
+        task.head,
+        predictions.drop(columns=["_group", "_date"]),
+        evaluation,
+        deciles,
+        per_fold,
+        beats,
+        sentence,
+        scorer,
+        fitted.logistic,
+        final_fold,
+        importance,
+        facts,
+    )

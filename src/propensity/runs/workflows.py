@@ -1,0 +1,340 @@
+"""The library calls behind each command: read the inputs, run the recipe, write the outputs.
+
+Each function is one user action (train on a data folder, train on a table, tune, score,
+export a target list, write a report) and returns what it did, so the CLI only prints and a
+notebook gets the same objects. File I/O and MLflow live here, at the edge; the stages they
+call are pure functions over DataFrames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from propensity import settings
+from propensity.data.contract import Tables, load_tables
+from propensity.data.table import read_table
+from propensity.data.world import read_truth
+from propensity.features import FeatureSet, build_features
+from propensity.io import check_frame_suffix, write_frame, write_parquet, write_text
+from propensity.model.config import ModelConfig, TableConfig
+from propensity.model.scorecard import Scorecard
+from propensity.outputs.export import (
+    ScoringConfig,
+    neutralise_formulas,
+    ranked_list,
+    read_export,
+    with_changes,
+    write_export,
+)
+from propensity.outputs.report import ReportInput, build_report
+from propensity.runs.account import data_fingerprint, labelled_features, train_account_model
+from propensity.runs.folder import RunResult, write_run
+from propensity.runs.table import table_fingerprint, train_table_model
+from propensity.runs.tune import TuningResult, tune_head, with_best_params
+from propensity.scoring import AccountModel, TableModel, load_scoring_model, score_snapshot
+from propensity.spine import SpineConfig, build_labels, build_spine
+
+
+@dataclass
+class TrainedRun:
+    """A run written to its folder (and logged to MLflow when tracked)."""
+
+    result: RunResult
+    run_dir: Path
+    report: Path | None = None
+    run_id: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    tracking_uri: str | None = None
+
+
+def _log(result: RunResult, run_dir: Path, data: dict[str, Any], track: bool, uri: str | None):
+    if not track:
+        return None, {}, None
+    from propensity.tracking import log_run, tracking_uri
+
+    logged = log_run(result, run_dir, data, uri)
+    return logged.run_id, logged.versions, tracking_uri(uri)
+
+
+def train_accounts(
+    data_dir: Path | str,
+    out: Path | str,
+    config: ModelConfig,
+    scorecard: Scorecard,
+    *,
+    track: bool = True,
+    uri: str | None = None,
+    progress=None,
+    tables: Tables | None = None,
+) -> TrainedRun:
+    """Train both heads on a contract data folder, write the run folder and its report (with
+    the prospects at the end of the data scored), log and register in MLflow."""
+    data_dir, out = Path(data_dir), Path(out)
+    tables = tables if tables is not None else load_tables(data_dir)
+    result = train_account_model(
+        tables, config, scorecard, read_truth(data_dir), progress, name=data_dir.name
+    )
+    folder = write_run(result, out)
+    report = write_report(folder, out / "report.html", tables, result.scoring_model)
+    data = {"source": str(data_dir), **data_fingerprint(tables)}
+    run_id, versions, store = _log(result, out, data, track, uri)
+    return TrainedRun(result, out, report, run_id, versions, store)
+
+
+def train_table(
+    frame: pd.DataFrame,
+    config: TableConfig,
+    out: Path | str,
+    *,
+    name: str = "table",
+    source: str = "",
+    track: bool = True,
+    uri: str | None = None,
+    progress=None,
+) -> TrainedRun:
+    """Table mode end to end: the recipe, the run folder and its report, MLflow."""
+    out = Path(out)
+    result = train_table_model(frame, config, name, progress)
+    folder = write_run(result, out)
+    report = write_text(build_report(folder), out / "report.html")
+    data = {"source": source, **table_fingerprint(frame)}
+    run_id, versions, store = _log(result, out, data, track, uri)
+    return TrainedRun(result, out, report, run_id, versions, store)
+
+
+def read_table_file(path: Path | str) -> pd.DataFrame:
+    return read_table(path)
+
+
+def write_report(
+    run: ReportInput,
+    out: Path | str,
+    tables: Tables | None = None,
+    model: AccountModel | None = None,
+    run_dir: Path | str | None = None,
+    top: int = 50,
+) -> Path:
+    """The run's HTML report; with tables, the current prospects are scored for its accounts
+    section (by ``model``, else the scoring model of ``run_dir``)."""
+    target_list = scored = None
+    if tables is not None and run.summary.get("kind", "account") == "account":
+        model = model or load_account_model(run_dir)
+        scored = score_snapshot(tables, model)
+        target_list = ranked_list(scored, tables.accounts, ScoringConfig.from_yaml(), top_k=top)
+    return write_text(build_report(run, target_list, scored), out)
+
+
+@dataclass
+class FeatureFiles:
+    feature_set: FeatureSet
+    rows: int
+    written: list[Path]
+
+
+def write_features(
+    data_dir: Path | str, out: Path | str, config: ModelConfig, as_of: pd.Timestamp | None = None
+) -> FeatureFiles:
+    """The point-in-time feature matrix with the model config's spine and feature settings; for
+    a spine (no ``as_of``) also its labels and the settings that made them."""
+    import json
+
+    out = Path(out)
+    tables = load_tables(data_dir)
+    spine = build_spine(tables, config.spine, as_of=as_of)
+    feature_set = build_features(tables, spine, config.features)
+    written = [write_parquet(feature_set.matrix, out)]
+    if as_of is None:
+        labels = build_labels(tables, spine, config.spine)
+        written.append(write_parquet(labels, out.with_name(out.stem + ".labels.parquet")))
+        settings_text = json.dumps(
+            {
+                "spine": config.spine.model_dump(mode="json"),
+                "features": config.features.model_dump(mode="json"),
+                "families": list(feature_set.families),
+            },
+            indent=2,
+        )
+        written.append(write_text(settings_text + "\n", out.with_name(out.stem + ".settings.json")))
+    return FeatureFiles(feature_set, len(spine), written)
+
+
+@dataclass
+class TuningSession:
+    results: list[TuningResult]
+    config: ModelConfig
+    written: Path
+    run_id: str | None = None
+
+
+def tune(
+    data_dir: Path | str,
+    config: ModelConfig,
+    heads: tuple[str, ...],
+    *,
+    write_config: Path | str | None = None,
+    track: bool = True,
+    uri: str | None = None,
+    on_head=None,
+) -> TuningSession:
+    """Optuna over each head on the screened features ``train`` uses; the best parameters land
+    in the model config (``write_config``, default the project's configs/model.yaml)."""
+    tables = load_tables(data_dir)
+    prepared = labelled_features(tables, config)
+    results = []
+    for head in heads:
+        if on_head:
+            on_head(head)
+        result = tune_head(prepared, config, head)
+        results.append(result)
+        config = with_best_params(config, result)
+    target = Path(write_config) if write_config else settings.writable_config_path("model")
+    written = write_text(config.to_yaml(), target)
+    run_id = None
+    if track:
+        from propensity.tracking import log_tuning_run
+
+        data = {"source": str(data_dir), **data_fingerprint(tables)}
+        run_id = log_tuning_run(results, config, data, uri)
+    return TuningSession(results, config, written, run_id)
+
+
+def load_account_model(
+    run_dir: Path | str | None, versions: dict[str, str] | None = None, uri: str | None = None
+) -> AccountModel:
+    """A run folder's model, else the registry's champions (or explicit versions)."""
+    if run_dir is not None:
+        model = load_scoring_model(run_dir)
+        if not isinstance(model, AccountModel):
+            raise LookupError(
+                f"{run_dir} holds a table model: score it with `propensity table score`"
+            )
+        return model
+    from propensity.tracking import load_registered_scoring_model
+
+    return load_registered_scoring_model(versions, uri)
+
+
+def load_table_model(
+    run_dir: Path | str | None, registered: str | None, uri: str | None = None
+) -> TableModel:
+    """A table run folder's model, or a registered one (``NAME``, ``NAME@alias``, ``NAME:version``)."""
+    if run_dir is not None:
+        model = load_scoring_model(run_dir)
+        if not isinstance(model, TableModel):
+            raise LookupError(f"{run_dir} holds an account model: score it with `propensity score`")
+        return model
+    from propensity.tracking import load_registered_table_model
+
+    name, _, pin = registered.replace(":", "@").partition("@")
+    return load_registered_table_model(name, pin or "challenger", uri)
+
+
+@dataclass
+class ScoredFile:
+    scored: pd.DataFrame
+    out: Path
+    stability: dict = field(default_factory=dict)
+
+
+def score_accounts(
+    data_dir: Path | str, out: Path | str, model: AccountModel, as_of=None
+) -> ScoredFile:
+    """Score the prospects at ``as_of`` and write every scored column (CSV or Parquet)."""
+    out = check_frame_suffix(out, "--out")
+    tables = load_tables(data_dir)
+    scored = score_snapshot(tables, model, as_of)
+    previous = read_export(out)
+    stability = _stability(scored, previous)
+    write_frame(neutralise_formulas(scored), out)
+    return ScoredFile(scored, out, stability)
+
+
+def _stability(scored: pd.DataFrame, previous: pd.DataFrame | None, top_k: int = 100) -> dict:
+    """Versus the previous scores at the same path: rank correlation and top-k turnover (by the
+    export's own comparison, over the conversion probability)."""
+    if previous is None or "conversion_probability" not in previous or scored.empty:
+        return {"previous_export": False}
+
+    def ranks(frame: pd.DataFrame) -> pd.DataFrame:
+        order = frame.sort_values("conversion_probability", ascending=False, kind="stable")
+        return pd.DataFrame(
+            {
+                "account_id": order["account_id"].astype(str).to_numpy(),
+                "rank": range(1, len(order) + 1),
+            }
+        )
+
+    listing = ranks(scored).assign(change="new")
+    return with_changes(listing, ranks(previous), top_k, columns=["account_id", "rank", "change"])[
+        1
+    ]
+
+
+def score_table(
+    table: Path | str,
+    out: Path | str,
+    model: TableModel,
+    *,
+    open_only: bool = False,
+    top: int | None = None,
+    reasons: bool = True,
+) -> ScoredFile:
+    """Score a table's rows with a table model: rank, id, probability, score, tier, outcome,
+    reasons, model version (written atomically, formula-like text neutralised)."""
+    table, out = Path(table), check_frame_suffix(out, "--out")
+    scored = model.score(read_table(table), table.stem, reasons=reasons)
+    if open_only and "outcome" in scored:
+        scored = scored[scored["outcome"] == "open"].reset_index(drop=True)
+    if top:
+        scored = scored.head(top)
+    write_frame(neutralise_formulas(scored), out)
+    return ScoredFile(scored, out)
+
+
+@dataclass
+class TargetList:
+    listing: pd.DataFrame
+    out: Path
+    stability: dict
+    model_version: str
+
+
+def export_target_list(
+    data_dir: Path | str,
+    out: Path | str,
+    model: AccountModel,
+    *,
+    as_of=None,
+    top: int | None = None,
+    filters: dict[str, list[str] | None] | None = None,
+    batch_tiers: bool = False,
+    tables: Tables | None = None,
+) -> TargetList:
+    """The ranked, CRM-ready target list (one row per prospect) with changes since the previous
+    export at ``out`` and its stability figures next to it."""
+    out = check_frame_suffix(out, "--out")
+    config = ScoringConfig.from_yaml()
+    if batch_tiers:
+        config = config.model_copy(update={"tiers": "batch"})
+    tables = tables if tables is not None else load_tables(data_dir)
+    scored = score_snapshot(tables, model, as_of)
+    listing = ranked_list(scored, tables.accounts, config, top_k=top, filters=filters)
+    listing, stability = with_changes(listing, read_export(out), top)
+    stability.update(
+        {
+            "rows": int((listing["change"] != "dropped").sum()),
+            "model_version": model.version,
+            "as_of": listing["as_of"].iloc[0] if len(listing) else None,
+            "alarm_share": config.stability_alarm_share,
+        }
+    )
+    write_export(listing, out, stability)
+    return TargetList(listing, out, stability, model.version)
+
+
+def spine_settings(cadence: str, horizon_days: int) -> SpineConfig:
+    return SpineConfig(cadence=cadence, horizon_days=horizon_days)
