@@ -6,54 +6,18 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from conftest import HOSTILE, cli
 from propensity.data.contract import load_tables
-from propensity.data.world import WorldConfig, generate_world, read_truth
-from propensity.model.config import ModelConfig
-from propensity.model.scorecard import Scorecard
 from propensity.outputs.export import ScoringConfig, neutralise_formulas, priority
-from propensity.runs.account import run_training, write_run
-
-BIN = Path(sys.executable).parent
-HOSTILE = {
-    "A0000000": '=HYPERLINK("http://evil.example","click")',
-    "A0000001": "<script>alert('x')</script>",
-    "A0000002": 'Ünïcödé Straße, "Quoted", GmbH\nsecond line',
-    "A0000003": "+49 Telecom",
-    "A0000004": "@mention Ltd",
-    "A0000005": "-minus & <b>bold</b>",
-}
+from propensity.runs.folder import read_run
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "propensity"), *args], capture_output=True, text=True, timeout=600
-    )
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("export")
-    world = generate_world(WorldConfig(n_accounts=3000, seed=6), root / "world")
-    accounts = pd.read_parquet(world / "accounts.parquet")
-    accounts["name"] = accounts["account_id"].map(HOSTILE).fillna(accounts["name"])
-    accounts.to_parquet(world / "accounts.parquet", index=False)
-    tables = load_tables(world)
-    config = ModelConfig.model_validate(
-        {"n_bootstrap": 10, "conversion": {"n_estimators": 150}, "fit": {"n_estimators": 80}}
-    )
-    run_dir = root / "run"
-    write_run(run_training(tables, config, Scorecard.from_yaml(), read_truth(world)), run_dir)
-    return world, run_dir, root
-
-
-def test_exported_csv_has_ranks_tiers_reasons_and_versions(trained):
-    world, run_dir, root = trained
+def test_exported_csv_has_ranks_tiers_reasons_and_versions(trained, tmp_path):
+    world, run_dir, root = trained.world, trained.run_dir, tmp_path
     out = root / "list.csv"
     result = cli("export", "--data", str(world), "--run", str(run_dir), "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
@@ -87,8 +51,8 @@ def test_exported_csv_has_ranks_tiers_reasons_and_versions(trained):
     assert set(listing["change"]) == {"new"}
 
 
-def test_hostile_names_survive_export_quoted_and_intact(trained):
-    world, run_dir, root = trained
+def test_hostile_names_survive_export_quoted_and_intact(trained, tmp_path):
+    world, run_dir, root = trained.world, trained.run_dir, tmp_path
     out = root / "hostile.csv"
     assert (
         cli("export", "--data", str(world), "--run", str(run_dir), "--out", str(out)).returncode
@@ -112,8 +76,8 @@ def test_hostile_names_survive_export_quoted_and_intact(trained):
     )
 
 
-def test_second_export_tracks_changes_and_stability(trained):
-    world, run_dir, root = trained
+def test_second_export_tracks_changes_and_stability(trained, tmp_path):
+    world, run_dir, root = trained.world, trained.run_dir, tmp_path
     out = root / "weekly.csv"
     assert (
         cli(
@@ -145,8 +109,8 @@ def test_second_export_tracks_changes_and_stability(trained):
     assert "rank correlation" in result.stdout
 
 
-def test_filters_and_bad_filter_values(trained):
-    world, run_dir, root = trained
+def test_filters_and_bad_filter_values(trained, tmp_path):
+    world, run_dir, root = trained.world, trained.run_dir, tmp_path
     out = root / "hot.csv"
     result = cli(
         "export",
@@ -168,8 +132,8 @@ def test_filters_and_bad_filter_values(trained):
     assert bad.returncode == 2 and ".csv or .parquet" in bad.stderr
 
 
-def test_report_escapes_every_value_and_embeds_plots(trained):
-    world, run_dir, root = trained
+def test_report_escapes_every_value_and_embeds_plots(trained, tmp_path):
+    world, run_dir, root = trained.world, trained.run_dir, tmp_path
     out = root / "report.html"
     result = cli("report", "--run", str(run_dir), "--out", str(out), "--data", str(world))
     assert result.returncode == 0, result.stderr[-2000:]
@@ -187,16 +151,16 @@ def test_report_escapes_every_value_and_embeds_plots(trained):
     listing = ranked_list(scored, tables.accounts, ScoringConfig(), top_k=50)
     for name in HOSTILE.values():
         listing.loc[0, "account_name"] = name
-        page = build_report(run_dir, listing, scored)
+        page = build_report(read_run(run_dir), listing, scored)
         assert "<script>" not in page and "<b>bold</b>" not in page
     assert "&lt;b&gt;bold&lt;/b&gt;" in page
 
 
-def test_report_renders_in_headless_chromium(trained):
+def test_report_renders_in_headless_chromium(trained, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("Chromium is not installed (apt-get install chromium to run this check)")
-    world, run_dir, root = trained
+    world, run_dir, root = trained.world, trained.run_dir, tmp_path
     from propensity.outputs.export import ranked_list
     from propensity.outputs.report import build_report
     from propensity.scoring import load_scoring_model, score_snapshot
@@ -206,7 +170,7 @@ def test_report_renders_in_headless_chromium(trained):
     listing = ranked_list(scored, tables.accounts, ScoringConfig(), top_k=50)
     listing.loc[0, "account_name"] = HOSTILE["A0000001"]
     out = root / "render.html"
-    out.write_text(build_report(run_dir, listing, scored))
+    out.write_text(build_report(read_run(run_dir), listing, scored))
     dom = subprocess.run(
         [
             browser,
@@ -227,7 +191,7 @@ def test_report_renders_in_headless_chromium(trained):
         timeout=120,
     )
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert "propensity run report" in dom.stdout
+    assert "report" in dom.stdout.lower()
     assert "<script>" not in dom.stdout  # the hostile name stayed text
     assert dom.stdout.count("<img") >= 4
 

@@ -16,8 +16,8 @@ from propensity.model.config import ModelConfig
 from propensity.model.head import InsufficientDataError
 from propensity.model.scorecard import Scorecard
 from propensity.model.splits import SnapshotTimeSeriesSplit, SplitConfig, out_of_time_split
-from propensity.runs.account import run_training, train_heads
-from propensity.spine import SpineConfig, build_labels, build_spine
+from propensity.runs.account import labelled_features, train_account_model
+from propensity.scoring import SCORE_COLUMNS, load_scoring_model, score_snapshot
 
 # ---------------------------------------------------------------------------------------------
 # metric functions against hand-computed examples and scikit-learn
@@ -221,46 +221,30 @@ def test_default_scorecard_yaml_loads():
 FAST = {"n_bootstrap": 20, "conversion": {"n_estimators": 300}, "fit": {"n_estimators": 200}}
 
 
-@pytest.fixture(scope="module")
-def small_world(tmp_path_factory):
-    folder = generate_world(
-        WorldConfig(n_accounts=4000, seed=5), tmp_path_factory.mktemp("w") / "world"
-    )
-    return folder, load_tables(folder)
-
-
-@pytest.fixture(scope="module")
-def small_run(small_world):
-    folder, tables = small_world
-    config = ModelConfig.model_validate(FAST)
-    return run_training(tables, config, Scorecard.from_yaml(), read_truth(folder))
-
-
-def test_model_beats_the_scorecard_and_is_calibrated_on_the_test_window(small_run):
-    evaluation = small_run.evaluation.set_index(["head", "scorer"])
+def test_model_beats_the_scorecard_and_is_calibrated_on_the_test_window(trained):
+    result = trained.result
+    evaluation = result.evaluation.set_index(["head", "scorer"])
     model = evaluation.loc[("conversion", "model")]
     assert model["roc_auc"] > evaluation.loc[("conversion", "scorecard"), "roc_auc"] + 0.03
-    rows = small_run.predictions[small_run.predictions["head"] == "conversion"]
+    rows = result.predictions[result.predictions["head"] == "conversion"]
     assert rows["model"].mean() == pytest.approx(rows["label"].mean(), abs=0.01)
     assert model["ece"] < 0.03
+    assert model["brier_skill"] > 0 and result.heads["conversion"].beats_base_rate
+    assert result.verdicts["conversion"].startswith("The model beats the base rate")
 
 
-def test_test_predictions_hold_every_scorer_and_complete_labels(small_run):
-    predictions = small_run.predictions
+def test_held_out_predictions_hold_every_scorer_and_complete_labels(trained):
+    result = trained.result
+    predictions = result.predictions
     assert {
-        "account_id",
-        "as_of",
-        "head",
-        "label",
-        "model",
-        "scorecard",
-        "logistic",
-        "oracle",
-    } <= set(predictions)
+        "account_id", "as_of", "head", "label", "model", "scorecard", "logistic", "oracle",
+        "base_rate",
+    } <= set(predictions)  # fmt: skip
     assert predictions["oracle"].notna().all()
-    test_start = small_run.result.split.t2
+    test_start = pd.Timestamp(result.summary["split"]["test_start"])
     assert (predictions["as_of"] >= test_start).all()
-    evaluation = small_run.evaluation
+    evaluation = result.evaluation
+    assert set(evaluation["scorer"]) == {"model", "scorecard", "logistic", "oracle", "base_rate"}
     for column in (
         "roc_auc",
         "roc_auc_lo",
@@ -268,44 +252,48 @@ def test_test_predictions_hold_every_scorer_and_complete_labels(small_run):
         "lift_10_lo",
         "precision_at_k_hi",
         "recall_at_k",
+        "brier_skill_lo",
     ):
         assert column in evaluation
 
 
-def test_same_seed_and_config_give_identical_metrics(small_world, small_run):
-    folder, tables = small_world
-    again = run_training(
-        tables, ModelConfig.model_validate(FAST), Scorecard.from_yaml(), read_truth(folder)
+def test_same_seed_and_config_give_identical_results(trained):
+    """The one full retrain of the suite: same data, seed and config -> the same run."""
+    again = train_account_model(
+        trained.tables,
+        ModelConfig.model_validate(FAST),
+        Scorecard.from_yaml(),
+        read_truth(trained.world),
     )
-    pd.testing.assert_frame_equal(small_run.evaluation, again.evaluation)
+    pd.testing.assert_frame_equal(trained.result.evaluation, again.evaluation)
+    pd.testing.assert_frame_equal(trained.result.predictions, again.predictions)
+    assert again.scoring_model.version == trained.result.scoring_model.version
 
 
-def test_too_few_positives_is_refused_with_the_count(small_world):
-    _, tables = small_world
+def test_too_few_positives_is_refused_with_the_count(tmp_path):
+    tables = load_tables(generate_world(WorldConfig(n_accounts=400, seed=2), tmp_path / "w"))
     config = ModelConfig.model_validate({**FAST, "min_positives": 100_000})
-    spine = build_spine(tables, SpineConfig())
-    labels = build_labels(tables, spine, SpineConfig())
-    features = build_features(tables, spine)
     with pytest.raises(
         InsufficientDataError, match=r"head 'fit': only \d+ positive labels .* at least 100000"
     ):
-        train_heads(features, labels, config)
+        train_account_model(tables, config, Scorecard.from_yaml())
     with pytest.raises(InsufficientDataError, match="fit-only model"):
-        train_heads(features, labels, config, heads=("conversion",))
+        train_account_model(tables, config, Scorecard.from_yaml(), heads=("conversion",))
 
 
-def test_tuning_is_seeded_reuses_its_folds_and_lands_in_the_config(small_world):
-    from propensity.model.tune import tune_head, with_best_params
+def test_tuning_is_seeded_screened_and_lands_in_the_config(trained):
+    from propensity.runs.tune import tune_head, with_best_params
 
-    _, tables = small_world
     config = ModelConfig.model_validate(
-        {**FAST, "tuning": {"n_trials": 3, "n_splits": 2, "gap_days": 30}}
+        {
+            **FAST,
+            "conversion": {"n_estimators": 60, "early_stopping_rounds": 20},
+            "tuning": {"n_trials": 3, "n_splits": 2, "gap_days": 30},
+        }
     )
-    spine = build_spine(tables, config.spine)
-    labels = build_labels(tables, spine, config.spine)
-    features = build_features(tables, spine)
-    first = tune_head(features, labels, config)
-    second = tune_head(features, labels, config)
+    prepared = labelled_features(trained.tables, config)
+    first = tune_head(prepared, config)
+    second = tune_head(prepared, config)
     assert first.trials["value"].tolist() == second.trials["value"].tolist()
     assert first.folds == 2 and len(first.trials) == 3
     assert first.best_log_loss <= first.baseline_log_loss
@@ -314,14 +302,13 @@ def test_tuning_is_seeded_reuses_its_folds_and_lands_in_the_config(small_world):
     assert ModelConfig.model_validate(yaml.safe_load(tuned.to_yaml())) == tuned
 
 
-def test_scored_rows_carry_scores_tiers_reasons_and_the_model_version(small_world, small_run):
+def test_scored_rows_carry_scores_tiers_reasons_and_the_model_version(trained):
     import json
 
-    from propensity.scoring import account_card, score_snapshot, scoring_model
+    from propensity.scoring import account_card
 
-    _, tables = small_world
-    model = scoring_model(small_run.result)
-    scored = score_snapshot(tables, model, "2025-10-01")
+    model = trained.result.scoring_model
+    scored = score_snapshot(trained.tables, model, "2025-10-01")
     for head in ("fit", "conversion"):
         assert scored[f"{head}_score"].between(0, 100).all()
         assert scored[f"{head}_probability"].between(0, 1).all()
@@ -329,11 +316,28 @@ def test_scored_rows_carry_scores_tiers_reasons_and_the_model_version(small_worl
         assert reasons.map(len).gt(0).mean() > 0.9
     assert set(scored["conversion_tier"]) <= {"hot", "warm", "cold"}
     assert set(scored["fit_tier"]) <= {"A", "B", "C", "D"}
-    assert scored["model_version"].nunique() == 1 and scored["model_version"].iloc[0].startswith(
-        "sha-"
-    )
-    assert model.version == scoring_model(small_run.result).version  # same model, same version
+    assert scored["model_version"].nunique() == 1
+    assert scored["model_version"].iloc[0].startswith("sha-")
+    assert load_scoring_model(trained.run_dir).version == model.version  # same model, same version
     hot = scored.sort_values("conversion_probability").iloc[-1]
-    card = account_card(tables, model, hot["account_id"], "2025-10-01")
+    card = account_card(trained.tables, model, hot["account_id"], "2025-10-01")
     assert card["heads"]["conversion"]["score"] == hot["conversion_score"]
-    assert "score_delta" in card["heads"]["conversion"] and card["heads"]["conversion"]["reasons"]
+    assert card["heads"]["conversion"]["reasons"] == json.loads(hot["conversion_reasons_json"])
+
+
+def test_every_path_scores_a_row_the_same_way(trained):
+    """The snapshot scorer, the MLflow model's view and a head's Scorer give the same row."""
+    model = trained.result.scoring_model
+    scored = score_snapshot(trained.tables, model, "2025-10-01").head(50)
+    matrix = build_features(trained.tables, scored[["account_id", "as_of"]], model.features).matrix
+    for head in ("fit", "conversion"):
+        served = model.predict_frame(matrix, head, reasons=True)
+        direct = model.scorers[head].score(matrix, version=model.version)
+        assert list(direct.columns) == list(SCORE_COLUMNS)
+        assert list(served.columns) == ["account_id", "as_of", *SCORE_COLUMNS]
+        pd.testing.assert_frame_equal(served[list(SCORE_COLUMNS)], direct.reset_index(drop=True))
+        for column in SCORE_COLUMNS:
+            np.testing.assert_array_equal(
+                served[column].to_numpy(),
+                scored[f"{head}_{column}" if column != "model_version" else column].to_numpy(),
+            )

@@ -4,121 +4,46 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
 
-from propensity.data.contract import load_tables
-from propensity.data.world import WorldConfig, generate_world
-from propensity.tracking import data_fingerprint, log_training_run
+from conftest import cli
+from propensity.runs.account import data_fingerprint
+from propensity.tracking import log_run
 
-BIN = Path(sys.executable).parent
-FAST = "n_bootstrap: 20\nconversion: {n_estimators: 200}\nfit: {n_estimators: 100}\n"
 WORSE = "n_bootstrap: 20\nconversion: {n_estimators: 3, num_leaves: 2}\nfit: {n_estimators: 3, num_leaves: 2}\n"
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "propensity"), *args], capture_output=True, text=True, timeout=600
-    )
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory) -> Path:
-    return generate_world(
-        WorldConfig(n_accounts=3000, seed=4), tmp_path_factory.mktemp("w") / "world"
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    """A real `mlflow server` with its own SQLite backend and artifact folder, on a free loopback port."""
-    folder = tmp_path_factory.mktemp("server")
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            str(BIN / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(folder / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=(folder / "server.log").open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(
-                f"mlflow server did not start:\n{(folder / 'server.log').read_text()[-3000:]}"
-            )
-        time.sleep(0.5)
-    yield uri
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
-def _train(
-    world: Path, tmp: Path, name: str, config_text: str, uri: str
-) -> subprocess.CompletedProcess:
+def _train(world: Path, tmp: Path, name: str, config_text: str, uri: str):
     config = tmp / f"{name}.yaml"
     config.write_text(config_text)
     return cli(
-        "train",
-        "--data",
-        str(world),
-        "--out",
-        str(tmp / name),
-        "--config",
-        str(config),
-        "--tracking-uri",
-        uri,
-    )
+        "train", "--data", str(world), "--out", str(tmp / name), "--config", str(config),
+        "--tracking-uri", uri,
+    )  # fmt: skip
+
+
+def _log(trained, uri: str):
+    data = {"source": str(trained.world), **data_fingerprint(trained.tables)}
+    return log_run(trained.result, trained.run_dir, data, uri)
 
 
 @pytest.mark.slow
 def test_train_promote_refuse_force_rollback_and_score_against_a_real_server(
-    world, mlflow_server, tmp_path
+    trained, mlflow_server, tmp_path
 ):
     uri = mlflow_server
-    first = _train(world, tmp_path, "first", FAST, uri)
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert "registered as challenger: fit v1, conversion v1" in first.stdout
+    world = trained.world
+    first = _log(trained, uri)
+    assert first.versions == {"propensity-fit": "1", "propensity-conversion": "1"}
     assert cli("promote", "--tracking-uri", uri).returncode == 0
 
     worse = _train(world, tmp_path, "worse", WORSE, uri)
     assert worse.returncode == 0, worse.stderr[-3000:]
+    assert "registered as challenger: propensity-fit v2, propensity-conversion v2" in worse.stdout
     refused = cli("promote", "--head", "conversion", "--tracking-uri", uri)
     assert refused.returncode == 1
     assert "kept the champion" in refused.stdout and "pr_auc" in refused.stdout
@@ -174,7 +99,7 @@ def test_train_promote_refuse_force_rollback_and_score_against_a_real_server(
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     model = mlflow.pyfunc.load_model("models:/propensity-conversion@champion")
-    window = pd.read_parquet(tmp_path / "first" / "test_window.parquet").head(20)
+    window = pd.read_parquet(trained.run_dir / "test_window.parquet").head(20)
     predicted = model.predict(window, params={"reasons": True})
     assert {"probability", "score", "tier", "reasons", "model_version"} <= set(predicted.columns)
 
@@ -184,20 +109,8 @@ def test_train_promote_refuse_force_rollback_and_score_against_a_real_server(
     assert listing.returncode == 0 and runs[0].info.run_id in listing.stdout
 
 
-@pytest.mark.slow
-def test_same_seed_and_data_log_identical_metrics(world, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    for name in ("a", "b"):
-        assert _train(world, tmp_path, name, FAST, uri).returncode == 0
-    client = mlflow.MlflowClient(uri, uri)
-    runs = client.search_runs([client.get_experiment_by_name("propensity").experiment_id])
-    assert len(runs) == 2
-    assert runs[0].data.metrics == runs[1].data.metrics
-    assert runs[0].data.params["data.sha256"] == runs[1].data.params["data.sha256"]
-
-
-def test_fingerprint_changes_with_any_table_and_ignores_row_order(world):
-    tables = load_tables(world)
+def test_fingerprint_changes_with_any_table_and_ignores_row_order(trained):
+    tables = trained.tables
     reference = data_fingerprint(tables)["sha256"]
     shuffled = dataclasses.replace(tables, events=tables.events.sample(frac=1.0, random_state=1))
     assert data_fingerprint(shuffled)["sha256"] == reference
@@ -208,36 +121,30 @@ def test_fingerprint_changes_with_any_table_and_ignores_row_order(world):
         ), name
 
 
-def test_a_run_that_fails_is_marked_failed_not_running(world, tmp_path):
-    from propensity.model.config import ModelConfig
-    from propensity.model.scorecard import Scorecard
-    from propensity.runs.account import run_training, write_run
-
-    tables = load_tables(world)
-    outputs = run_training(
-        tables,
-        ModelConfig.model_validate(
-            {"n_bootstrap": 0, "conversion": {"n_estimators": 20}, "fit": {"n_estimators": 20}}
-        ),
-        Scorecard.from_yaml(),
-    )
+def test_a_run_that_fails_is_marked_failed_not_running(trained, tmp_path):
     run_dir = tmp_path / "run"
-    write_run(outputs, run_dir)
+    shutil.copytree(trained.run_dir, run_dir)
     shutil.rmtree(run_dir / "models")  # the booster file is gone: logging the model fails
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    broken = dataclasses.replace(trained, run_dir=run_dir)
     with pytest.raises(Exception):  # noqa: B017 - whatever MLflow raises, the run must end FAILED
-        log_training_run(outputs, run_dir, tables, world, uri)
+        _log(broken, uri)
     client = mlflow.MlflowClient(uri, uri)
     runs = client.search_runs([client.get_experiment_by_name("propensity").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
 
 
 @pytest.mark.slow
-def test_tuning_is_one_run_with_a_nested_run_per_trial(world, tmp_path):
+def test_tuning_is_one_run_with_a_nested_run_per_trial(trained, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     config = tmp_path / "model.yaml"
-    config.write_text(FAST + "tuning: {n_trials: 2, n_splits: 2}\n")
-    result = cli("tune", "--data", str(world), "--config", str(config), "--tracking-uri", uri)
+    config.write_text(
+        "n_bootstrap: 20\nconversion: {n_estimators: 60, early_stopping_rounds: 20}\n"
+        "tuning: {n_trials: 2, n_splits: 2}\n"
+    )
+    result = cli(
+        "tune", "--data", str(trained.world), "--config", str(config), "--tracking-uri", uri
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     client = mlflow.MlflowClient(uri, uri)
     runs = client.search_runs([client.get_experiment_by_name("propensity").experiment_id])
@@ -288,7 +195,10 @@ def test_table_mode_trains_registers_and_scores_through_the_cli_and_a_real_serve
     assert "excluded: close_date" in trained.stdout
     assert "beats the base rate" in trained.stdout
     assert "registered propensity-table-deals v1 as challenger" in trained.stdout
-    for name in ("summary.md", "evaluation.csv", "screen.csv", "scores.csv", "table_model.joblib"):
+    for name in (
+        "summary.md", "summary.json", "evaluation.csv", "screen.csv", "scores.csv",
+        "scoring_model.joblib", "test_window.parquet", "report.html", "models/table.lgb.txt",
+    ):  # fmt: skip
         assert (run_dir / name).is_file(), name
     scores = pd.read_csv(run_dir / "scores.csv")
     assert len(scores) == n and (scores["outcome"] == "open").sum() == 60
@@ -299,8 +209,8 @@ def test_table_mode_trains_registers_and_scores_through_the_cli_and_a_real_serve
     version = client.get_model_version_by_alias("propensity-table-deals", "challenger")
     run = client.get_run(version.run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.metrics["beats_base_rate"] == 1.0
-    assert run.data.params["suspects"] == "close_date"
+    assert run.data.metrics["table.beats_base_rate"] == 1.0
+    assert run.data.tags["screen.suspects"] == "close_date"
     artifacts = {a.path for a in client.list_artifacts(version.run_id)}
     assert "screen.json" in artifacts
 
@@ -322,6 +232,22 @@ def test_table_mode_trains_registers_and_scores_through_the_cli_and_a_real_serve
         and open_rows["model_version"].str.startswith("propensity-table-deals:v1:").all()
     )
     assert open_rows["probability"].is_monotonic_decreasing
+
+    # the same registry life as the account heads: a second version, the gate, rollback
+    again = cli(
+        "table", "train", str(table), "--id", "deal_id", "--label", "stage",
+        "--positive", "Won", "--negative", "Lost", "--time", "created", "--folds", "2",
+        "--out", str(tmp_path / "run2"), "--tracking-uri", mlflow_server,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    first = cli("promote", "--model", "propensity-table-deals", "--tracking-uri", mlflow_server)
+    assert first.returncode in (0, 1), first.stderr[-3000:]
+    assert "challenger's test window" in first.stdout or "no champion yet" in first.stdout
+    forced = cli(
+        "promote", "--model", "propensity-table-deals", "--force", "--reason", "test",
+        "--tracking-uri", mlflow_server,
+    )  # fmt: skip
+    assert forced.returncode == 0, forced.stderr[-3000:]
 
 
 def test_table_train_with_a_missing_column_fails_clearly_and_writes_nothing(tmp_path):

@@ -1,0 +1,165 @@
+"""Feature-build benchmark: throughput and peak memory on generated worlds (part of ``make bench``).
+
+Each size is measured in a fresh subprocess (``bench.py --measure FOLDER``) so its peak resident
+memory is its own. Timings cover the whole path from files to the feature matrix (load +
+validate, spine, features), on a monthly spine over the two years of the world with the full
+feature set. Results are written to ``benchmarks/features.md`` (linked from the README) and
+``benchmarks/features.json``.
+
+The propensity imports stay inside the functions: the measuring subprocess loads only what
+:func:`measure` needs, so its peak memory is the feature build's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# name -> (accounts, engagement scale); about 33 events per account at scale 1 over two years
+SIZES = {
+    "1M": (10_000, 3.0),
+    "10M": (100_000, 3.0),
+    "20M": (100_000, 6.0),
+    "100M": (500_000, 6.0),
+}
+DEFAULT_SIZES = ("1M", "10M", "20M", "100M")
+MEMORY_GUARD_GB = 20.0  # skip a size whose projected peak would not fit this machine
+DISPATCHER = Path(__file__).resolve().with_name("bench.py")  # runs --measure in the subprocess
+
+
+def measure(folder: Path) -> dict:
+    """Load, spine and features for one world folder, in this process."""
+    from propensity.data.contract import load_tables
+    from propensity.features import FeatureConfig, build_features
+    from propensity.spine import SpineConfig, build_spine
+
+    started = time.perf_counter()
+    tables = load_tables(folder)
+    loaded = time.perf_counter()
+    spine = build_spine(tables, SpineConfig(cadence="monthly"))
+    spined = time.perf_counter()
+    feature_set = build_features(tables, spine, FeatureConfig())
+    built = time.perf_counter()
+    events = len(tables.events)
+    total = built - started
+    return {
+        "events": events,
+        "accounts": len(tables.accounts),
+        "spine_rows": len(spine),
+        "features": len(feature_set.model_columns),
+        "load_validate_s": round(loaded - started, 2),
+        "spine_s": round(spined - loaded, 2),
+        "features_s": round(built - spined, 2),
+        "total_s": round(total, 2),
+        "events_per_s_end_to_end": round(events / total),
+        "events_per_s_features": round(events / (built - spined)),
+        "spine_rows_per_s_end_to_end": round(len(spine) / total),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2),
+    }
+
+
+def ensure_world(name: str, workdir: Path) -> Path:
+    from propensity.data.world import WorldConfig, generate_world
+
+    accounts, scale = SIZES[name]
+    folder = workdir / f"world_{name}"
+    if not (folder / "events.parquet").exists():
+        config = WorldConfig(
+            n_accounts=accounts, seed=1, engagement_scale=scale, truth_dates="monthly"
+        )
+        print(
+            f"generating bench world {name}: {accounts:,} accounts, engagement scale {scale}",
+            flush=True,
+        )
+        generate_world(config, folder, overwrite=True)
+    return folder
+
+
+def projected_skip(name: str, last: dict) -> dict | None:
+    """A 'skipped' row when the peak projected from the last measured size exceeds the guard."""
+    if not last.get("peak_rss_gb"):
+        return None
+    accounts, scale = SIZES[name]
+    last_accounts, last_scale = SIZES[last["size"]]
+    projected = last["peak_rss_gb"] * accounts * scale / (last_accounts * last_scale)
+    if projected > MEMORY_GUARD_GB:
+        return {
+            "size": name,
+            "skipped": f"projected peak {projected:.1f} GB > {MEMORY_GUARD_GB} GB",
+        }
+    return None
+
+
+def measure_in_subprocess(name: str, folder: Path) -> dict:
+    child = subprocess.run(
+        [sys.executable, str(DISPATCHER), "--measure", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if child.returncode != 0:
+        return {"size": name, "failed": child.stderr.strip().splitlines()[-1:]}
+    return {"size": name, **json.loads(child.stdout.strip().splitlines()[-1])}
+
+
+def features_benchmark(sizes: list[str], workdir: Path, out_dir: Path) -> list[dict]:
+    """Every size in its own process (sizes whose projected peak does not fit are skipped)."""
+    results = []
+    for name in sizes:
+        skipped = projected_skip(name, results[-1]) if results else None
+        if skipped:
+            results.append(skipped)
+            continue
+        folder = ensure_world(name, workdir)
+        print(f"measuring {name} ...", flush=True)
+        result = measure_in_subprocess(name, folder)
+        if "failed" not in result:
+            print(json.dumps(result), flush=True)
+        results.append(result)
+    write_report(results, out_dir)
+    return results
+
+
+def write_report(results: list[dict], out_dir: Path) -> None:
+    from propensity.io import write_text
+
+    machine = (
+        f"{platform.machine()}, {os.cpu_count() or 1} cores, Python {platform.python_version()}"
+    )
+    lines = [
+        "# Feature-build benchmark",
+        "",
+        f"Written by `make bench` (`benchmarks/{Path(__file__).name}`) on "
+        f"{time.strftime('%Y-%m-%d')}; machine: {machine}.",
+        "Worlds from `propensity generate` (seed 1), monthly spine over two years, full feature set",
+        "(firmographic, engagement, intent, history). Each size runs in a fresh process; *end to end*",
+        "is files -> validated tables -> spine -> feature matrix; peak RSS is that process's maximum.",
+        "",
+        "| events | accounts | spine rows | features | load+validate s | spine s | features s | total s "
+        "| events/s end to end | events/s features | spine rows/s | peak RSS GB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        if "events" not in r:
+            lines.append(
+                f"| {r['size']} | | | | | | | | | | | {r.get('skipped') or r.get('failed')} |"
+            )
+            continue
+        lines.append(
+            f"| {r['events']:,} | {r['accounts']:,} | {r['spine_rows']:,} | {r['features']} | {r['load_validate_s']} "
+            f"| {r['spine_s']} | {r['features_s']} | {r['total_s']} | {r['events_per_s_end_to_end']:,} "
+            f"| {r['events_per_s_features']:,} | {r['spine_rows_per_s_end_to_end']:,} | {r['peak_rss_gb']} |"
+        )
+    lines += [
+        "",
+        "Targets (issue 4): >= 1M events/s end to end and < 8 GB peak at about 20M events; 100M events under 16 GB.",
+        "",
+    ]
+    write_text("\n".join(lines), out_dir / "features.md")
+    write_text(json.dumps(results, indent=2) + "\n", out_dir / "features.json")
+    print(f"wrote {out_dir / 'features.md'}")

@@ -1,0 +1,117 @@
+"""Fixtures shared by the whole suite: one generated world and one trained, written run (made
+once per session), and a real `mlflow server` on loopback for the tests that need one."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from propensity.data.contract import Tables, load_tables
+from propensity.data.world import WorldConfig, generate_world, read_truth
+from propensity.model.config import ModelConfig
+from propensity.model.scorecard import Scorecard
+from propensity.runs.account import train_account_model
+from propensity.runs.folder import RunResult, write_run
+
+BIN = Path(sys.executable).parent
+FAST = {"n_bootstrap": 20, "conversion": {"n_estimators": 300}, "fit": {"n_estimators": 200}}
+FAST_YAML = "n_bootstrap: 20\nconversion: {n_estimators: 300}\nfit: {n_estimators: 200}\n"
+# account names a spreadsheet or a browser would execute: they must come out inert everywhere
+HOSTILE = {
+    "A0000000": '=HYPERLINK("http://evil.example","click")',
+    "A0000001": "<script>alert('x')</script>",
+    "A0000002": 'Ünïcödé Straße, "Quoted", GmbH\nsecond line',
+    "A0000003": "+49 Telecom",
+    "A0000004": "@mention Ltd",
+    "A0000005": "-minus & <b>bold</b>",
+}
+
+
+@dataclass(frozen=True)
+class TrainedWorld:
+    world: Path
+    tables: Tables
+    result: RunResult
+    run_dir: Path
+
+
+def cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """The real installed `propensity` entry point."""
+    return subprocess.run(
+        [str(BIN / "propensity"), *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> Path:
+    """A generated world (4,000 accounts, seed 5) whose first accounts have hostile names."""
+    folder = generate_world(
+        WorldConfig(n_accounts=4000, seed=5), tmp_path_factory.mktemp("world") / "world"
+    )
+    accounts = pd.read_parquet(folder / "accounts.parquet")
+    accounts["name"] = accounts["account_id"].map(HOSTILE).fillna(accounts["name"])
+    accounts.to_parquet(folder / "accounts.parquet", index=False)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def trained(world, tmp_path_factory) -> TrainedWorld:
+    """One account run on the shared world (FAST settings), trained and written once."""
+    tables = load_tables(world)
+    result = train_account_model(
+        tables, ModelConfig.model_validate(FAST), Scorecard.from_yaml(), read_truth(world)
+    )
+    run_dir = tmp_path_factory.mktemp("run") / "run"
+    write_run(result, run_dir)
+    return TrainedWorld(world, tables, result, run_dir)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` with its own SQLite backend and artifact folder, on a free
+    loopback port."""
+    folder = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            str(BIN / "mlflow"), "server",
+            "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination", str(folder / "artifacts"),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        ],  # fmt: skip
+        stdout=(folder / "server.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"mlflow server did not start:\n{(folder / 'server.log').read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield uri
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
