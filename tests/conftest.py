@@ -88,10 +88,18 @@ def mlflow_server(tmp_path_factory):
     port = _free_port()
     process = subprocess.Popen(
         [
-            str(BIN / "mlflow"), "server",
-            "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-            "--artifacts-destination", str(folder / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            str(BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
         ],  # fmt: skip
         stdout=(folder / "server.log").open("w"),
         stderr=subprocess.STDOUT,
@@ -107,7 +115,9 @@ def mlflow_server(tmp_path_factory):
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            pytest.fail(f"mlflow server did not start:\n{(folder / 'server.log').read_text()[-3000:]}")
+            pytest.fail(
+                f"mlflow server did not start:\n{(folder / 'server.log').read_text()[-3000:]}"
+            )
         time.sleep(0.5)
     yield uri
     process.terminate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,12 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
         ["runs"],
         ["score"],
         ["demo"],
+        ["export"],
+        ["report"],
+        ["config", "show"],
+        ["table", "train"],
+        ["table", "score"],
+        ["table", "adapt"],
     ],
 )
 def test_every_command_has_help(command):
@@ -100,69 +107,57 @@ def test_bad_option_value_is_a_clear_error(tmp_path):
     assert "--as-of must be a date" in result.stderr
 
 
-@pytest.mark.slow
-def test_train_through_the_cli_writes_the_run_folder(tmp_path):
-    world = tmp_path / "world"
-    assert run("generate", "--accounts", "3000", "--seed", "4", "--out", str(world)).returncode == 0
-    config = tmp_path / "model.yaml"
-    config.write_text(
-        "n_bootstrap: 20\nconversion: {n_estimators: 200}\nfit: {n_estimators: 100}\n"
-    )
-    run_dir = tmp_path / "run"
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = run(
-        "train",
-        "--data",
-        str(world),
-        "--out",
-        str(run_dir),
-        "--config",
-        str(config),
-        "--tracking-uri",
-        store,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "registered as challenger" in result.stdout
+def test_a_run_folder_holds_every_artifact_and_explains_an_account(trained):
+    """The session's run (written by the one run-folder writer) read back, and `explain` on it."""
+    run_dir = trained.run_dir
     evaluation = pd.read_csv(run_dir / "evaluation.csv")
-    assert set(evaluation["scorer"]) == {"model", "scorecard", "logistic", "oracle"}
+    assert set(evaluation["scorer"]) == {"model", "scorecard", "logistic", "oracle", "base_rate"}
     assert set(evaluation["head"]) == {"fit", "conversion"}
     for column in (
-        "roc_auc",
-        "pr_auc",
-        "brier",
-        "ece",
-        "lift_5",
-        "lift_10",
-        "lift_20",
-        "precision_at_k",
-        "recall_at_k",
-    ):
+        "roc_auc", "pr_auc", "brier", "brier_skill", "ece", "lift_5", "lift_10", "lift_20",
+        "precision_at_k", "recall_at_k",
+    ):  # fmt: skip
         assert {column, f"{column}_lo", f"{column}_hi"} <= set(evaluation.columns)
-    predictions = pd.read_parquet(run_dir / "test_predictions.parquet")
-    assert list(predictions.columns[:4]) == ["account_id", "as_of", "head", "label"]
-    assert (run_dir / "models" / "conversion.lgb.txt").exists()
-    assert (run_dir / "global_reasons.csv").exists() and (
-        run_dir / "global_reasons_conversion.png"
-    ).exists()
+    predictions = pd.read_parquet(run_dir / "predictions.parquet")
+    assert list(predictions.columns[:4]) == ["account_id", "as_of", "head", "repeat"]
+    for name in (
+        "models/conversion.lgb.txt", "models/fit.lgb.txt", "global_reasons.csv",
+        "global_reasons_conversion.png", "gains_fit.png", "calibration_conversion.png",
+        "summary.json", "summary.md", "screen.csv", "features.csv", "test_window.parquet",
+        "scoring_model.joblib", "config.yaml",
+    ):  # fmt: skip
+        assert (run_dir / name).is_file(), name
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["kind"] == "account" and set(summary["verdicts"]) == {"fit", "conversion"}
+    assert not list(run_dir.parent.glob(".*partial"))  # written atomically, nothing left over
 
-    account = (
-        predictions.loc[predictions["head"] == "conversion"]
-        .sort_values("model")["account_id"]
-        .iloc[-1]
-    )
+    top = predictions.loc[predictions["head"] == "conversion"].sort_values("model").iloc[-1]
     card = run(
-        "explain",
-        "--account",
-        account,
-        "--data",
-        str(world),
-        "--run",
-        str(run_dir),
-        "--as-of",
-        "2025-10-01",
-    )
+        "explain", "--account", top["account_id"], "--data", str(trained.world),
+        "--run", str(run_dir), "--as-of", str(top["as_of"].date()),
+    )  # fmt: skip
     assert card.returncode == 0, card.stderr
     assert "conversion" in card.stdout and "score" in card.stdout
+
+
+def test_report_of_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path):
+    (tmp_path / "summary.json").write_text("{}")
+    result = run("report", "--run", str(tmp_path), "--out", str(tmp_path / "r.html"))
+    assert result.returncode == 2
+    assert "not a complete run folder" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_packaged_configs_are_shown_and_a_project_copy_overrides_them(tmp_path):
+    shown = run("config", "show", "model")
+    assert shown.returncode == 0 and "horizon_days" in shown.stdout
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "model.yaml").write_text("conversion: {num_leaves: 1}\n")
+    result = run(
+        "train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), cwd=tmp_path
+    )  # the project's own configs/model.yaml is read, and validated
+    assert result.returncode == 2
+    assert "configs/model.yaml" in result.stderr and "conversion.num_leaves" in result.stderr
 
 
 def test_train_refuses_a_bad_config_naming_the_key(tmp_path):

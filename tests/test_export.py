@@ -144,7 +144,8 @@ def test_report_escapes_every_value_and_embeds_plots(trained, tmp_path):
     # the top account renamed to each hostile string: the real report code must escape it
     from propensity.outputs.export import ranked_list
     from propensity.outputs.report import build_report
-    from propensity.scoring import load_scoring_model, score_snapshot
+    from propensity.runs.folder import load_scoring_model
+    from propensity.scoring import score_snapshot
 
     tables = load_tables(world)
     scored = score_snapshot(tables, load_scoring_model(run_dir))
@@ -163,7 +164,8 @@ def test_report_renders_in_headless_chromium(trained, tmp_path):
     world, run_dir, root = trained.world, trained.run_dir, tmp_path
     from propensity.outputs.export import ranked_list
     from propensity.outputs.report import build_report
-    from propensity.scoring import load_scoring_model, score_snapshot
+    from propensity.runs.folder import load_scoring_model
+    from propensity.scoring import score_snapshot
 
     tables = load_tables(world)
     scored = score_snapshot(tables, load_scoring_model(run_dir))

@@ -17,7 +17,8 @@ from propensity.model.head import InsufficientDataError
 from propensity.model.scorecard import Scorecard
 from propensity.model.splits import SnapshotTimeSeriesSplit, SplitConfig, out_of_time_split
 from propensity.runs.account import labelled_features, train_account_model
-from propensity.scoring import SCORE_COLUMNS, load_scoring_model, score_snapshot
+from propensity.runs.folder import load_scoring_model
+from propensity.scoring import SCORE_COLUMNS, score_snapshot
 
 # ---------------------------------------------------------------------------------------------
 # metric functions against hand-computed examples and scikit-learn

@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import pytest
 
-from propensity.data.adapters import REAL_DATA, SOURCES, real_data_available
-from propensity.runs.table import run_table
+from propensity.data.adapters import SOURCES, real_data_available
+from propensity.runs.folder import RunResult
+from propensity.runs.table import train_table_model
+from propensity.settings import REAL_DATA_ENV, real_data_dir
 
 pytestmark = pytest.mark.skipif(
     not all(real_data_available(name) for name in SOURCES),
-    reason=f"real exports not found under {REAL_DATA} (set PROPENSITY_REAL_DATA)",
+    reason=f"real exports not found under {real_data_dir()} (set {REAL_DATA_ENV})",
 )
 
 
-def table_run(name: str, join: bool = False, **options):
+def table_run(name: str, join: bool = False, **options) -> RunResult:
     source = SOURCES[name](**({"join_closed_deals": True} if join else {}))
     config = source.table_config(n_bootstrap=50, **options)
-    return run_table(source.frame, config, name)
+    return train_table_model(source.frame, config, name)
 
 
-def model_figures(run):
+def model_figures(run: RunResult):
     return run.evaluation.set_index("scorer")
 
 
@@ -32,29 +34,31 @@ def test_x_education_screen_alone_flags_the_sales_filled_fields_and_the_model_st
     assert {"Tags", "Lead Quality", "Last Activity", "Last Notable Activity"} <= set(
         run.screen.suspects
     )
-    assert run.protocol["protocol"] == "repeated_stratified_group_kfold"
+    assert run.summary["protocol"]["protocol"] == "repeated_stratified_group_kfold"
     assert model_figures(run).loc["model", "roc_auc"] >= 0.89
-    assert run.beats_base_rate
+    assert run.heads["table"].beats_base_rate
 
 
 def test_olist_out_of_time_beats_the_base_rate_brier_and_catches_closed_deal_fields():
     plain = table_run("olist")
     figures = model_figures(plain)
-    assert plain.protocol["protocol"] == "out_of_time"
+    assert plain.summary["protocol"]["protocol"] == "out_of_time"
     assert figures.loc["model", "roc_auc"] >= 0.69
     assert figures.loc["model", "brier"] < figures.loc["base_rate", "brier"]
     joined = table_run("olist", join=True)
-    closed_deal_fields = set(joined.prepared.frame.columns) - set(plain.prepared.frame.columns)
+    closed_deal_fields = set(SOURCES["olist"](join_closed_deals=True).frame.columns) - set(
+        SOURCES["olist"]().frame.columns
+    )
     assert closed_deal_fields - {"seller_id"} <= set(joined.screen.suspects)
-    assert "seller_id" in joined.prepared.set_aside  # an identifier, set aside before the screen
-    assert joined.columns == plain.columns
+    assert "seller_id" in joined.summary["set_aside"]  # an identifier, set aside before the screen
+    assert joined.summary["features"] == plain.summary["features"]
 
 
 def test_maven_flags_outcome_fields_and_says_plainly_there_is_no_signal():
     run = table_run("maven")
     assert {"close_value", "close_date", "days_to_close"} <= set(run.screen.suspects)
-    assert not run.beats_base_rate
-    assert run.verdict.startswith("No signal beyond the base rate")
+    assert not run.heads["table"].beats_base_rate
+    assert run.heads["table"].verdict.startswith("No signal beyond the base rate")
 
 
 def test_maven_contract_tables_through_the_cli_validate(tmp_path):

@@ -23,13 +23,11 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 
-from propensity.data.contract import Tables
+from propensity.data.specs import Tables
 from propensity.data.table import (
     Kind,
     TableError,
@@ -40,7 +38,8 @@ from propensity.data.table import (
     row_time,
 )
 from propensity.explain import contributions, explain, field_contributions
-from propensity.features import FeatureConfig, FeatureSpec, build_features
+from propensity.features.matrix import build_features
+from propensity.features.registry import FeatureConfig, FeatureSpec
 from propensity.model.head import HeadModel
 from propensity.spine import SpineConfig, build_spine, data_end
 
@@ -50,7 +49,6 @@ CONVERSION_TIERS = (("hot", 0.05), ("warm", 0.15), ("cold", 0.80))
 TABLE_TIERS = FIT_TIERS
 QUANTILES = np.linspace(0, 1, 1001)
 SCORE_COLUMNS = ("probability", "score", "tier", "reasons", "reasons_json", "model_version")
-SCORING_MODEL_FILE = "scoring_model.joblib"
 
 
 @dataclass(frozen=True)
@@ -162,24 +160,6 @@ class Scorer:
 
 def _prefixed(scored: pd.DataFrame, head: str) -> pd.DataFrame:
     return scored.drop(columns="model_version").add_prefix(f"{head}_")
-
-
-def save_scoring_model(model, folder: Path | str) -> Path:
-    """Write an :class:`AccountModel` or :class:`TableModel` as ``scoring_model.joblib``."""
-    from propensity.io import write_atomic
-
-    return write_atomic(Path(folder) / SCORING_MODEL_FILE, lambda p: joblib.dump(model, p))
-
-
-def load_scoring_model(run_dir: Path | str):
-    """The :class:`AccountModel` or :class:`TableModel` of a run folder."""
-    path = Path(run_dir) / SCORING_MODEL_FILE
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: is {run_dir} a run folder written by `propensity train` "
-            "or `propensity table train`?"
-        )
-    return joblib.load(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,6 +305,10 @@ class TableModel:
     @property
     def heads(self) -> tuple[str, ...]:
         return (self.scorer.head,)
+
+    @property
+    def scorers(self) -> dict[str, Scorer]:
+        return {self.scorer.head: self.scorer}
 
     def matrix(self, frame: pd.DataFrame, name: str = "table") -> pd.DataFrame:
         """The model's columns typed as in training (dates as days before the row's time)."""

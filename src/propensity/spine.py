@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from propensity.data.contract import Tables
+from propensity.data.specs import Tables
 
 NEW_BUSINESS = "new_business"
 

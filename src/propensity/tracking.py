@@ -23,7 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import mlflow
@@ -33,8 +33,11 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 from propensity import settings
-from propensity.runs.folder import RunResult
-from propensity.scoring import SCORING_MODEL_FILE, AccountModel, TableModel
+from propensity.runs.folder import SCORING_MODEL_FILE
+from propensity.scoring import AccountModel, TableModel
+
+if TYPE_CHECKING:
+    from propensity.runs.folder import RunResult
 
 EXPERIMENTS = {"account": "propensity", "table": "propensity-table"}
 EXPERIMENT = EXPERIMENTS["account"]
@@ -196,7 +199,9 @@ def _register_head(result: RunResult, head: str, run_dir: Path, client: MlflowCl
     client.set_registered_model_alias(name, CHALLENGER, version)
     client.set_model_version_tag(name, version, "head", head)
     client.set_model_version_tag(name, version, "kind", result.kind)
-    client.set_model_version_tag(name, version, "model_version", result.heads[head].scorer.version)
+    client.set_model_version_tag(
+        name, version, "model_version", result.scoring_model.scorers[head].version
+    )
     client.set_model_version_tag(name, version, "verdict", result.heads[head].verdict)
     return version
 

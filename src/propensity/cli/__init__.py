@@ -96,7 +96,8 @@ def generate(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the folder.")] = False,
 ) -> None:
     """Generate a synthetic B2B world with ground truth."""
-    from propensity.data.world import WorldConfig, generate_world
+    from propensity.data.world.config import WorldConfig
+    from propensity.data.world.generate import generate_world
 
     with user_errors():
         config = WorldConfig(

@@ -171,7 +171,11 @@ def parse_date(option: str, value: str | None):
 
 
 def load_model_config(path: Path | None):
+    """The model config (explicit file > ./configs/model.yaml > packaged); errors name the file."""
+    from propensity import settings
     from propensity.model.config import ModelConfig
 
-    with user_errors(f"config {path or 'model.yaml'}: "):
+    with user_errors("config: "):
+        _, source = settings.config_text("model", path)
+    with user_errors(f"config {source}: "):
         return ModelConfig.from_yaml(path)

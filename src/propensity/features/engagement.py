@@ -11,11 +11,12 @@ in reasons; :mod:`propensity.features.engagement_engine` computes the tables the
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import duckdb
 import pyarrow as pa
 
 import propensity.features.engagement_engine as engine
-from propensity.data.contract import Tables
 from propensity.features.phrases import (
     Wording,
     all_missing,
@@ -26,6 +27,9 @@ from propensity.features.phrases import (
 )
 from propensity.features.registry import FeatureConfig, FeatureSpec
 from propensity.features.sql import quote_identifier, slug
+
+if TYPE_CHECKING:  # the stage reads the tables' shape only
+    from propensity.data.specs import Tables
 
 FAMILY = "engagement"
 AVAILABLE = "counts events with ts strictly before as_of"

@@ -18,14 +18,18 @@ one temp table; :func:`create_view` joins them to the spine as ``features_engage
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from propensity.data.contract import Tables
 from propensity.features.registry import FeatureConfig
 from propensity.features.sql import known_at
+
+if TYPE_CHECKING:  # the stage reads the tables' shape only
+    from propensity.data.specs import Tables
 
 MASK_BITS = 62  # channels per BIGINT bitmask (kept clear of the sign bit)
 

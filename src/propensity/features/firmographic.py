@@ -8,13 +8,17 @@ past snapshots and are never used. Company age is computed from ``as_of``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import duckdb
 import pandas as pd
 
-from propensity.data.contract import Tables
 from propensity.features.phrases import Wording, is_missing, number
 from propensity.features.registry import FeatureConfig, FeatureSpec
 from propensity.features.sql import quote_identifier
+
+if TYPE_CHECKING:  # the stage reads the tables' shape only
+    from propensity.data.specs import Tables
 
 FAMILY = "firmographic"
 STATIC = "static account attribute, known before any snapshot"

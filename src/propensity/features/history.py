@@ -6,12 +6,16 @@ lost, amount won) only from ``closed_at < as_of``. A deal closed after ``as_of``
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import duckdb
 
-from propensity.data.contract import Tables
 from propensity.features.phrases import Wording, is_missing, number
 from propensity.features.registry import FeatureConfig, FeatureSpec
 from propensity.features.sql import known_at
+
+if TYPE_CHECKING:  # the stage reads the tables' shape only
+    from propensity.data.specs import Tables
 
 FAMILY = "history"
 CREATED = "opportunities created strictly before as_of"

@@ -9,12 +9,16 @@ window have missing max/mean (not observed), and zero surging topics.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import duckdb
 
-from propensity.data.contract import Tables
 from propensity.features.phrases import Wording, all_missing, is_missing, number, plain
 from propensity.features.registry import FeatureConfig, FeatureSpec
 from propensity.features.sql import known_at, quote_literal
+
+if TYPE_CHECKING:  # the stage reads the tables' shape only
+    from propensity.data.specs import Tables
 
 FAMILY = "intent"
 AVAILABLE = (

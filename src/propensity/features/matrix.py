@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from propensity.data.contract import FAMILY_TABLES, Tables
+from propensity.data.specs import FAMILY_TABLES, Tables
 from propensity.features.families import FAMILY_MODULES
 from propensity.features.registry import FeatureConfig, FeatureSpec
 

@@ -9,13 +9,23 @@ columns) read "<column>: <value>", or "<Column> unknown" when nothing was observ
 
 from __future__ import annotations
 
-from propensity.features.families import FAMILY_MODULES
+import propensity.features.engagement as engagement
+import propensity.features.firmographic as firmographic
+import propensity.features.history as history
+import propensity.features.intent as intent
 from propensity.features.phrases import Wording, plain
+
+FAMILY_WORDING = {
+    "firmographic": firmographic,
+    "engagement": engagement,
+    "intent": intent,
+    "history": history,
+}
 
 
 def _index() -> tuple[dict[str, Wording], list[tuple[str, Wording]]]:
     declared: dict[str, Wording] = {}
-    for family, module in FAMILY_MODULES.items():
+    for family, module in FAMILY_WORDING.items():
         for key, wording in module.WORDING.items():
             if key in declared:
                 raise ValueError(f"family {family} words {key!r}, which another family words")

@@ -222,9 +222,7 @@ class RowOutOfTime(_ThreeWaySplitter):
         order = np.argsort(values, kind="stable")
         n = len(values)
         test_start = values[order[int(np.floor(n * (1 - self.test_share)))]]
-        valid_start = values[
-            order[int(np.floor(n * (1 - self.test_share - self.valid_share)))]
-        ]
+        valid_start = values[order[int(np.floor(n * (1 - self.test_share - self.valid_share)))]]
         test = np.flatnonzero(values >= test_start)
         valid = np.flatnonzero((values >= valid_start) & (values < test_start))
         train = np.flatnonzero(values < valid_start)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from propensity import settings
 from propensity.data.contract import Tables, load_tables
-from propensity.data.world import WorldConfig, generate_world
+from propensity.data.world.config import WorldConfig
+from propensity.data.world.generate import generate_world
 from propensity.model.config import ModelConfig
 from propensity.model.scorecard import Scorecard
 from propensity.registry import PromotionDecision, promote

@@ -20,8 +20,9 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+import joblib
 import pandas as pd
 from pydantic import BaseModel
 
@@ -30,9 +31,11 @@ from propensity.io import write_atomic, write_parquet, write_text
 from propensity.model.screen import ScreenResult
 from propensity.outputs.plots import plot_calibration, plot_gains, plot_global_importance
 from propensity.outputs.report import ReportInput
-from propensity.runs.protocol import HeadRun
-from propensity.scoring import SCORING_MODEL_FILE, load_scoring_model, save_scoring_model
 
+if TYPE_CHECKING:
+    from propensity.runs.protocol import HeadRun
+
+SCORING_MODEL_FILE = "scoring_model.joblib"
 REQUIRED_FILES = ("summary.json", "evaluation.csv", "deciles.csv", SCORING_MODEL_FILE)
 
 
@@ -83,6 +86,22 @@ class RunResult:
     @property
     def verdicts(self) -> dict[str, str]:
         return {head: run.verdict for head, run in self.heads.items()}
+
+
+def save_scoring_model(model, folder: Path | str) -> Path:
+    """Write an :class:`AccountModel` or :class:`TableModel` as ``scoring_model.joblib``."""
+    return write_atomic(Path(folder) / SCORING_MODEL_FILE, lambda p: joblib.dump(model, p))
+
+
+def load_scoring_model(run_dir: Path | str):
+    """The :class:`AccountModel` or :class:`TableModel` of a run folder."""
+    path = Path(run_dir) / SCORING_MODEL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: is {run_dir} a run folder written by `propensity train` "
+            "or `propensity table train`?"
+        )
+    return joblib.load(path)
 
 
 def _csv(frame: pd.DataFrame):
@@ -139,7 +158,7 @@ def _write_contents(result: RunResult, folder: Path) -> None:
     models = folder / "models"
     models.mkdir(exist_ok=True)
     for head in result.heads.values():
-        booster = head.scorer.model.booster_
+        booster = head.model.booster_
         write_atomic(models / f"{head.head}.lgb.txt", lambda p, b=booster: b.save_model(str(p)))
     save_scoring_model(result.scoring_model, folder)
 

@@ -5,7 +5,9 @@ fold's validation rows, the logistic baseline and the base rate, fitted on the f
 rows (the baselines also on its validation rows: they need no early stopping, so they get the same
 rows the model learns from) -> held-out predictions, with the recipe's own reference scorers (the
 scorecard, the oracle) -> comparison table with bootstrap intervals and the Brier skill over the
-base rate -> a plain verdict -> the final model as a :class:`propensity.scoring.Scorer`.
+base rate -> a plain verdict -> the final model (the recipe turns it into a
+:class:`propensity.scoring.Scorer`, whose score and tiers come from the final fold's validation
+rows: :func:`calibration_rows`).
 
 Nothing here knows about accounts or tables: a recipe (:mod:`propensity.runs.account`,
 :mod:`propensity.runs.table`) builds a :class:`HeadTask` and reads the :class:`HeadRun`.
@@ -24,10 +26,9 @@ from sklearn.pipeline import Pipeline
 
 from propensity.evaluate import brier_skill, comparison_table, decile_table
 from propensity.explain import global_importance
-from propensity.features import FeatureSpec
+from propensity.features.registry import FeatureSpec
 from propensity.model.head import HeadModel, LightGBMParams, logistic_baseline
 from propensity.model.splits import Fold
-from propensity.scoring import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class HeadRun:
     folds: pd.DataFrame  # ROC-AUC and Brier per fold and scorer
     beats_base_rate: bool
     verdict: str
-    scorer: Scorer
+    model: HeadModel  # the final model
     logistic: Pipeline
     final_fold: Fold
     importance: pd.DataFrame  # mean |contribution| per business field
@@ -285,11 +286,9 @@ def run_head(task: HeadTask, splitter, settings: FitSettings) -> HeadRun:
         final_fold = folds[-1]
     else:
         fitted = fit_fold(task, final_fold, settings)
-    scorer = Scorer.fit(
-        task.head, fitted.model, task.specs, task.matrix.iloc[final_fold.valid], task.tiers
-    )
+    specs = [s for s in task.specs if s.name in task.columns or s.kind == "context"]
     importance = global_importance(
-        fitted.model, importance_rows(task, final_fold, settings.seed), scorer.specs, task.head
+        fitted.model, importance_rows(task, final_fold, settings.seed), specs, task.head
     )
     facts = {
         "train_rows": int(len(final_fold.train)),
@@ -307,9 +306,15 @@ def run_head(task: HeadTask, splitter, settings: FitSettings) -> HeadRun:
         per_fold,
         beats,
         sentence,
-        scorer,
+        fitted.model,
         fitted.logistic,
         final_fold,
         importance,
         facts,
     )
+
+
+def calibration_rows(task: HeadTask, run: HeadRun) -> pd.DataFrame:
+    """The rows whose probabilities set a scorer's 0-100 score and tiers: the final fold's
+    validation rows."""
+    return task.matrix.iloc[run.final_fold.valid]

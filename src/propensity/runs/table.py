@@ -34,13 +34,13 @@ from propensity.data.table import (
     prepare_table,
 )
 from propensity.evaluate import to_markdown
-from propensity.features import FeatureSpec
+from propensity.features.registry import FeatureSpec
 from propensity.model.config import TableConfig
 from propensity.model.screen import ScreenResult, screen
 from propensity.model.splits import ROW_TIME, RepeatedGroupKFold, RowOutOfTime
 from propensity.runs.folder import RunResult
-from propensity.runs.protocol import FitSettings, HeadTask, run_head
-from propensity.scoring import TABLE_TIERS, TableModel
+from propensity.runs.protocol import FitSettings, HeadTask, calibration_rows, run_head
+from propensity.scoring import TABLE_TIERS, Scorer, TableModel
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def train_table_model(
     _step(progress, "final model", name)
     model = TableModel(
         schema=config,
-        scorer=head.scorer,
+        scorer=Scorer.fit(HEAD, head.model, task.specs, calibration_rows(task, head), TABLE_TIERS),
         columns=columns,
         kinds=kinds,
         screen=screened.table,
@@ -194,6 +194,7 @@ def train_table_model(
     model.notes = notes
     protocol = protocol_facts(config, splitter, task_matrix, label, time)
     summary = table_summary(prepared, head, screened, columns, duplicates, protocol, config)
+    summary["model_version"] = model.version
     result = RunResult(
         kind="table",
         name=prepared.name,
@@ -296,7 +297,6 @@ def table_summary(prepared, head, screened, columns, duplicates, protocol, confi
         "features": columns,
         "verdict": head.verdict,
         "beats_base_rate": head.beats_base_rate,
-        "model_version": head.scorer.version,
         "trees": head.facts["trees"],
         "calibration": head.facts["calibration"],
         "heads": {HEAD: head.facts},

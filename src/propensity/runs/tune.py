@@ -22,7 +22,7 @@ from sklearn.metrics import log_loss
 from propensity.model.config import ModelConfig
 from propensity.model.head import HeadModel, LightGBMParams
 from propensity.model.splits import SnapshotOutOfTime, SnapshotTimeSeriesSplit
-from propensity.runs.account import LabelledFeatures, check_positives, head_features, head_labels
+from propensity.runs.labelled import LabelledFeatures, check_positives, head_features, head_labels
 
 
 @dataclass

@@ -17,8 +17,8 @@ import pandas as pd
 from propensity import settings
 from propensity.data.contract import Tables, load_tables
 from propensity.data.table import read_table
-from propensity.data.world import read_truth
-from propensity.features import FeatureSet, build_features
+from propensity.data.world.truth import read_truth
+from propensity.features.matrix import FeatureSet, build_features
 from propensity.io import check_frame_suffix, write_frame, write_parquet, write_text
 from propensity.model.config import ModelConfig, TableConfig
 from propensity.model.scorecard import Scorecard
@@ -32,10 +32,10 @@ from propensity.outputs.export import (
 )
 from propensity.outputs.report import ReportInput, build_report
 from propensity.runs.account import data_fingerprint, labelled_features, train_account_model
-from propensity.runs.folder import RunResult, write_run
+from propensity.runs.folder import RunResult, load_scoring_model, write_run
 from propensity.runs.table import table_fingerprint, train_table_model
 from propensity.runs.tune import TuningResult, tune_head, with_best_params
-from propensity.scoring import AccountModel, TableModel, load_scoring_model, score_snapshot
+from propensity.scoring import AccountModel, TableModel, score_snapshot
 from propensity.spine import SpineConfig, build_labels, build_spine
 
 

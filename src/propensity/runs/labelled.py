@@ -1,0 +1,117 @@
+"""The account recipe's labelled data, as training and tuning both use it: spine, labels and
+point-in-time features after the leakage screen, each head's labels and columns.
+
+* fit head: firmographic/technographic columns; label = the account wins new business, censored
+  at the start of the test window for the rows a model is fitted on;
+* conversion head: every present family; label = a new-business opportunity within the horizon.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from propensity.data.specs import Tables
+from propensity.features.matrix import FeatureSet, build_features
+from propensity.model.config import ModelConfig
+from propensity.model.head import InsufficientDataError
+from propensity.model.screen import ScreenResult, screen
+from propensity.model.splits import OutOfTimeSplit, SnapshotOutOfTime
+from propensity.spine import build_labels, build_spine
+
+
+def _step(progress, name: str) -> None:
+    if progress:
+        progress(name)
+
+
+@dataclass
+class LabelledFeatures:
+    """The feature matrix with its labels (row-aligned) and the leakage screen's verdict."""
+
+    feature_set: FeatureSet
+    labels: pd.DataFrame
+    screen: ScreenResult
+
+    @property
+    def data(self) -> pd.DataFrame:
+        return labelled_matrix(self.feature_set, self.labels)
+
+
+def labelled_matrix(feature_set: FeatureSet, labels: pd.DataFrame) -> pd.DataFrame:
+    """The feature matrix with its labels alongside (both built from the same spine, row-aligned)."""
+    matrix = feature_set.matrix
+    if (
+        len(matrix) != len(labels)
+        or not (matrix["account_id"].to_numpy() == labels["account_id"].to_numpy()).all()
+    ):
+        raise ValueError(
+            "labels are not row-aligned with the feature matrix (build both from the same spine)"
+        )
+    return pd.concat(
+        [matrix, labels.drop(columns=["account_id", "as_of"]).reset_index(drop=True)], axis=1
+    )
+
+
+def screen_features(
+    feature_set: FeatureSet, labels: pd.DataFrame, config: ModelConfig
+) -> ScreenResult:
+    """The leakage screen on the conversion head's features, training rows only (before the
+    validation window), against the conversion label."""
+    windows = SnapshotOutOfTime(config.split, config.spine.horizon_days).windows(labels)
+    rows = np.flatnonzero(windows.train)
+    label = labels["conversion_label"].fillna(False).astype(int).to_numpy()[rows]
+    frame = feature_set.matrix.loc[rows, feature_set.model_columns].reset_index(drop=True)
+    return screen(frame, label, config=config.screen)
+
+
+def labelled_features(tables: Tables, config: ModelConfig, progress=None) -> LabelledFeatures:
+    """Spine, labels and features as training and tuning use them, after the leakage screen
+    (its suspects are dropped unless ``config.keep_suspects``)."""
+    _step(progress, "spine and labels")
+    spine = build_spine(tables, config.spine)
+    labels = build_labels(tables, spine, config.spine)
+    _step(progress, "features")
+    feature_set = build_features(tables, spine, config.features)
+    _step(progress, "leakage screen")
+    screened = screen_features(feature_set, labels, config)
+    if screened.suspects and not config.keep_suspects:
+        feature_set = replace(
+            feature_set,
+            specs=tuple(s for s in feature_set.specs if s.name not in screened.suspects),
+        )
+    return LabelledFeatures(feature_set, labels, screened)
+
+
+def head_labels(data: pd.DataFrame, windows: OutOfTimeSplit, head: str, fitted: bool) -> np.ndarray:
+    """0/1 labels of a head; with ``fitted`` the fit label is censored at the test start."""
+    if head == "conversion":
+        return data["conversion_label"].fillna(False).astype(int).to_numpy()
+    won_at = data["won_at"]
+    if fitted:
+        return (won_at.notna() & (won_at < windows.t2)).astype(int).to_numpy()
+    return won_at.notna().astype(int).to_numpy()
+
+
+def head_features(feature_set: FeatureSet, head: str) -> list[str]:
+    if head == "fit":
+        return feature_set.family_columns("firmographic")
+    return feature_set.model_columns
+
+
+def check_positives(
+    head: str, positives: int, config: ModelConfig, windows: OutOfTimeSplit, first_date
+) -> None:
+    if positives < config.min_positives:
+        advice = (
+            "use a longer history (more snapshots before the validation window)"
+            if head == "fit"
+            else "use a longer history, a longer horizon_days, or train the fit-only model"
+        )
+        raise InsufficientDataError(
+            f"head '{head}': only {positives} positive labels in the training window "
+            f"({pd.Timestamp(first_date).date()}..{windows.t1.date()}); at least "
+            f"{config.min_positives} are needed (min_positives). {advice[0].upper() + advice[1:]}."
+        )
