@@ -46,76 +46,74 @@ def _adapted(source: Source, real_dir: Path | None, join_closed_deals: bool):
         return adapters.SOURCES[source.value](real_dir, **options)
 
 
+TableFile = Annotated[Path | None, typer.Argument(help="CSV or Parquet file, one row per record.")]
+RunOut = Annotated[Path, typer.Option("--out", help="Run folder to write.")]
+IdColumn = Annotated[str | None, typer.Option("--id", help="Id column.")]
+LabelColumn = Annotated[str | None, typer.Option("--label", help="Outcome column.")]
+Positive = Annotated[
+    list[str] | None, typer.Option("--positive", help="Value meaning won (repeatable).")
+]
+Negative = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--negative",
+        help="Value meaning lost (repeatable); other values are open rows: scored, never trained "
+        "on. Default: every other value is lost.",
+    ),
+]
+TimeColumn = Annotated[
+    str | None, typer.Option("--time", help="When each row was known: evaluate out of time.")
+]
+TimeOrdered = Annotated[
+    bool, typer.Option("--time-ordered", help="No time column, but rows are in time order.")
+]
+Exclude = Annotated[
+    list[str] | None, typer.Option("--exclude", help="Column to leave out (repeatable).")
+]
+KeepSuspects = Annotated[
+    bool, typer.Option("--keep-suspects", help="Train on columns the leakage screen flags.")
+]
+Folds = Annotated[int | None, typer.Option("--folds", help="K for K-fold (default 5).")]
+Repeats = Annotated[int | None, typer.Option("--repeats", help="K-fold repeats (default 2).")]
+TableConfigPath = Annotated[
+    Path | None, typer.Option("--config", help="TableConfig YAML (options here override it).")
+]
+ModelName = Annotated[
+    str | None,
+    typer.Option("--model-name", help="Registered name (default propensity-table-<name>)."),
+]
+
+
 @table_app.command("train")
 def train(
-    table: Annotated[
-        Path | None, typer.Argument(help="CSV or Parquet file, one row per record.")
-    ] = None,
-    out: Annotated[Path, typer.Option("--out", help="Run folder to write.")] = Path(
-        "models/table_run"
-    ),
-    id_column: Annotated[str | None, typer.Option("--id", help="Id column.")] = None,
-    label: Annotated[str | None, typer.Option("--label", help="Outcome column.")] = None,
-    positive: Annotated[
-        list[str] | None, typer.Option("--positive", help="Value meaning won (repeatable).")
-    ] = None,
-    negative: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--negative",
-            help="Value meaning lost (repeatable); other values are open rows: scored, never "
-            "trained on. Default: every other value is lost.",
-        ),
-    ] = None,
-    time_column: Annotated[
-        str | None, typer.Option("--time", help="When each row was known: evaluate out of time.")
-    ] = None,
-    time_ordered: Annotated[
-        bool, typer.Option("--time-ordered", help="No time column, but rows are in time order.")
-    ] = False,
-    exclude: Annotated[
-        list[str] | None, typer.Option("--exclude", help="Column to leave out (repeatable).")
-    ] = None,
-    keep_suspects: Annotated[
-        bool, typer.Option("--keep-suspects", help="Train on columns the leakage screen flags.")
-    ] = False,
-    folds: Annotated[int | None, typer.Option("--folds", help="K for K-fold (default 5).")] = None,
-    repeats: Annotated[
-        int | None, typer.Option("--repeats", help="K-fold repeats (default 2).")
-    ] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="TableConfig YAML (options here override it).")
-    ] = None,
+    table: TableFile = None,
+    out: RunOut = Path("models/table_run"),
+    id_column: IdColumn = None,
+    label: LabelColumn = None,
+    positive: Positive = None,
+    negative: Negative = None,
+    time_column: TimeColumn = None,
+    time_ordered: TimeOrdered = False,
+    exclude: Exclude = None,
+    keep_suspects: KeepSuspects = False,
+    folds: Folds = None,
+    repeats: Repeats = None,
+    config: TableConfigPath = None,
     source: SourceOption = None,
     real_dir: RealDir = None,
     join_closed_deals: JoinClosedDeals = False,
-    model_name: Annotated[
-        str | None,
-        typer.Option("--model-name", help="Registered name (default propensity-table-<name>)."),
-    ] = None,
+    model_name: ModelName = None,
     track: Track = True,
     uri: TrackingUri = None,
 ) -> None:
     """Train and evaluate a model on a won/lost table: screen, protocol, model vs logistic vs
     base rate, verdict, reasons, scores; registered as challenger."""
-    from propensity.data.table import read_table
     from propensity.model.config import TableConfig
     from propensity.runs.workflows import train_table
 
     if (table is None) == (source is None):
         raise fail("give either a TABLE file or --source")
-    schema: dict = {}
-    if source:
-        adapted = _adapted(source, real_dir, join_closed_deals)
-        frame, name, origin = adapted.frame, adapted.name, f"source {source.value}"
-        schema = adapted.table_config().model_dump(include=set(_SCHEMA_KEYS))
-        console.print(f"[bold]{name}[/]: {adapted.description}")
-        for note in adapted.notes:
-            console.print(f"  note: {note}")
-    else:
-        with user_errors():
-            frame = read_table(table)
-        name, origin = table.stem, str(table)
+    frame, name, origin, schema = _input(table, source, real_dir, join_closed_deals)
     overrides = {
         "id_column": id_column,
         "label_column": label,
@@ -147,6 +145,21 @@ def train(
 
 
 _SCHEMA_KEYS = ("id_column", "label_column", "positive", "negative", "time_column", "exclude")
+
+
+def _input(table: Path | None, source: Source | None, real_dir, join_closed_deals: bool):
+    """(frame, name, origin, schema settings) from a table file or a built-in adapter."""
+    from propensity.data.table import read_table
+
+    if source is None:
+        with user_errors():
+            return read_table(table), table.stem, str(table), {}
+    adapted = _adapted(source, real_dir, join_closed_deals)
+    console.print(f"[bold]{adapted.name}[/]: {adapted.description}")
+    for note in adapted.notes:
+        console.print(f"  note: {note}")
+    schema = adapted.table_config().model_dump(include=set(_SCHEMA_KEYS))
+    return adapted.frame, adapted.name, f"source {source.value}", schema
 
 
 def _print_table_run(result) -> None:

@@ -134,6 +134,80 @@ def _rank_correlation(values: pd.Series, days: pd.Series, min_support: int) -> f
     return float(abs(values[both].rank().corr(days[both].rank())))
 
 
+def _single_column_auc(column, aucs: dict, config: ScreenConfig) -> tuple:
+    auc = aucs[column]
+    others = [a for c, a in aucs.items() if c != column]
+    best_other = max(others) if others else 0.5
+    suspect = auc >= config.max_single_auc or (
+        auc >= config.dominant_auc and auc - best_other >= config.dominant_gap
+    )
+    return (column, "single_column_auc", f"{auc:.3f} (best other {best_other:.3f})", suspect)
+
+
+def _missing_in_one_class(column, values, label, base_rate, config: ScreenConfig) -> tuple | None:
+    """Filled in only once the outcome is known: the missing rows, or the filled-in rows, belong
+    almost only to one class (far from the base rate)."""
+    missing = values.isna().to_numpy()
+    if not missing.any() or missing.all():
+        return None
+    findings = []
+    for state, rows_in_state in (("missing", missing), ("filled-in", ~missing)):
+        if rows_in_state.sum() < config.min_support:
+            continue
+        rate = label[rows_in_state].mean()
+        majority = int(rate >= 0.5)
+        purity = max(rate, 1 - rate)
+        base_majority = base_rate if majority == 1 else 1 - base_rate
+        suspect = purity >= config.missing_purity and purity - base_majority >= 0.2
+        findings.append((suspect, purity, state, int(rows_in_state.sum()), majority))
+    if not findings:
+        return None
+    suspect, purity, state, count, majority = max(findings)
+    figure = f"{purity:.3f} of {count} {state} rows in class {majority}"
+    return (column, "missing_in_one_class", figure, suspect)
+
+
+def _date_after_row_time(column, values, time, config: ScreenConfig) -> tuple | None:
+    if time is None or not pd.api.types.is_datetime64_any_dtype(values):
+        return None
+    later = (values > pd.to_datetime(time)).to_numpy() & ~values.isna().to_numpy()
+    share = later.mean()
+    figure = f"{share:.3f} of rows later than the row's time"
+    return (column, "date_after_row_time", figure, share >= config.late_date_share)
+
+
+def _derived_from_late_date(column, values, late_days: dict, config: ScreenConfig) -> tuple | None:
+    if not late_days or not pd.api.types.is_numeric_dtype(values) or column in late_days:
+        return None
+    correlations = {
+        date: _rank_correlation(values, days, config.min_support)
+        for date, days in late_days.items()
+    }
+    date, correlation = max(correlations.items(), key=lambda item: item[1])
+    figure = f"{correlation:.3f} rank correlation with days from the row's time to {date}"
+    return (column, "derived_from_late_date", figure, correlation >= config.derived_correlation)
+
+
+def _export_time_name(column, config: ScreenConfig) -> tuple | None:
+    if not config.name_check or not EXPORT_TIME_NAME.search(str(column).strip()):
+        return None
+    return (column, "export_time_name", "name suggests an as-of-export or post-outcome field", True)
+
+
+def _determines_label(column, values, label, base_rate, config: ScreenConfig) -> tuple | None:
+    level = _levels(values, config.bins)
+    distinct = level.nunique()
+    if not 1 < distinct <= max(50, 0.05 * len(values)):  # identifiers: the AUC check's job
+        return None
+    stats = pd.Series(label).groupby(level.to_numpy()).agg(["mean", "count"])
+    purity = (np.maximum(stats["mean"], 1 - stats["mean"]) * stats["count"]).sum() / stats[
+        "count"
+    ].sum()
+    base = max(base_rate, 1 - base_rate)
+    suspect = purity >= config.determine_purity and purity - base >= 0.1
+    return (column, "determines_label", f"{purity:.3f} value purity (base {base:.3f})", suspect)
+
+
 def screen(
     frame: pd.DataFrame, label, *, time: pd.Series | None = None, config: ScreenConfig | None = None
 ) -> ScreenResult:
@@ -148,100 +222,20 @@ def screen(
         frame, label = frame.iloc[keep].reset_index(drop=True), label[keep]
         time = None if time is None else pd.Series(np.asarray(time)[keep])
     base_rate = label.mean()
-    rows = []
     aucs = {c: out_of_fold_auc(frame[c], label, config) for c in frame.columns}
     late_days = _late_date_offsets(frame, time, config)
+    rows = []
     for column in frame.columns:
         values = frame[column]
-        auc = aucs[column]
-        others = [a for c, a in aucs.items() if c != column]
-        best_other = max(others) if others else 0.5
-        suspect = auc >= config.max_single_auc or (
-            auc >= config.dominant_auc and auc - best_other >= config.dominant_gap
+        checks = (
+            _single_column_auc(column, aucs, config),
+            _missing_in_one_class(column, values, label, base_rate, config),
+            _date_after_row_time(column, values, time, config),
+            _derived_from_late_date(column, values, late_days, config),
+            _export_time_name(column, config),
+            _determines_label(column, values, label, base_rate, config),
         )
-        rows.append(
-            (column, "single_column_auc", f"{auc:.3f} (best other {best_other:.3f})", suspect)
-        )
-
-        missing = values.isna().to_numpy()
-        if missing.any() and not missing.all():
-            # filled in only once the outcome is known: the missing rows, or the filled-in
-            # rows, belong almost only to one class (far from the base rate)
-            findings = []
-            for state, rows_in_state in (("missing", missing), ("filled-in", ~missing)):
-                if rows_in_state.sum() < config.min_support:
-                    continue
-                rate = label[rows_in_state].mean()
-                majority = int(rate >= 0.5)
-                purity = max(rate, 1 - rate)
-                base_majority = base_rate if majority == 1 else 1 - base_rate
-                suspect = purity >= config.missing_purity and purity - base_majority >= 0.2
-                findings.append((suspect, purity, state, int(rows_in_state.sum()), majority))
-            if findings:
-                suspect, purity, state, count, majority = max(findings)
-                rows.append(
-                    (
-                        column,
-                        "missing_in_one_class",
-                        f"{purity:.3f} of {count} {state} rows in class {majority}",
-                        suspect,
-                    )
-                )
-
-        if time is not None and (pd.api.types.is_datetime64_any_dtype(values)):
-            later = (values > pd.to_datetime(time)).to_numpy() & ~missing
-            share = later.mean()
-            rows.append(
-                (
-                    column,
-                    "date_after_row_time",
-                    f"{share:.3f} of rows later than the row's time",
-                    share >= config.late_date_share,
-                )
-            )
-
-        if late_days and pd.api.types.is_numeric_dtype(values) and column not in late_days:
-            correlations = {
-                date: _rank_correlation(values, days, config.min_support)
-                for date, days in late_days.items()
-            }
-            date, correlation = max(correlations.items(), key=lambda item: item[1])
-            rows.append(
-                (
-                    column,
-                    "derived_from_late_date",
-                    f"{correlation:.3f} rank correlation with days from the row's time to {date}",
-                    correlation >= config.derived_correlation,
-                )
-            )
-
-        if config.name_check and EXPORT_TIME_NAME.search(str(column).strip()):
-            rows.append(
-                (
-                    column,
-                    "export_time_name",
-                    "name suggests an as-of-export or post-outcome field",
-                    True,
-                )
-            )
-
-        level = _levels(values, config.bins)
-        distinct = level.nunique()
-        if 1 < distinct <= max(50, 0.05 * len(values)):  # identifiers are left to the AUC check
-            stats = pd.Series(label).groupby(level.to_numpy()).agg(["mean", "count"])
-            purity = (np.maximum(stats["mean"], 1 - stats["mean"]) * stats["count"]).sum() / stats[
-                "count"
-            ].sum()
-            base = max(base_rate, 1 - base_rate)
-            suspect = purity >= config.determine_purity and purity - base >= 0.1
-            rows.append(
-                (
-                    column,
-                    "determines_label",
-                    f"{purity:.3f} value purity (base {base:.3f})",
-                    suspect,
-                )
-            )
+        rows += [check for check in checks if check is not None]
     table = pd.DataFrame(rows, columns=["column", "check", "figure", "suspect"])
     table["verdict"] = np.where(table["suspect"], "exclude", "ok")
     suspects = tuple(dict.fromkeys(table.loc[table["suspect"], "column"]))
