@@ -20,6 +20,7 @@ from propensity.cli.common import (
     ModelConfigPath,
     Track,
     TrackingUri,
+    TruthDates,
     UnknownAccounts,
     console,
     load_model_config,
@@ -91,8 +92,8 @@ def generate(
         float, typer.Option("--engagement-scale", help="Multiplies every engagement rate.")
     ] = 1.0,
     truth: Annotated[
-        str, typer.Option("--truth", help="Truth dates: weekly_and_monthly or monthly.")
-    ] = "weekly_and_monthly",
+        TruthDates, typer.Option("--truth", help="Dates of the truth tables.")
+    ] = TruthDates.weekly_and_monthly,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the folder.")] = False,
 ) -> None:
     """Generate a synthetic B2B world with ground truth."""
@@ -105,7 +106,7 @@ def generate(
             seed=seed,
             weeks=weeks,
             engagement_scale=engagement_scale,
-            truth_dates=truth,
+            truth_dates=truth.value,
         )
         with steps("generate world (chunks)") as _:
             generate_world(config, out, overwrite=overwrite)

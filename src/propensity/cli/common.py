@@ -34,6 +34,11 @@ class Cadence(StrEnum):
     weekly = "weekly"
 
 
+class TruthDates(StrEnum):
+    weekly_and_monthly = "weekly_and_monthly"
+    monthly = "monthly"
+
+
 class UnknownAccounts(StrEnum):
     error = "error"
     drop = "drop"

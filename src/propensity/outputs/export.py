@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from propensity import settings
 from propensity.io import read_frame, write_frame, write_text
+from propensity.scoring import CONVERSION_TIERS, FIT_TIERS
 
 EXPORT_COLUMNS = (
     "rank",
@@ -82,8 +83,6 @@ class ScoringConfig(BaseModel):
 
 def batch_tiers(scored: pd.DataFrame) -> pd.DataFrame:
     """Replace model tiers by tiers from this batch's own quantiles (same shares as the model's)."""
-    from propensity.scoring import CONVERSION_TIERS, FIT_TIERS
-
     out = scored.copy()
     for head, tiers in (("fit", FIT_TIERS), ("conversion", CONVERSION_TIERS)):
         rank = out[f"{head}_probability"].rank(method="first", ascending=False, pct=True)

@@ -13,6 +13,7 @@ generated world, the oracle (the world's true probability).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from propensity.data.contract import load_tables
 from propensity.data.specs import FAMILY_TABLES, Tables
 from propensity.evaluate import to_markdown
 from propensity.explain import explain
@@ -226,8 +228,6 @@ def summary_markdown(result: RunResult) -> str:
 
 def data_fingerprint(tables: Tables) -> dict:
     """Content hash of every input table (row order does not matter), row counts, dates, families."""
-    import hashlib
-
     digest = hashlib.sha256()
     rows = {}
     for name in tables.present():
@@ -283,6 +283,4 @@ def reason_checks(result: RunResult, truth: Truth) -> dict:
 
 def load_data(data_dir: Path | str, unknown_accounts: str = "error") -> Tables:
     """The contract tables of a data folder (validated)."""
-    from propensity.data.contract import load_tables
-
     return load_tables(data_dir, unknown_accounts=unknown_accounts)

@@ -8,6 +8,7 @@ call are pure functions over DataFrames.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,13 @@ from propensity.runs.table import table_fingerprint, train_table_model
 from propensity.runs.tune import TuningResult, tune_head, with_best_params
 from propensity.scoring import AccountModel, TableModel, score_snapshot
 from propensity.spine import SpineConfig, build_labels, build_spine
+from propensity.tracking import (
+    load_registered_scoring_model,
+    load_registered_table_model,
+    log_run,
+    log_tuning_run,
+    tracking_uri,
+)
 
 
 @dataclass
@@ -54,8 +62,6 @@ class TrainedRun:
 def _log(result: RunResult, run_dir: Path, data: dict[str, Any], track: bool, uri: str | None):
     if not track:
         return None, {}, None
-    from propensity.tracking import log_run, tracking_uri
-
     logged = log_run(result, run_dir, data, uri)
     return logged.run_id, logged.versions, tracking_uri(uri)
 
@@ -140,8 +146,6 @@ def write_features(
 ) -> FeatureFiles:
     """The point-in-time feature matrix with the model config's spine and feature settings; for
     a spine (no ``as_of``) also its labels and the settings that made them."""
-    import json
-
     out = Path(out)
     tables = load_tables(data_dir)
     spine = build_spine(tables, config.spine, as_of=as_of)
@@ -195,8 +199,6 @@ def tune(
     written = write_text(config.to_yaml(), target)
     run_id = None
     if track:
-        from propensity.tracking import log_tuning_run
-
         data = {"source": str(data_dir), **data_fingerprint(tables)}
         run_id = log_tuning_run(results, config, data, uri)
     return TuningSession(results, config, written, run_id)
@@ -213,8 +215,6 @@ def load_account_model(
                 f"{run_dir} holds a table model: score it with `propensity table score`"
             )
         return model
-    from propensity.tracking import load_registered_scoring_model
-
     return load_registered_scoring_model(versions, uri)
 
 
@@ -227,8 +227,6 @@ def load_table_model(
         if not isinstance(model, TableModel):
             raise LookupError(f"{run_dir} holds an account model: score it with `propensity score`")
         return model
-    from propensity.tracking import load_registered_table_model
-
     name, _, pin = registered.replace(":", "@").partition("@")
     return load_registered_table_model(name, pin or "challenger", uri)
 
