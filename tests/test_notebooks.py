@@ -58,7 +58,7 @@ def _check_bring_your_own_data(workdir: Path) -> None:
 FAST = {"PROPENSITY_NOTEBOOK_FAST": "1"}
 # notebook file name -> (environment for the kernel, check of what it wrote to the workdir)
 SETUP = {
-    "01_quickstart.ipynb": ({**FAST, "PROPENSITY_NOTEBOOK_ACCOUNTS": "3000"}, _check_quickstart),
+    "01_quickstart.ipynb": ({**FAST, "PROPENSITY_NOTEBOOK_ACCOUNTS": "2000"}, _check_quickstart),
     "02_bring_your_own_data.ipynb": (
         {**FAST, REAL_DATA_ENV: str(REAL_DATA)},
         _check_bring_your_own_data,

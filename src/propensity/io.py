@@ -78,3 +78,17 @@ def write_frame(frame: pd.DataFrame, path: Path | str) -> Path:
     if path.suffix.lower() == ".parquet":
         return write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
     return write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Prefix text cells a spreadsheet would evaluate (=, +, -, @, tab, CR) with a quote."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            values = out[column]
+            risky = values.astype("str").str.startswith(FORMULA_PREFIXES) & values.notna()
+            out.loc[risky, column] = "'" + values[risky].astype("str")
+    return out

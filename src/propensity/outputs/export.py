@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from propensity import settings
-from propensity.io import read_frame, write_frame, write_text
+from propensity.io import neutralise_formulas, read_frame, write_frame, write_text
 from propensity.scoring import CONVERSION_TIERS, FIT_TIERS
 
 EXPORT_COLUMNS = (
@@ -44,7 +44,6 @@ EXPORT_COLUMNS = (
     "model_version",
     "as_of",
 )
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 class PriorityRule(BaseModel):
@@ -223,17 +222,6 @@ def with_changes(
         "dropped": int(len(dropped)),
         "moved_rows": int(np.isfinite(np.asarray(moved, dtype=float)).sum()),
     }
-
-
-def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prefix text cells a spreadsheet would evaluate (=, +, -, @, tab, CR) with a quote."""
-    out = frame.copy()
-    for column in out.columns:
-        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
-            values = out[column]
-            risky = values.astype("str").str.startswith(FORMULA_PREFIXES) & values.notna()
-            out.loc[risky, column] = "'" + values[risky].astype("str")
-    return out
 
 
 def write_export(frame: pd.DataFrame, path: Path, stability: dict) -> list[Path]:

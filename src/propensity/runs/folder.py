@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -27,7 +28,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from propensity.evaluate import calibration_table, to_markdown
-from propensity.io import write_atomic, write_parquet, write_text
+from propensity.io import neutralise_formulas, write_atomic, write_parquet, write_text
 from propensity.model.screen import ScreenResult
 from propensity.outputs.plots import plot_calibration, plot_gains, plot_global_importance
 from propensity.outputs.report import ReportInput
@@ -58,7 +59,8 @@ class RunResult:
     test_window: pd.DataFrame | None = None
     registered_names: dict[str, str] = field(default_factory=dict)
     input_examples: dict[str, pd.DataFrame] = field(default_factory=dict)
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # file name -> extra CSV
+    # file name -> extra CSV, or a function making it (so a table is only built when written)
+    tables: dict[str, pd.DataFrame | Callable[[], pd.DataFrame]] = field(default_factory=dict)
 
     def _concat(self, attribute: str) -> pd.DataFrame:
         return pd.concat([getattr(h, attribute) for h in self.heads.values()], ignore_index=True)
@@ -153,8 +155,9 @@ def _write_contents(result: RunResult, folder: Path) -> None:
         write_atomic(folder / "screen.csv", _csv(result.screen.table))
     if result.test_window is not None:
         write_parquet(result.test_window, folder / "test_window.parquet")
-    for name, table in result.tables.items():
-        write_atomic(folder / name, _csv(table))
+    for name, table in result.tables.items():  # text a spreadsheet would run stays inert
+        frame = table() if callable(table) else table
+        write_atomic(folder / name, _csv(neutralise_formulas(frame)))
     models = folder / "models"
     models.mkdir(exist_ok=True)
     for head in result.heads.values():

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -102,8 +103,15 @@ class HeadRun:
     model: HeadModel  # the final model
     logistic: Pipeline
     final_fold: Fold
-    importance: pd.DataFrame  # mean |contribution| per business field
+    importance_rows: pd.DataFrame  # rows the SHAP summary is computed on
+    specs: tuple[FeatureSpec, ...]
     facts: dict = field(default_factory=dict)
+
+    @cached_property
+    def importance(self) -> pd.DataFrame:
+        """Mean |contribution| per business field (computed when first asked for: it is only
+        written to the run folder)."""
+        return global_importance(self.model, self.importance_rows, self.specs, self.head)
 
 
 def fit_fold(task: HeadTask, fold: Fold, settings: FitSettings) -> FittedFold:
@@ -286,10 +294,7 @@ def run_head(task: HeadTask, splitter, settings: FitSettings) -> HeadRun:
         final_fold = folds[-1]
     else:
         fitted = fit_fold(task, final_fold, settings)
-    specs = [s for s in task.specs if s.name in task.columns or s.kind == "context"]
-    importance = global_importance(
-        fitted.model, importance_rows(task, final_fold, settings.seed), specs, task.head
-    )
+    specs = tuple(s for s in task.specs if s.name in task.columns or s.kind == "context")
     facts = {
         "train_rows": int(len(final_fold.train)),
         "train_positives": int(y[final_fold.train].sum()),
@@ -309,7 +314,8 @@ def run_head(task: HeadTask, splitter, settings: FitSettings) -> HeadRun:
         fitted.model,
         fitted.logistic,
         final_fold,
-        importance,
+        importance_rows(task, final_fold, settings.seed),
+        specs,
         facts,
     )
 

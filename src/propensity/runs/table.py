@@ -207,7 +207,7 @@ def train_table_model(
         test_window=_test_window(prepared, labelled, label, head, config),
         registered_names={HEAD: config.model_name or registered_table_name(prepared.name)},
         input_examples={HEAD: _input_example(prepared.frame, model)},
-        tables={"scores.csv": model.score(prepared.frame, prepared.name)},
+        tables={"scores.csv": lambda: model.score(prepared.frame, prepared.name)},
     )
     result.markdown = summary_markdown(result)
     _step(progress, "done", name)
