@@ -52,9 +52,9 @@ def cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.C
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory) -> Path:
-    """A generated world (4,000 accounts, seed 5) whose first accounts have hostile names."""
+    """A generated world (3,000 accounts, seed 5) whose first accounts have hostile names."""
     folder = generate_world(
-        WorldConfig(n_accounts=4000, seed=5), tmp_path_factory.mktemp("world") / "world"
+        WorldConfig(n_accounts=3000, seed=5), tmp_path_factory.mktemp("world") / "world"
     )
     accounts = pd.read_parquet(folder / "accounts.parquet")
     accounts["name"] = accounts["account_id"].map(HOSTILE).fillna(accounts["name"])

@@ -14,14 +14,22 @@ from conftest import HOSTILE, cli
 from propensity.data.contract import load_tables
 from propensity.outputs.export import ScoringConfig, neutralise_formulas, priority
 from propensity.runs.folder import read_run
+from propensity.runs.workflows import export_target_list
 
 
-def test_exported_csv_has_ranks_tiers_reasons_and_versions(trained, tmp_path):
-    world, run_dir, root = trained.world, trained.run_dir, tmp_path
-    out = root / "list.csv"
-    result = cli("export", "--data", str(world), "--run", str(run_dir), "--out", str(out))
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    """One target list exported through the CLI from the session's run."""
+    out = tmp_path_factory.mktemp("export") / "list.csv"
+    result = cli(
+        "export", "--data", str(trained.world), "--run", str(trained.run_dir), "--out", str(out)
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    listing = pd.read_csv(out, dtype={"account_id": str})
+    return out
+
+
+def test_exported_csv_has_ranks_tiers_reasons_and_versions(exported):
+    listing = pd.read_csv(exported, dtype={"account_id": str})
     for column in (
         "rank",
         "account_id",
@@ -51,14 +59,9 @@ def test_exported_csv_has_ranks_tiers_reasons_and_versions(trained, tmp_path):
     assert set(listing["change"]) == {"new"}
 
 
-def test_hostile_names_survive_export_quoted_and_intact(trained, tmp_path):
+def test_hostile_names_survive_export_quoted_and_intact(trained, exported, tmp_path):
     world, run_dir, root = trained.world, trained.run_dir, tmp_path
-    out = root / "hostile.csv"
-    assert (
-        cli("export", "--data", str(world), "--run", str(run_dir), "--out", str(out)).returncode
-        == 0
-    )
-    names = pd.read_csv(out, dtype=str).set_index("account_id")["account_name"]
+    names = pd.read_csv(exported, dtype=str).set_index("account_id")["account_name"]
     present = [a for a in HOSTILE if a in names.index]
     assert len(present) >= 4  # most of them are prospects at the end of the data
     for account in present:
@@ -79,21 +82,9 @@ def test_hostile_names_survive_export_quoted_and_intact(trained, tmp_path):
 def test_second_export_tracks_changes_and_stability(trained, tmp_path):
     world, run_dir, root = trained.world, trained.run_dir, tmp_path
     out = root / "weekly.csv"
-    assert (
-        cli(
-            "export",
-            "--data",
-            str(world),
-            "--run",
-            str(run_dir),
-            "--out",
-            str(out),
-            "--top",
-            "200",
-            "--as-of",
-            "2025-10-01",
-        ).returncode
-        == 0
+    # last month's list, written by the library call the command makes
+    export_target_list(
+        world, out, trained.result.scoring_model, as_of="2025-10-01", top=200, tables=trained.tables
     )
     result = cli(
         "export", "--data", str(world), "--run", str(run_dir), "--out", str(out), "--top", "200"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -134,11 +134,15 @@ def _plain(value):
 
 
 def _reason_json(reason: Reason) -> dict:
-    data = asdict(reason)
-    data["contribution"] = round(data["contribution"], 6)
-    data["share"] = round(data["share"], 4)
-    data["values"] = {k: (None if is_missing(v) else v) for k, v in data["values"].items()}
-    return data
+    # by hand rather than dataclasses.asdict: its deep copy was a third of scoring time
+    return {
+        "field": reason.field,
+        "family": reason.family,
+        "text": reason.text,
+        "contribution": round(reason.contribution, 6),
+        "share": round(reason.share, 4),
+        "values": {k: (None if is_missing(v) else v) for k, v in reason.values.items()},
+    }
 
 
 def global_importance(

@@ -23,6 +23,7 @@ from propensity.cli.common import (
     TruthDates,
     UnknownAccounts,
     console,
+    fail,
     load_model_config,
     parse_date,
     steps,
@@ -288,6 +289,8 @@ def promote(
 ) -> None:
     """Move the champion alias to the challenger if it beats the champion on the challenger's
     untouched test rows (account heads, or any registered model with --model)."""
+    if force and not reason:
+        raise fail("--force needs --reason: say why the gate is overridden")
     from propensity.registry import promote as promote_models
 
     with user_errors():
@@ -376,6 +379,7 @@ def export(
     uri: TrackingUri = None,
 ) -> None:
     """Ranked, CRM-ready target list scored with the champion models (one row per account)."""
+    from propensity.io import check_frame_suffix
     from propensity.runs.workflows import export_target_list, load_account_model
 
     filters = {
@@ -386,6 +390,7 @@ def export(
         "industry": industry,
     }
     with user_errors():
+        check_frame_suffix(out, "--out")  # before the model and the data are loaded
         model = load_account_model(run_dir, None, uri)
         _load(data)
         with steps("score prospects") as _:

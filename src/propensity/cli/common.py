@@ -117,7 +117,6 @@ def pydantic_message(exc) -> str:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from mlflow.exceptions import MlflowException
     from pydantic import ValidationError
 
     from propensity.data.contract import ContractError
@@ -133,13 +132,19 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         InsufficientDataError,
         RunFolderError,
         ValidationError,
-        MlflowException,
+        *_mlflow_errors(),
         LookupError,
         FileNotFoundError,
         FileExistsError,
         NotADirectoryError,
         ValueError,
     )
+
+
+def _mlflow_errors() -> tuple[type[BaseException], ...]:
+    """MLflow's error, when MLflow is loaded (importing it only to catch it costs seconds)."""
+    module = sys.modules.get("mlflow.exceptions")
+    return (module.MlflowException,) if module else ()
 
 
 @contextmanager
@@ -150,12 +155,11 @@ def user_errors(context: str = "") -> Iterator[None]:
     except typer.Exit:
         raise
     except _user_errors() as exc:
-        from mlflow.exceptions import MlflowException
         from pydantic import ValidationError
 
         if isinstance(exc, ValidationError):
             message = pydantic_message(exc)
-        elif isinstance(exc, MlflowException):
+        elif isinstance(exc, _mlflow_errors()):
             message = exc.message
         elif isinstance(exc, KeyError):
             message = str(exc.args[0])

@@ -38,13 +38,6 @@ from propensity.runs.table import table_fingerprint, train_table_model
 from propensity.runs.tune import TuningResult, tune_head, with_best_params
 from propensity.scoring import AccountModel, TableModel, score_snapshot
 from propensity.spine import SpineConfig, build_labels, build_spine
-from propensity.tracking import (
-    load_registered_scoring_model,
-    load_registered_table_model,
-    log_run,
-    log_tuning_run,
-    tracking_uri,
-)
 
 
 @dataclass
@@ -59,9 +52,12 @@ class TrainedRun:
     tracking_uri: str | None = None
 
 
+# MLflow takes seconds to import: commands that do not track (or read the registry) skip it
 def _log(result: RunResult, run_dir: Path, data: dict[str, Any], track: bool, uri: str | None):
     if not track:
         return None, {}, None
+    from propensity.tracking import log_run, tracking_uri
+
     logged = log_run(result, run_dir, data, uri)
     return logged.run_id, logged.versions, tracking_uri(uri)
 
@@ -199,6 +195,8 @@ def tune(
     written = write_text(config.to_yaml(), target)
     run_id = None
     if track:
+        from propensity.tracking import log_tuning_run
+
         data = {"source": str(data_dir), **data_fingerprint(tables)}
         run_id = log_tuning_run(results, config, data, uri)
     return TuningSession(results, config, written, run_id)
@@ -215,6 +213,8 @@ def load_account_model(
                 f"{run_dir} holds a table model: score it with `propensity table score`"
             )
         return model
+    from propensity.tracking import load_registered_scoring_model
+
     return load_registered_scoring_model(versions, uri)
 
 
@@ -227,6 +227,8 @@ def load_table_model(
         if not isinstance(model, TableModel):
             raise LookupError(f"{run_dir} holds an account model: score it with `propensity score`")
         return model
+    from propensity.tracking import load_registered_table_model
+
     name, _, pin = registered.replace(":", "@").partition("@")
     return load_registered_table_model(name, pin or "challenger", uri)
 
