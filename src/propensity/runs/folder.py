@@ -134,10 +134,16 @@ def _write_head_plots(head: HeadRun, folder: Path) -> None:
     )
 
 
+def folder_summary(result: RunResult) -> dict:
+    """What ``summary.json`` holds: the recipe's facts, the kind of run and each head's verdict."""
+    summary = {"kind": result.kind, **result.summary, "verdicts": result.verdicts}
+    return json.loads(json.dumps(summary, default=str))
+
+
 def _write_contents(result: RunResult, folder: Path) -> None:
     write_text(result.config.to_yaml(), folder / "config.yaml")
-    summary = {"kind": result.kind, **result.summary, "verdicts": result.verdicts}
-    write_text(json.dumps(summary, indent=2, default=str) + "\n", folder / "summary.json")
+    summary = folder_summary(result)
+    write_text(json.dumps(summary, indent=2) + "\n", folder / "summary.json")
     write_text(result.markdown, folder / "summary.md")
     write_atomic(folder / "evaluation.csv", _csv(result.evaluation))
     write_text(to_markdown(result.evaluation), folder / "evaluation.md")
@@ -167,7 +173,8 @@ def _write_contents(result: RunResult, folder: Path) -> None:
 
 
 def write_run(result: RunResult, run_dir: Path | str) -> ReportInput:
-    """Write the run folder (atomically: complete or not at all) and return what a report needs."""
+    """Write the run folder (atomically: complete or not at all) and return what a report needs
+    (from the run in memory, plus the plots just written)."""
     run_dir = Path(run_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(
@@ -181,7 +188,13 @@ def write_run(result: RunResult, run_dir: Path | str) -> ReportInput:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return read_run(run_dir)
+    return ReportInput(
+        name=run_dir.name,
+        summary=folder_summary(result),
+        evaluation=result.evaluation,
+        deciles=result.deciles,
+        images={path.name: path for path in sorted(run_dir.glob("*.png"))},
+    )
 
 
 def read_run(run_dir: Path | str) -> ReportInput:
