@@ -180,20 +180,32 @@ def evaluate_head(task: HeadTask, predictions: pd.DataFrame, settings: FitSettin
     scorers = scorers_of(task, predictions)
     probabilities = {"model", *BASELINES, *task.probability_references}
     ranked = first.rename(columns={"_group": "group", "_date": "date"})
-    table = comparison_table(
-        ranked,
-        scorers,
+    options = dict(
         head=task.head,
         group="group",
         date="date" if task.dates is not None else None,
         capacity_k=settings.capacity_k,
         probability_scorers=probabilities,
-        n_bootstrap=settings.n_bootstrap,
         seed=settings.seed,
     )
+    # with one fold the base rate is one constant: its figures need no bootstrap
+    constant = first["base_rate"].nunique() == 1
+    table = comparison_table(
+        ranked,
+        scorers[:-1] if constant else scorers,
+        n_bootstrap=settings.n_bootstrap,
+        **options,
+    )
+    if constant:
+        base = comparison_table(ranked, ["base_rate"], n_bootstrap=0, **options)
+        for metric in [c for c in base.columns if f"{c}_lo" in base.columns]:
+            base[[f"{metric}_lo", f"{metric}_hi"]] = base[[metric, metric]].to_numpy()
+        table = pd.concat([table, base], ignore_index=True)
     skills = []
     for scorer in table["scorer"]:
-        if scorer in probabilities:
+        if scorer == "base_rate" and constant:  # the reference itself
+            skills.append({"brier_skill": 0.0, "brier_skill_lo": 0.0, "brier_skill_hi": 0.0})
+        elif scorer in probabilities:
             skills.append(
                 brier_skill(
                     first["label"],
