@@ -270,17 +270,35 @@ def brier_skill(
 
     The interval comes from a paired bootstrap over groups (both Brier scores on the same draw).
     """
+    return brier_skills(
+        label, {"p": probability}, reference, group, n_bootstrap=n_bootstrap, seed=seed
+    )["p"]
+
+
+def brier_skills(
+    label, probabilities: dict, reference, group, *, n_bootstrap: int = 200, seed: int = 0
+) -> dict[str, dict[str, float]]:
+    """:func:`brier_skill` for several scorers at once, on the same bootstrap draws (the same
+    figures as one call per scorer with the same seed, for one set of draws)."""
     label = np.asarray(label, dtype=float)
-    own = (np.asarray(probability, dtype=float) - label) ** 2
     ref = (np.asarray(reference, dtype=float) - label) ** 2
+    own = {k: (np.asarray(p, dtype=float) - label) ** 2 for k, p in probabilities.items()}
     codes, uniques = pd.factorize(pd.Series(np.asarray(group)))
-    point = 1 - own.sum() / ref.sum() if ref.sum() > 0 else np.nan
+    draws: dict[str, list[float]] = {k: [] for k in own}
     rng = np.random.default_rng(seed)
-    draws = []
     for _ in range(n_bootstrap):
         weights = rng.multinomial(len(uniques), np.full(len(uniques), 1 / len(uniques)))[codes]
         denominator = (weights * ref).sum()
         if denominator > 0:
-            draws.append(1 - (weights * own).sum() / denominator)
-    lo, hi = np.quantile(draws, [0.025, 0.975]) if draws else (np.nan, np.nan)
-    return {"brier_skill": float(point), "brier_skill_lo": float(lo), "brier_skill_hi": float(hi)}
+            for k, errors in own.items():
+                draws[k].append(1 - (weights * errors).sum() / denominator)
+    out = {}
+    for k, errors in own.items():
+        point = 1 - errors.sum() / ref.sum() if ref.sum() > 0 else np.nan
+        lo, hi = np.quantile(draws[k], [0.025, 0.975]) if draws[k] else (np.nan, np.nan)
+        out[k] = {
+            "brier_skill": float(point),
+            "brier_skill_lo": float(lo),
+            "brier_skill_hi": float(hi),
+        }
+    return out

@@ -25,7 +25,7 @@ import pandas as pd
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from propensity.evaluate import brier_skill, comparison_table, decile_table
+from propensity.evaluate import brier_skills, comparison_table, decile_table
 from propensity.explain import global_importance
 from propensity.features.registry import FeatureSpec
 from propensity.model.head import HeadModel, LightGBMParams, logistic_baseline
@@ -201,25 +201,20 @@ def evaluate_head(task: HeadTask, predictions: pd.DataFrame, settings: FitSettin
         for metric in [c for c in base.columns if f"{c}_lo" in base.columns]:
             base[[f"{metric}_lo", f"{metric}_hi"]] = base[[metric, metric]].to_numpy()
         table = pd.concat([table, base], ignore_index=True)
-    skills = []
-    for scorer in table["scorer"]:
-        if scorer == "base_rate" and constant:  # the reference itself
-            skills.append({"brier_skill": 0.0, "brier_skill_lo": 0.0, "brier_skill_hi": 0.0})
-        elif scorer in probabilities:
-            skills.append(
-                brier_skill(
-                    first["label"],
-                    first[scorer],
-                    first["base_rate"],
-                    first["_group"],
-                    n_bootstrap=settings.n_bootstrap,
-                    seed=settings.seed,
-                )
-            )
-        else:
-            skills.append(
-                dict.fromkeys(("brier_skill", "brier_skill_lo", "brier_skill_hi"), np.nan)
-            )
+    bootstrapped = [
+        s for s in table["scorer"] if s in probabilities and not (s == "base_rate" and constant)
+    ]
+    found = brier_skills(
+        first["label"],
+        {s: first[s] for s in bootstrapped},
+        first["base_rate"],
+        first["_group"],
+        n_bootstrap=settings.n_bootstrap,
+        seed=settings.seed,
+    )
+    empty = dict.fromkeys(("brier_skill", "brier_skill_lo", "brier_skill_hi"), np.nan)
+    reference = {"brier_skill": 0.0, "brier_skill_lo": 0.0, "brier_skill_hi": 0.0}
+    skills = [found.get(s, reference if s == "base_rate" else empty) for s in table["scorer"]]
     evaluation = pd.concat([table, pd.DataFrame(skills)], axis=1)
     deciles = pd.concat(
         [
