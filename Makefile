@@ -27,10 +27,10 @@ test: $(INSTALLED) ## Run the test suite
 	$(PY) -m pytest -q
 
 lint: $(INSTALLED) ## Ruff lint and format check
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 
-bench: $(INSTALLED) ## Feature-build throughput and memory; writes benchmarks/features.md
+bench: $(INSTALLED) ## Feature build and model benchmarks; writes benchmarks/features.md and model.md
 	$(PY) benchmarks/bench.py
 
 bench-real: $(INSTALLED) ## Table mode on the real exports in ../shared/data/real; writes benchmarks/real_data.md
