@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint bench bench-real clean
+.PHONY: help install browser demo test lint bench bench-real clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -23,7 +23,11 @@ install: $(INSTALLED) ## Create .venv and install propensity with its dev tools
 demo: $(INSTALLED) ## Run the whole pipeline on the embedded synthetic world
 	$(VENV)/bin/propensity demo
 
-test: $(INSTALLED) ## Run the test suite
+browser: ## Headless Chromium (Debian package) for the report rendering test, installed when missing
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq chromium >/dev/null) || echo "warning: could not install chromium (not root?); the browser test will skip"
+
+test: $(INSTALLED) browser ## Run the test suite
 	$(PY) -m pytest -q
 
 lint: $(INSTALLED) ## Ruff lint and format check

@@ -16,13 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from propensity.data.contract import load_tables
 from propensity.data.specs import FAMILY_TABLES, Tables
 from propensity.evaluate import to_markdown
 from propensity.explain import explain
@@ -279,8 +277,3 @@ def reason_checks(result: RunResult, truth: Truth) -> dict:
         )
         out["trap_fit_reason_among_negatives_share"] = float(fit_negative.mean())
     return out
-
-
-def load_data(data_dir: Path | str, unknown_accounts: str = "error") -> Tables:
-    """The contract tables of a data folder (validated)."""
-    return load_tables(data_dir, unknown_accounts=unknown_accounts)

@@ -37,7 +37,7 @@ from propensity.runs.folder import RunResult, load_scoring_model, write_run
 from propensity.runs.table import table_fingerprint, train_table_model
 from propensity.runs.tune import TuningResult, tune_head, with_best_params
 from propensity.scoring import AccountModel, TableModel, score_snapshot
-from propensity.spine import SpineConfig, build_labels, build_spine
+from propensity.spine import build_labels, build_spine
 
 
 @dataclass
@@ -106,10 +106,6 @@ def train_table(
     data = {"source": source, **table_fingerprint(frame)}
     run_id, versions, store = _log(result, out, data, track, uri)
     return TrainedRun(result, out, report, run_id, versions, store)
-
-
-def read_table_file(path: Path | str) -> pd.DataFrame:
-    return read_table(path)
 
 
 def write_report(
@@ -334,7 +330,3 @@ def export_target_list(
     )
     write_export(listing, out, stability)
     return TargetList(listing, out, stability, model.version)
-
-
-def spine_settings(cadence: str, horizon_days: int) -> SpineConfig:
-    return SpineConfig(cadence=cadence, horizon_days=horizon_days)
