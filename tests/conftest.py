@@ -1,18 +1,24 @@
 """Fixtures shared by the whole suite: one generated world and one trained, written run (made
-once per session), and a real `mlflow server` on loopback for the tests that need one."""
+once per session, and once for all pytest-xdist workers: the first worker to need them makes
+them under a file lock, the others read them), and a real `mlflow server` on loopback for the
+tests that need one."""
 
 from __future__ import annotations
 
+import pickle
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
+from filelock import FileLock
 
 from propensity.data.contract import Tables, load_tables
 from propensity.data.world import WorldConfig, generate_world, read_truth
@@ -43,6 +49,17 @@ class TrainedWorld:
     run_dir: Path
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Long tests first, longest first (their ``slow(seconds=...)`` estimate): with tests handed
+    out one at a time (``--dist load --maxschedchunk 1``) the two workers then finish together."""
+
+    def expected_seconds(item) -> float:
+        mark = item.get_closest_marker("slow")
+        return mark.kwargs.get("seconds", 10) if mark else 0
+
+    items.sort(key=expected_seconds, reverse=True)  # stable: the rest keep their order
+
+
 def cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """The real installed `propensity` entry point."""
     return subprocess.run(
@@ -50,12 +67,24 @@ def cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.C
     )
 
 
-@pytest.fixture(scope="session")
-def world(tmp_path_factory) -> Path:
-    """A generated world (3,000 accounts, seed 5) whose first accounts have hostile names."""
-    folder = generate_world(
-        WorldConfig(n_accounts=3000, seed=5), tmp_path_factory.mktemp("world") / "world"
-    )
+def _made_once(tmp_path_factory, worker_id: str, name: str, make: Callable[[Path], Any]) -> Any:
+    """``make(folder)`` run once for the whole test session, whichever worker asks first; the
+    others wait for it and read the pickled value. The folder is shared: treat it as read-only."""
+    if worker_id == "master":  # not under xdist
+        return make(tmp_path_factory.mktemp(name))
+    shared = tmp_path_factory.getbasetemp().parent / f"shared-{name}"
+    done = shared.with_suffix(".pickle")
+    with FileLock(f"{shared}.lock"):
+        if done.is_file():
+            return pickle.loads(done.read_bytes())
+        shared.mkdir()
+        value = make(shared)
+        done.write_bytes(pickle.dumps(value))
+        return value
+
+
+def _hostile_world(folder: Path) -> Path:
+    folder = generate_world(WorldConfig(n_accounts=3000, seed=5), folder / "world")
     accounts = pd.read_parquet(folder / "accounts.parquet")
     accounts["name"] = accounts["account_id"].map(HOSTILE).fillna(accounts["name"])
     accounts.to_parquet(folder / "accounts.parquet", index=False)
@@ -63,15 +92,24 @@ def world(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained(world, tmp_path_factory) -> TrainedWorld:
+def world(tmp_path_factory, worker_id) -> Path:
+    """A generated world (3,000 accounts, seed 5) whose first accounts have hostile names."""
+    return _made_once(tmp_path_factory, worker_id, "world", _hostile_world)
+
+
+@pytest.fixture(scope="session")
+def trained(world, tmp_path_factory, worker_id) -> TrainedWorld:
     """One account run on the shared world (FAST settings), trained and written once."""
-    tables = load_tables(world)
-    result = train_account_model(
-        tables, ModelConfig.model_validate(FAST), Scorecard.from_yaml(), read_truth(world)
-    )
-    run_dir = tmp_path_factory.mktemp("run") / "run"
-    write_run(result, run_dir)
-    return TrainedWorld(world, tables, result, run_dir)
+
+    def train(folder: Path) -> TrainedWorld:
+        tables = load_tables(world)
+        result = train_account_model(
+            tables, ModelConfig.model_validate(FAST), Scorecard.from_yaml(), read_truth(world)
+        )
+        write_run(result, folder / "run")
+        return TrainedWorld(world, tables, result, folder / "run")
+
+    return _made_once(tmp_path_factory, worker_id, "trained", train)
 
 
 def _free_port() -> int:

@@ -48,7 +48,7 @@ def test_every_command_has_help(command):
     assert "Usage" in result.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=11)
 def test_generate_validate_features_through_the_cli(tmp_path):
     world = tmp_path / "world"
     result = run("generate", "--accounts", "300", "--seed", "2", "--out", str(world))

@@ -60,7 +60,7 @@ def test_exported_csv_has_ranks_tiers_reasons_and_versions(exported):
 
 
 def test_hostile_names_survive_export_quoted_and_intact(trained, exported, tmp_path):
-    world, run_dir, root = trained.world, trained.run_dir, tmp_path
+    world, root = trained.world, tmp_path
     names = pd.read_csv(exported, dtype=str).set_index("account_id")["account_name"]
     present = [a for a in HOSTILE if a in names.index]
     assert len(present) >= 4  # most of them are prospects at the end of the data
@@ -69,10 +69,7 @@ def test_hostile_names_survive_export_quoted_and_intact(trained, exported, tmp_p
         expected = "'" + original if original.startswith(("=", "+", "-", "@")) else original
         assert names[account] == expected
     parquet = root / "hostile.parquet"
-    assert (
-        cli("export", "--data", str(world), "--run", str(run_dir), "--out", str(parquet)).returncode
-        == 0
-    )
+    export_target_list(world, parquet, trained.result.scoring_model, tables=trained.tables)
     assert (
         set(pd.read_parquet(parquet)["account_name"]) >= {HOSTILE["A0000002"]}
         or "A0000002" not in names.index

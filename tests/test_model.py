@@ -282,6 +282,7 @@ def test_too_few_positives_is_refused_with_the_count(tmp_path):
         train_account_model(tables, config, Scorecard.from_yaml(), heads=("conversion",))
 
 
+@pytest.mark.slow(seconds=13)
 def test_tuning_is_seeded_screened_and_lands_in_the_config(trained):
     from propensity.runs.tune import tune_head, with_best_params
 

@@ -28,7 +28,7 @@ REAL_DATA_PRESENT = all(real_data_available(name, REAL_DATA) for name in SOURCES
 
 def _params():
     for path in NOTEBOOK_PATHS:
-        marks = [pytest.mark.slow]
+        marks = [pytest.mark.slow(seconds=45 if path.name.startswith("02") else 36)]
         if path.name == "02_bring_your_own_data.ipynb":
             marks.append(
                 pytest.mark.skipif(

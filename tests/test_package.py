@@ -83,7 +83,7 @@ def _source_copy(dest: Path) -> Path:
     return dest
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=50)
 def test_wheel_installed_in_a_fresh_venv_runs_the_demo_outside_the_checkout(tmp_path):
     timings: dict[str, float] = {}
     clock = time.perf_counter()

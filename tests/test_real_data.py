@@ -29,6 +29,7 @@ def model_figures(run: RunResult):
     return run.evaluation.set_index("scorer")
 
 
+@pytest.mark.slow(seconds=16)
 def test_x_education_screen_alone_flags_the_sales_filled_fields_and_the_model_still_ranks():
     run = table_run("x_education", repeats=1)
     assert {"Tags", "Lead Quality", "Last Activity", "Last Notable Activity"} <= set(

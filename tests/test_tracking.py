@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from conftest import cli
+from propensity.registry import promote
 from propensity.runs.account import data_fingerprint
 from propensity.tracking import log_run
 
@@ -31,17 +32,16 @@ def _log(trained, uri: str):
     return log_run(trained.result, trained.run_dir, data, uri)
 
 
-@pytest.mark.slow
-def test_train_promote_refuse_force_rollback_and_score_against_a_real_server(
+@pytest.mark.slow(seconds=50)
+def test_train_promote_refuse_force_and_rollback_against_a_real_server(
     trained, mlflow_server, tmp_path
 ):
     uri = mlflow_server
-    world = trained.world
     first = _log(trained, uri)
     assert first.versions == {"propensity-fit": "1", "propensity-conversion": "1"}
-    assert cli("promote", "--tracking-uri", uri).returncode == 0
+    assert all(decision.promoted for decision in promote(uri=uri))
 
-    worse = _train(world, tmp_path, "worse", WORSE, uri)
+    worse = _train(trained.world, tmp_path, "worse", WORSE, uri)
     assert worse.returncode == 0, worse.stderr[-3000:]
     assert "registered as challenger: propensity-fit v2, propensity-conversion v2" in worse.stdout
     refused = cli("promote", "--head", "conversion", "--tracking-uri", uri)
@@ -55,15 +55,9 @@ def test_train_promote_refuse_force_rollback_and_score_against_a_real_server(
     no_reason = cli("promote", "--head", "conversion", "--force", "--tracking-uri", uri)
     assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
     forced = cli(
-        "promote",
-        "--head",
-        "conversion",
-        "--force",
-        "--reason",
-        "test override",
-        "--tracking-uri",
-        uri,
-    )
+        "promote", "--head", "conversion", "--force", "--reason", "test override",
+        "--tracking-uri", uri,
+    )  # fmt: skip
     assert forced.returncode == 0, forced.stderr
     assert client.get_model_version_by_alias("propensity-conversion", "champion").version == "2"
     assert (
@@ -74,27 +68,28 @@ def test_train_promote_refuse_force_rollback_and_score_against_a_real_server(
     back = cli("rollback", "--head", "conversion", "--tracking-uri", uri)
     assert back.returncode == 0 and "v2 -> v1" in back.stdout
     assert client.get_model_version_by_alias("propensity-conversion", "champion").version == "1"
+    runs = client.search_runs([client.get_experiment_by_name("propensity").experiment_id])
+    assert {r.info.status for r in runs} == {"FINISHED"}
 
+
+@pytest.mark.slow(seconds=30)
+def test_score_and_serve_the_registered_champions_or_a_pinned_version(trained, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _log(trained, uri)
+    promote(uri=uri)
+    second = _log(trained, uri)  # conversion v2 is the challenger; v1 stays champion
+    assert second.versions["propensity-conversion"] == "2"
+
+    # the fit head's champion (v1), the conversion head pinned to v2
     out = tmp_path / "scored.parquet"
-    scored = cli("score", "--data", str(world), "--out", str(out), "--tracking-uri", uri)
-    assert scored.returncode == 0, scored.stderr[-3000:]
-    rows = pd.read_parquet(out)
-    assert set(rows["model_version"]) == {"fit:v1,conversion:v1"}
-    assert rows["conversion_reasons_json"].str.startswith("[").all()
-
     pinned = cli(
-        "score",
-        "--data",
-        str(world),
-        "--out",
-        str(out),
-        "--conversion-version",
-        "2",
-        "--tracking-uri",
-        uri,
-    )
-    assert pinned.returncode == 0
-    assert set(pd.read_parquet(out)["model_version"]) == {"fit:v1,conversion:v2"}
+        "score", "--data", str(trained.world), "--out", str(out),
+        "--conversion-version", "2", "--tracking-uri", uri,
+    )  # fmt: skip
+    assert pinned.returncode == 0, pinned.stderr[-3000:]
+    rows = pd.read_parquet(out)
+    assert set(rows["model_version"]) == {"fit:v1,conversion:v2"}
+    assert rows["conversion_reasons_json"].str.startswith("[").all()
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -103,10 +98,8 @@ def test_train_promote_refuse_force_rollback_and_score_against_a_real_server(
     predicted = model.predict(window, params={"reasons": True})
     assert {"probability", "score", "tier", "reasons", "model_version"} <= set(predicted.columns)
 
-    runs = client.search_runs([client.get_experiment_by_name("propensity").experiment_id])
-    assert {r.info.status for r in runs} == {"FINISHED"}
     listing = cli("runs", "--tracking-uri", uri)
-    assert listing.returncode == 0 and runs[0].info.run_id in listing.stdout
+    assert listing.returncode == 0 and second.run_id in listing.stdout
 
 
 def test_fingerprint_changes_with_any_table_and_ignores_row_order(trained):
@@ -134,7 +127,7 @@ def test_a_run_that_fails_is_marked_failed_not_running(trained, tmp_path):
     assert [r.info.status for r in runs] == ["FAILED"]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=18)
 def test_tuning_is_one_run_with_a_nested_run_per_trial(trained, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     config = tmp_path / "model.yaml"
@@ -155,6 +148,7 @@ def test_tuning_is_one_run_with_a_nested_run_per_trial(trained, tmp_path):
     assert "num_leaves" in config.read_text()  # the best parameters landed in the config file
 
 
+@pytest.mark.slow(seconds=45)
 def test_table_mode_trains_registers_and_scores_through_the_cli_and_a_real_server(
     mlflow_server, tmp_path
 ):

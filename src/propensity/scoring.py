@@ -108,14 +108,12 @@ class Scorer:
     version: str
 
     @classmethod
-    def fit(
-        cls, head: str, model: HeadModel, specs: Sequence[FeatureSpec], reference, tiers
-    ) -> Scorer:
-        """A scorer whose score and tiers are set by the probabilities on ``reference`` rows
-        (the validation window)."""
+    def fit(cls, head: str, model: HeadModel, specs: Sequence[FeatureSpec], tiers) -> Scorer:
+        """A scorer whose score and tiers are set by the model's probabilities on the rows it was
+        calibrated on (the validation window)."""
         used = tuple(s for s in specs if s.name in model.features_ or s.kind == "context")
-        probability = model.predict_proba(reference)[:, 1]
-        return cls(head, model, used, head_calibration(probability, tiers), model_version([model]))
+        calibration = head_calibration(model.validation_probability_, tiers)
+        return cls(head, model, used, calibration, model_version([model]))
 
     @property
     def features(self) -> list[str]:

@@ -67,36 +67,9 @@ class InsufficientDataError(ValueError):
 # one head
 
 
-class _MarginClassifier(ClassifierMixin, BaseEstimator):
-    """A fitted LGBMClassifier seen through its raw margin (log-odds), for calibration.
-
-    Built with :meth:`of` from an already fitted model and always used inside FrozenEstimator.
-    """
-
-    @classmethod
-    def of(cls, model: lgb.LGBMClassifier, prior_shift: float = 0.0) -> _MarginClassifier:
-        wrapper = cls()
-        wrapper.model_ = model
-        wrapper.prior_shift_ = prior_shift
-        wrapper.classes_ = model.classes_
-        return wrapper
-
-    def fit(self, X, y):  # pragma: no cover - only ever used frozen
-        raise NotImplementedError("wraps an already fitted model")
-
-    def decision_function(self, X) -> np.ndarray:
-        return self.model_.predict(X, raw_score=True) + self.prior_shift_
-
-    def predict_proba(self, X) -> np.ndarray:
-        p = 1 / (1 + np.exp(-self.decision_function(X)))
-        return np.column_stack([1 - p, p])
-
-    def predict(self, X) -> np.ndarray:
-        return (self.decision_function(X) > 0).astype(int)
-
-
 class _PrecomputedMargin(ClassifierMixin, BaseEstimator):
-    """Reads a margin that was already computed (column 0 of X): calibration candidates are cheap."""
+    """A calibrator's view of LightGBM: column 0 of X is the model's margin (log-odds), computed
+    once by :class:`HeadModel` for the calibration candidates, the calibrator and scoring."""
 
     @classmethod
     def of(cls, classes) -> _PrecomputedMargin:
@@ -193,25 +166,30 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         }
         # undo the prior shift of negative down-sampling (odds were multiplied by 1/rate)
         self.prior_shift_ = float(np.log(self.negative_sample_rate))
+        margin = self._margin(valid)
         self.calibration_method_, self.calibration_losses_ = self._choose_calibration(
-            valid, y_valid, X_valid
+            margin, y_valid, X_valid
         )
         self.calibrator_ = CalibratedClassifierCV(
-            FrozenEstimator(_MarginClassifier.of(self.model_, self.prior_shift_)),
+            FrozenEstimator(_PrecomputedMargin.of(self.model_.classes_)),
             method=self.calibration_method_,
-        ).fit(valid, y_valid)
+        ).fit(margin, y_valid)
         self.classes_ = np.array([0, 1])
+        # the validation rows' probabilities set the scorer's 0-100 score and tiers
+        self.validation_probability_ = self.calibrator_.predict_proba(margin)[:, 1]
         return self
 
+    def _margin(self, prepared: pd.DataFrame) -> np.ndarray:
+        """Log-odds of a prepared frame, with the down-sampling shift undone, as one column."""
+        return (self.model_.predict(prepared, raw_score=True) + self.prior_shift_).reshape(-1, 1)
+
     def _choose_calibration(
-        self, valid: pd.DataFrame, y_valid: np.ndarray, X_valid
+        self, margin: np.ndarray, y_valid: np.ndarray, X_valid
     ) -> tuple[str, dict[str, float]]:
         """Calibration method with the lowest account-grouped 3-fold log-loss on the validation window."""
         groups = (
-            X_valid["account_id"].to_numpy() if "account_id" in X_valid else np.arange(len(valid))
+            X_valid["account_id"].to_numpy() if "account_id" in X_valid else np.arange(len(margin))
         )
-        # the margin is computed once; the candidates are calibrated on it directly
-        margin = (self.model_.predict(valid, raw_score=True) + self.prior_shift_).reshape(-1, 1)
         base = FrozenEstimator(_PrecomputedMargin.of(self.model_.classes_))
         losses: dict[str, float] = {}
         for method in self.calibration_methods:
@@ -228,7 +206,7 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         return min(losses, key=losses.get), losses
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        return self.calibrator_.predict_proba(self._prepare(X))
+        return self.calibrator_.predict_proba(self._margin(self._prepare(X)))
 
     def predict_margin(self, X: pd.DataFrame) -> np.ndarray:
         """Raw LightGBM log-odds (before calibration), e.g. for SHAP."""

@@ -80,33 +80,35 @@ class ScreenResult:
         return [c for c in columns if c not in self.suspects]
 
 
-def _levels(values: pd.Series, bins: int) -> pd.Series:
-    """Categorical levels of a column: quantile bins for numbers, values for the rest, NaN a level."""
+def level_codes(values: pd.Series, bins: int) -> np.ndarray:
+    """The column's levels as integer codes: quantile bins for numbers and dates, values for the
+    rest (compared as text), missing one more level."""
     if pd.api.types.is_bool_dtype(values):
         values = values.astype("object")
     if pd.api.types.is_numeric_dtype(values):
-        ranked = values.rank(method="average", pct=True)
-        level = np.ceil(ranked * bins).astype("Float64").astype("string")
+        level = np.ceil(values.rank(method="average", pct=True).to_numpy(dtype=float) * bins)
     elif pd.api.types.is_datetime64_any_dtype(values):
-        level = pd.Series(
-            pd.qcut(values.rank(method="first"), bins, labels=False, duplicates="drop"),
-            index=values.index,
-        ).astype("string")
+        level = pd.qcut(values.rank(method="first"), bins, labels=False, duplicates="drop")
     else:
         level = values.astype("string")
-    return level.fillna("<missing>")
+    codes, _ = pd.factorize(level, use_na_sentinel=False)
+    return codes
 
 
-def out_of_fold_auc(values: pd.Series, label: np.ndarray, config: ScreenConfig) -> float:
-    """ROC-AUC of the column alone, target-mean encoded on held-out folds (symmetrised: >= 0.5)."""
-    level = _levels(values, config.bins).to_numpy()
+def out_of_fold_auc(codes: np.ndarray, label: np.ndarray, config: ScreenConfig) -> float:
+    """ROC-AUC of one column's levels (:func:`level_codes`) alone, target-mean encoded on
+    held-out folds (symmetrised: >= 0.5)."""
     encoded = np.full(len(label), np.nan)
     prior = label.mean()
+    n_levels = int(codes.max()) + 1
     folds = StratifiedKFold(config.folds, shuffle=True, random_state=config.seed)
-    for fit_idx, held_idx in folds.split(level, label):
-        means = pd.Series(label[fit_idx]).groupby(level[fit_idx]).agg(["sum", "count"])
-        smoothed = (means["sum"] + prior * 10) / (means["count"] + 10)
-        encoded[held_idx] = pd.Series(level[held_idx]).map(smoothed).fillna(prior).to_numpy()
+    for fit_idx, held_idx in folds.split(codes, label):
+        fitted = codes[fit_idx]
+        positives = np.bincount(fitted, weights=label[fit_idx], minlength=n_levels)
+        counts = np.bincount(fitted, minlength=n_levels)
+        smoothed = (positives + prior * 10) / (counts + 10)
+        held = codes[held_idx]
+        encoded[held_idx] = np.where(counts[held] > 0, smoothed[held], prior)
     auc = roc_auc_score(label, encoded)
     return float(max(auc, 1 - auc))
 
@@ -194,15 +196,14 @@ def _export_time_name(column, config: ScreenConfig) -> tuple | None:
     return (column, "export_time_name", "name suggests an as-of-export or post-outcome field", True)
 
 
-def _determines_label(column, values, label, base_rate, config: ScreenConfig) -> tuple | None:
-    level = _levels(values, config.bins)
-    distinct = level.nunique()
-    if not 1 < distinct <= max(50, 0.05 * len(values)):  # identifiers: the AUC check's job
+def _determines_label(column, codes, label, base_rate, config: ScreenConfig) -> tuple | None:
+    counts = np.bincount(codes)
+    distinct = int((counts > 0).sum())
+    if not 1 < distinct <= max(50, 0.05 * len(codes)):  # identifiers: the AUC check's job
         return None
-    stats = pd.Series(label).groupby(level.to_numpy()).agg(["mean", "count"])
-    purity = (np.maximum(stats["mean"], 1 - stats["mean"]) * stats["count"]).sum() / stats[
-        "count"
-    ].sum()
+    seen = counts > 0
+    rate = np.bincount(codes, weights=label)[seen] / counts[seen]
+    purity = (np.maximum(rate, 1 - rate) * counts[seen]).sum() / counts[seen].sum()
     base = max(base_rate, 1 - base_rate)
     suspect = purity >= config.determine_purity and purity - base >= 0.1
     return (column, "determines_label", f"{purity:.3f} value purity (base {base:.3f})", suspect)
@@ -222,7 +223,8 @@ def screen(
         frame, label = frame.iloc[keep].reset_index(drop=True), label[keep]
         time = None if time is None else pd.Series(np.asarray(time)[keep])
     base_rate = label.mean()
-    aucs = {c: out_of_fold_auc(frame[c], label, config) for c in frame.columns}
+    codes = {c: level_codes(frame[c], config.bins) for c in frame.columns}
+    aucs = {c: out_of_fold_auc(codes[c], label, config) for c in frame.columns}
     late_days = _late_date_offsets(frame, time, config)
     rows = []
     for column in frame.columns:
@@ -233,7 +235,7 @@ def screen(
             _date_after_row_time(column, values, time, config),
             _derived_from_late_date(column, values, late_days, config),
             _export_time_name(column, config),
-            _determines_label(column, values, label, base_rate, config),
+            _determines_label(column, codes[column], label, base_rate, config),
         )
         rows += [check for check in checks if check is not None]
     table = pd.DataFrame(rows, columns=["column", "check", "figure", "suspect"])

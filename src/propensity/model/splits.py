@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.utils import check_random_state
 
 
 class SplitConfig(BaseModel):
@@ -236,11 +237,69 @@ class RowOutOfTime(_ThreeWaySplitter):
         return [Fold(0, 0, train, valid, test)]
 
 
+class StratifiedGroupFolds(StratifiedGroupKFold):
+    """scikit-learn's ``StratifiedGroupKFold`` (shuffled), the same folds in a tenth of the time.
+
+    scikit-learn places each group greedily, trying every fold in a Python loop: about 2 s per
+    split for 10,000 distinct groups, which made the grouped K-fold the largest cost of a table
+    run. Here each group's candidates are scored over all folds in one array operation (the same
+    arithmetic in the same order, so the same choices, ties included) and the test rows are read
+    off a fold-per-group array. ``tests/test_splits.py`` checks the folds equal scikit-learn's.
+    """
+
+    def __init__(self, n_splits: int = 5, seed: int = 0):
+        super().__init__(n_splits=n_splits, shuffle=True, random_state=seed)
+
+    def _iter_test_indices(self, X, y, groups):
+        rng = check_random_state(self.random_state)
+        _, y_inv, y_cnt = np.unique(np.asarray(y), return_inverse=True, return_counts=True)
+        if self.n_splits > y_cnt.min():
+            raise SplitError(
+                f"{self.n_splits} folds need at least {self.n_splits} rows of each class; the "
+                f"smallest class has {int(y_cnt.min())}"
+            )
+        _, groups_inv, groups_cnt = np.unique(groups, return_inverse=True, return_counts=True)
+        n_groups, n_classes = len(groups_cnt), len(y_cnt)
+        counts = np.zeros((n_groups, n_classes))
+        np.add.at(counts, (groups_inv, y_inv), 1)
+        perm = np.arange(n_groups)
+        rng.shuffle(perm)
+        counts = counts[perm]
+        inv_perm = np.empty_like(perm)
+        inv_perm[perm] = np.arange(n_groups)
+        groups_inv = inv_perm[groups_inv]
+        order = np.argsort(-np.std(counts, axis=1), kind="stable")
+
+        per_fold = np.zeros((self.n_splits, n_classes))
+        fold_of_group = np.empty(n_groups, dtype=int)
+        diagonal = np.eye(self.n_splits)[:, :, None]  # candidate i adds the group to fold i
+        scale = y_cnt.reshape(1, 1, -1)
+        for group in order:
+            group_counts = counts[group]
+            candidates = per_fold[None, :, :] + diagonal * group_counts
+            evals = np.mean(np.std(candidates / scale, axis=1), axis=1).tolist()
+            sizes = per_fold.sum(axis=1).tolist()
+            best, best_eval, best_size = 0, evals[0], sizes[0]
+            for fold in range(1, self.n_splits):
+                value = evals[fold]
+                # np.isclose's rule (rtol 1e-5, atol 1e-8) on plain floats: ten times faster
+                if value < best_eval or (
+                    abs(value - best_eval) <= 1e-8 + 1e-5 * abs(best_eval)
+                    and sizes[fold] < best_size
+                ):
+                    best, best_eval, best_size = fold, value, sizes[fold]
+            per_fold[best] += group_counts
+            fold_of_group[group] = best
+        row_fold = fold_of_group[groups_inv]
+        for fold in range(self.n_splits):
+            yield np.flatnonzero(row_fold == fold)
+
+
 def inner_validation(
     rows: np.ndarray, label: np.ndarray, groups: np.ndarray, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split rows 80/20, stratified, equal ``groups`` together (early stopping, calibration)."""
-    splitter = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=seed)
+    splitter = StratifiedGroupFolds(n_splits=5, seed=seed)
     fit_idx, valid_idx = next(splitter.split(rows, label[rows], groups[rows]))
     return rows[fit_idx], rows[valid_idx]
 
@@ -272,9 +331,7 @@ class RepeatedGroupKFold(_ThreeWaySplitter):
         folds = []
         everything = np.arange(len(label))
         for repeat in range(self.n_repeats):
-            splitter = StratifiedGroupKFold(
-                n_splits=self.n_splits, shuffle=True, random_state=self.seed + repeat
-            )
+            splitter = StratifiedGroupFolds(n_splits=self.n_splits, seed=self.seed + repeat)
             for number, (train_idx, test_idx) in enumerate(
                 splitter.split(everything, label, groups)
             ):

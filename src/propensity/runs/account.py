@@ -35,7 +35,7 @@ from propensity.runs.labelled import (
     head_labels,
     labelled_features,
 )
-from propensity.runs.protocol import FitSettings, HeadTask, calibration_rows, run_head
+from propensity.runs.protocol import FitSettings, HeadTask, run_head
 from propensity.scoring import CONVERSION_TIERS, FIT_TIERS, AccountModel, Scorer, model_version
 from propensity.spine import data_end, data_start
 
@@ -156,9 +156,7 @@ def train_account_model(
             data.loc[train_rows, "as_of"].min(),
         )
         runs[head] = run = run_head(task, splitter, fit_settings(config, head))
-        scorers[head] = Scorer.fit(
-            head, run.model, task.specs, calibration_rows(task, run), task.tiers
-        )
+        scorers[head] = Scorer.fit(head, run.model, task.specs, task.tiers)
     _step(progress, "done")
     model = AccountModel(
         scorers,

@@ -39,7 +39,7 @@ from propensity.model.config import TableConfig
 from propensity.model.screen import ScreenResult, screen
 from propensity.model.splits import ROW_TIME, RepeatedGroupKFold, RowOutOfTime
 from propensity.runs.folder import RunResult
-from propensity.runs.protocol import FitSettings, HeadTask, calibration_rows, run_head
+from propensity.runs.protocol import FitSettings, HeadTask, run_head
 from propensity.scoring import TABLE_TIERS, Scorer, TableModel
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ def train_table_model(
     _step(progress, "final model", name)
     model = TableModel(
         schema=config,
-        scorer=Scorer.fit(HEAD, head.model, task.specs, calibration_rows(task, head), TABLE_TIERS),
+        scorer=Scorer.fit(HEAD, head.model, task.specs, TABLE_TIERS),
         columns=columns,
         kinds=kinds,
         screen=screened.table,
