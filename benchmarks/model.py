@@ -48,7 +48,7 @@ def model_benchmark(workdir: Path, out_dir: Path, accounts: int | None = None) -
         load_tables(world), config, packaged_scorecard(), truth, name=world.name
     )
     seconds = time.perf_counter() - started
-    write_run(result, workdir / "run_default")
+    write_run(result, workdir / "run_default", overwrite=True)
     figures = model_figures(result, truth, seconds)
     write_text(model_markdown(result, figures, world_config, config), out_dir / "model.md")
     write_text(json.dumps(figures, indent=2) + "\n", out_dir / "model.json")

@@ -148,6 +148,37 @@ def test_report_of_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path):
     assert not (tmp_path / "r.html").exists()
 
 
+def test_train_onto_an_existing_run_folder_refuses_without_overwrite_and_keeps_it(
+    trained, tmp_path
+):
+    champion = tmp_path / "champion_run"
+    shutil.copytree(trained.run_dir, champion)
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in champion.iterdir())
+    for command in (
+        ("train", "--data", str(trained.world), "--out", str(champion), "--no-track"),
+        ("table", "train", str(tmp_path / "any.csv"), "--out", str(champion), "--no-track"),
+    ):
+        result = run(*command)
+        assert result.returncode == 2, command
+        assert (
+            f"{champion} exists (a run folder)" in result.stderr and "--overwrite" in result.stderr
+        )
+        assert "Traceback" not in result.stderr
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in champion.iterdir()) == before
+
+
+def test_a_model_file_from_another_version_is_a_clear_error(trained, tmp_path):
+    run_dir = tmp_path / "old_run"
+    shutil.copytree(trained.run_dir, run_dir)
+    # a pickle naming a class this version does not have (as a model from an older release)
+    (run_dir / "scoring_model.joblib").write_bytes(b"cpropensity.model.head\n_MarginClassifier\n.")
+    out = tmp_path / "list.csv"
+    result = run("export", "--data", str(trained.world), "--run", str(run_dir), "--out", str(out))
+    assert result.returncode == 2
+    assert "another version of propensity" in result.stderr and "train again" in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
+
+
 def test_packaged_configs_are_shown_and_a_project_copy_overrides_them(tmp_path):
     shown = run("config", "show", "model")
     assert shown.returncode == 0 and "horizon_days" in shown.stdout

@@ -18,6 +18,7 @@ from propensity.cli.common import (
     DataDir,
     Head,
     ModelConfigPath,
+    Overwrite,
     Track,
     TrackingUri,
     TruthDates,
@@ -175,20 +176,25 @@ def train(
     ] = None,
     track: Track = True,
     uri: TrackingUri = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Train both heads out of time; compare with the scorecard, a logistic baseline, the base
     rate and (on a generated world) the oracle; register both heads as challenger."""
     from propensity.model.scorecard import Scorecard
+    from propensity.runs.folder import check_run_target
     from propensity.runs.workflows import train_accounts
 
+    with user_errors():
+        check_run_target(out, overwrite)  # before the data is read
     model_config = load_model_config(config)
     with user_errors():
         card = Scorecard.from_yaml(scorecard)
         tables = _load(data)
         with steps("train", total=6) as advance:
             trained = train_accounts(
-                data, out, model_config, card, track=track, uri=uri, progress=advance, tables=tables
-            )
+                data, out, model_config, card, track=track, uri=uri, progress=advance,
+                tables=tables, overwrite=overwrite,
+            )  # fmt: skip
     print_screen(trained.result.screen, model_config.keep_suspects)
     print_evaluation(trained.result)
     console.print(f"run folder: [bold]{out}[/]; report: [bold]{trained.report}[/]")

@@ -67,6 +67,9 @@ TrackingUri = Annotated[
 Track = Annotated[
     bool, typer.Option("--track/--no-track", help="Log to MLflow and register the model(s).")
 ]
+Overwrite = Annotated[
+    bool, typer.Option("--overwrite", help="Replace the run folder at --out if it exists.")
+]
 DataDir = Annotated[Path, typer.Option("--data", help="Contract data folder.")]
 AsOf = Annotated[
     str | None,

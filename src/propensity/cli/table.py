@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from propensity.cli.common import (
+    Overwrite,
     RealDir,
     Source,
     Track,
@@ -105,14 +106,18 @@ def train(
     model_name: ModelName = None,
     track: Track = True,
     uri: TrackingUri = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Train and evaluate a model on a won/lost table: screen, protocol, model vs logistic vs
     base rate, verdict, reasons, scores; registered as challenger."""
     from propensity.model.config import TableConfig
+    from propensity.runs.folder import check_run_target
     from propensity.runs.workflows import train_table
 
     if (table is None) == (source is None):
         raise fail("give either a TABLE file or --source")
+    with user_errors():
+        check_run_target(out, overwrite)  # before the table is read
     frame, name, origin, schema = _input(table, source, real_dir, join_closed_deals)
     overrides = {
         "id_column": id_column,
@@ -132,7 +137,7 @@ def train(
     with user_errors(), steps("table", total=5) as advance:
         trained = train_table(
             frame, table_config, out, name=name, source=origin, track=track, uri=uri,
-            progress=advance,
+            progress=advance, overwrite=overwrite,
         )  # fmt: skip
     _print_table_run(trained.result)
     console.print(f"run folder: [bold]{out}[/] (summary.md, report.html, scores.csv, screen.csv)")

@@ -56,7 +56,13 @@ def run_demo(
     tables = load_tables(world)
     step("features, train, evaluate, register")
     trained = train_accounts(
-        world, run_dir, ModelConfig.from_yaml(), Scorecard.from_yaml(), uri=uri, tables=tables
+        world,
+        run_dir,
+        ModelConfig.from_yaml(),
+        Scorecard.from_yaml(),
+        uri=uri,
+        tables=tables,
+        overwrite=True,  # the demo's own run folder, rewritten by every demo
     )
     step("promote")
     decisions = promote(uri=uri)

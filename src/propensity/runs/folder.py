@@ -16,6 +16,7 @@ end, so an interrupted run never leaves something that looks like a run.
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -103,7 +104,21 @@ def load_scoring_model(run_dir: Path | str):
             f"{path} not found: is {run_dir} a run folder written by `propensity train` "
             "or `propensity table train`?"
         )
-    return joblib.load(path)
+    try:
+        return joblib.load(path)
+    except (
+        AttributeError,
+        ImportError,
+        ModuleNotFoundError,
+        EOFError,
+        pickle.UnpicklingError,
+    ) as exc:
+        # a model pickled by another version of propensity (a class moved or changed), or a
+        # truncated file: either way it cannot be used, and retraining is the way out
+        raise RunFolderError(
+            f"{path} cannot be loaded ({type(exc).__name__}: {exc}): it was written by another "
+            "version of propensity or is damaged; train again to get a model this version reads"
+        ) from exc
 
 
 def _csv(frame: pd.DataFrame):
@@ -172,10 +187,25 @@ def _write_contents(result: RunResult, folder: Path) -> None:
     save_scoring_model(result.scoring_model, folder)
 
 
-def write_run(result: RunResult, run_dir: Path | str) -> ReportInput:
-    """Write the run folder (atomically: complete or not at all) and return what a report needs
-    (from the run in memory, plus the plots just written)."""
+def check_run_target(run_dir: Path | str, overwrite: bool = False) -> None:
+    """Refuse to write a run over an existing path unless ``overwrite`` (asked before training,
+    so a long run never ends by refusing, and a champion's folder is never replaced by accident)."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not overwrite:
+        kind = "run folder" if (run_dir / SCORING_MODEL_FILE).is_file() else "path"
+        raise RunFolderError(
+            f"{run_dir} exists (a {kind}): choose another --out, or pass --overwrite to replace it"
+        )
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunFolderError(f"{run_dir} is a file, not a run folder: choose another --out")
+
+
+def write_run(result: RunResult, run_dir: Path | str, overwrite: bool = False) -> ReportInput:
+    """Write the run folder (atomically: complete or not at all) and return what a report needs
+    (from the run in memory, plus the plots just written). An existing folder is replaced only
+    with ``overwrite``."""
+    run_dir = Path(run_dir)
+    check_run_target(run_dir, overwrite)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(
         tempfile.mkdtemp(prefix=f".{run_dir.name}.", suffix=".partial", dir=run_dir.parent)

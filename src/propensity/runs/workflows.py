@@ -33,7 +33,7 @@ from propensity.outputs.export import (
 )
 from propensity.outputs.report import ReportInput, build_report
 from propensity.runs.account import data_fingerprint, labelled_features, train_account_model
-from propensity.runs.folder import RunResult, load_scoring_model, write_run
+from propensity.runs.folder import RunResult, check_run_target, load_scoring_model, write_run
 from propensity.runs.table import table_fingerprint, train_table_model
 from propensity.runs.tune import TuningResult, tune_head, with_best_params
 from propensity.scoring import AccountModel, TableModel, score_snapshot
@@ -72,15 +72,18 @@ def train_accounts(
     uri: str | None = None,
     progress=None,
     tables: Tables | None = None,
+    overwrite: bool = False,
 ) -> TrainedRun:
     """Train both heads on a contract data folder, write the run folder and its report (with
-    the prospects at the end of the data scored), log and register in MLflow."""
+    the prospects at the end of the data scored), log and register in MLflow. An existing
+    ``out`` is refused before anything is trained, unless ``overwrite``."""
     data_dir, out = Path(data_dir), Path(out)
+    check_run_target(out, overwrite)
     tables = tables if tables is not None else load_tables(data_dir)
     result = train_account_model(
         tables, config, scorecard, read_truth(data_dir), progress, name=data_dir.name
     )
-    folder = write_run(result, out)
+    folder = write_run(result, out, overwrite)
     report = write_report(folder, out / "report.html", tables, result.scoring_model)
     data = {"source": str(data_dir), **data_fingerprint(tables)}
     run_id, versions, store = _log(result, out, data, track, uri)
@@ -97,11 +100,14 @@ def train_table(
     track: bool = True,
     uri: str | None = None,
     progress=None,
+    overwrite: bool = False,
 ) -> TrainedRun:
-    """Table mode end to end: the recipe, the run folder and its report, MLflow."""
+    """Table mode end to end: the recipe, the run folder and its report, MLflow. An existing
+    ``out`` is refused before anything is trained, unless ``overwrite``."""
     out = Path(out)
+    check_run_target(out, overwrite)
     result = train_table_model(frame, config, name, progress)
-    folder = write_run(result, out)
+    folder = write_run(result, out, overwrite)
     report = write_text(build_report(folder), out / "report.html")
     data = {"source": source, **table_fingerprint(frame)}
     run_id, versions, store = _log(result, out, data, track, uri)
