@@ -205,3 +205,12 @@ def test_explain_unknown_account_is_a_clear_error(tmp_path):
     result = run("explain", "--account", "nope", "--data", str(tmp_path), "--run", str(tmp_path))
     assert result.returncode == 2
     assert "scoring_model.joblib" in result.stderr
+
+
+def test_error_text_with_brackets_is_printed_as_is(tmp_path):
+    data = tmp_path / "exports [bold] 2025"  # rich would read [bold] as markup
+    data.mkdir()
+    (data / "accounts.csv").write_text("")
+    result = run("validate", str(data))
+    assert result.returncode == 2
+    assert f"{data}/accounts.csv is empty" in result.stderr.replace("\n", "")

@@ -237,6 +237,41 @@ def test_missing_folder_and_missing_accounts_file(raw, tmp_path):
         load_tables(tmp_path)
 
 
+def test_unreadable_files_are_problems_naming_table_and_file(raw, tmp_path):
+    _write_csv({"accounts": raw["accounts"]}, tmp_path)
+    (tmp_path / "events.parquet").write_bytes(b"PAR1 truncated")
+    (tmp_path / "intent.csv").write_bytes(b"")
+    with pytest.raises(ContractError) as info:
+        read_tables(tmp_path)
+    assert [(p.table, p.column) for p in info.value.problems] == [
+        ("events", None),
+        ("intent", None),
+    ]
+    assert "events.parquet is truncated or damaged" in str(info.value)
+    assert "intent.csv is empty" in str(info.value)
+
+
+def test_a_semicolon_latin1_csv_is_read_like_a_utf8_one(raw, tmp_path):
+    from propensity.io import CsvFormatWarning
+
+    raw["accounts"].assign(name=["Société", "Müller", "Olé"]).to_csv(
+        tmp_path / "accounts.csv", index=False, sep=";", encoding="latin-1"
+    )
+    with pytest.warns(CsvFormatWarning, match=r"read as cp1252 .*; fields separated by ';'"):
+        tables = load_tables(tmp_path)
+    assert tables.accounts["name"].tolist() == ["Société", "Müller", "Olé"]
+    assert tables.accounts["employees"].tolist()[0] == 120
+
+
+def test_another_tables_file_under_a_tables_name_is_one_problem(raw):
+    with pytest.raises(ContractError) as info:
+        validate_tables({"accounts": raw["contacts"]})
+    (problem,) = info.value.problems
+    assert problem.table == "accounts" and problem.column is None
+    assert "missing required column name" in problem.message
+    assert "is this the contacts file?" in problem.message
+
+
 def test_write_refuses_stale_table_files(raw, tmp_path):
     tables = validate_tables({"accounts": raw["accounts"]})
     _write_csv({"events": raw["events"]}, tmp_path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -319,7 +321,10 @@ def test_scored_rows_carry_scores_tiers_reasons_and_the_model_version(trained):
     assert set(scored["conversion_tier"]) <= {"hot", "warm", "cold"}
     assert set(scored["fit_tier"]) <= {"A", "B", "C", "D"}
     assert scored["model_version"].nunique() == 1
-    assert scored["model_version"].iloc[0].startswith("sha-")
+    # a head that ships a baseline says which (see propensity.runs.selection)
+    assert re.fullmatch(
+        r"(logistic-)?(scorecard-)?sha-[0-9a-f]{12}", scored["model_version"].iloc[0]
+    )
     assert load_scoring_model(trained.run_dir).version == model.version  # same model, same version
     hot = scored.sort_values("conversion_probability").iloc[-1]
     card = account_card(trained.tables, model, hot["account_id"], "2025-10-01")

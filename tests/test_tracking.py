@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -88,7 +90,11 @@ def test_score_and_serve_the_registered_champions_or_a_pinned_version(trained, t
     )  # fmt: skip
     assert pinned.returncode == 0, pinned.stderr[-3000:]
     rows = pd.read_parquet(out)
-    assert set(rows["model_version"]) == {"fit:v1,conversion:v2"}
+    (label,) = set(rows["model_version"])
+    assert re.fullmatch(
+        r"fit:v1:(logistic-|scorecard-)?sha-[0-9a-f]{12},conversion:v2:(logistic-)?sha-[0-9a-f]{12}",
+        label,
+    ), label
     assert rows["conversion_reasons_json"].str.startswith("[").all()
 
     mlflow.set_tracking_uri(uri)
@@ -100,6 +106,51 @@ def test_score_and_serve_the_registered_champions_or_a_pinned_version(trained, t
 
     listing = cli("runs", "--tracking-uri", uri)
     assert listing.returncode == 0 and second.run_id in listing.stdout
+
+
+def _with_problems(result, head: str, problems: list[str]):
+    run = result.heads[head]
+    shipped = dataclasses.replace(run.shipped, problems=problems)
+    heads = {**result.heads, head: dataclasses.replace(run, shipped=shipped)}
+    return dataclasses.replace(result, heads=heads)
+
+
+@pytest.mark.slow(seconds=25)
+def test_a_degenerate_shipped_scorer_is_registered_blocked_never_challenger(trained, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    problem = "near-constant probabilities: 1 distinct values on 900 reference rows"
+    degenerate = dataclasses.replace(
+        trained, result=_with_problems(trained.result, "fit", [problem])
+    )
+    blocked = _log(degenerate, uri)
+    assert not blocked.challenger and blocked.blocked == {"fit": [problem]}
+
+    client = mlflow.MlflowClient(uri, uri)
+    for name in ("propensity-fit", "propensity-conversion"):  # neither head: one run's pair
+        assert client.get_registered_model(name).aliases == {}
+    fit_version = client.get_model_version("propensity-fit", blocked.versions["propensity-fit"])
+    assert fit_version.tags["blocked"] == problem
+    assert fit_version.tags["shipped"] in {"lightgbm", "logistic", "scorecard"}
+    run = client.get_run(blocked.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["propensity.registration"] == "blocked"
+    assert json.loads(run.data.tags["blocked"]) == {"fit": [problem]}
+    with pytest.raises(LookupError, match="no 'challenger' version"):
+        promote(uri=uri)
+
+    data = {"source": str(trained.world), **data_fingerprint(trained.tables)}
+    forced = log_run(degenerate.result, trained.run_dir, data, uri, force_reason="pilot, 3 weeks")
+    assert forced.challenger and forced.forced == "pilot, 3 weeks"
+    assert str(client.get_model_version_by_alias("propensity-fit", "challenger").version) == "2"
+    assert client.get_model_version("propensity-fit", "2").tags["forced"] == "pilot, 3 weeks"
+    assert client.get_run(forced.run_id).data.tags["forced"] == "pilot, 3 weeks"
+
+
+def test_train_force_without_a_reason_is_refused_before_reading_data(tmp_path):
+    refused = cli("train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"),
+                  "--force")  # fmt: skip
+    assert refused.returncode == 2 and "--force needs --reason" in refused.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_fingerprint_changes_with_any_table_and_ignores_row_order(trained):
@@ -188,7 +239,7 @@ def test_table_mode_trains_registers_and_scores_through_the_cli_and_a_real_serve
     assert "close_date" in trained.stdout and "date_after_row_time" in trained.stdout
     assert "excluded: close_date" in trained.stdout
     assert "beats the base rate" in trained.stdout
-    assert "registered propensity-table-deals v1 as challenger" in trained.stdout
+    assert "registered as challenger: propensity-table-deals v1" in trained.stdout
     for name in (
         "summary.md", "summary.json", "evaluation.csv", "screen.csv", "scores.csv",
         "scoring_model.joblib", "test_window.parquet", "report.html", "models/table.lgb.txt",

@@ -302,3 +302,44 @@ def brier_skills(
             "brier_skill_hi": float(hi),
         }
     return out
+
+
+def _weighted_auc(tie_group: np.ndarray, label: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC-AUC for each row of ``weights`` (draws x rows), ties counted half; ``tie_group`` numbers
+    the rows' distinct scores in increasing order."""
+    groups = int(tie_group.max()) + 1
+    aucs = np.empty(len(weights))
+    for i, w in enumerate(weights):
+        positive = np.bincount(tie_group, w * label, minlength=groups)
+        negative = np.bincount(tie_group, w * (1 - label), minlength=groups)
+        below = np.cumsum(negative) - negative
+        total = positive.sum() * negative.sum()
+        aucs[i] = (positive * (below + 0.5 * negative)).sum() / total if total else np.nan
+    return aucs
+
+
+def auc_difference_bound(
+    label,
+    score_a,
+    score_b,
+    group,
+    *,
+    level: float = 0.95,
+    n_bootstrap: int = 200,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """(ROC-AUC(a) - ROC-AUC(b), its one-sided lower bound at ``level``) from a paired bootstrap
+    over groups: both scorers on the same draws. The bound is NaN when no draw has both classes."""
+    label = np.asarray(label, dtype=float)
+    ties_a = np.unique(np.asarray(score_a, dtype=float), return_inverse=True)[1]
+    ties_b = np.unique(np.asarray(score_b, dtype=float), return_inverse=True)[1]
+    codes, uniques = pd.factorize(pd.Series(np.asarray(group)))
+    ones = np.ones((1, len(label)))
+    difference = float((_weighted_auc(ties_a, label, ones) - _weighted_auc(ties_b, label, ones))[0])
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(len(uniques), np.full(len(uniques), 1 / len(uniques)), n_bootstrap)
+    weights = draws[:, codes].astype(float)
+    differences = _weighted_auc(ties_a, label, weights) - _weighted_auc(ties_b, label, weights)
+    differences = differences[~np.isnan(differences)]
+    bound = float(np.quantile(differences, 1 - level)) if len(differences) else float("nan")
+    return difference, bound

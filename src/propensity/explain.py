@@ -2,7 +2,7 @@
 
 Contributions come from LightGBM itself (``predict(..., pred_contrib=True)``: exact TreeSHAP,
 in log-odds of the uncalibrated model; per row they sum with the expected value to the raw
-margin). Categorical features stay native, so each business field has one contribution per
+margin), or, for a head that ships a baseline, from its linear terms (the same units). Categorical features stay native, so each business field has one contribution per
 feature. Features are grouped into the business fields of the feature registry (the 7/30/90-day
 counts of one event type are one field), each field's contribution is the sum of its features'
 contributions, and the strongest fields are worded from the account's actual values. A field
@@ -23,7 +23,10 @@ import pandas as pd
 from propensity.features.phrases import is_missing
 from propensity.features.registry import FeatureSpec
 from propensity.features.wording import word
+from propensity.model.candidates import LogisticCandidate, ScorecardCandidate
 from propensity.model.head import HeadModel
+
+ShippedModel = HeadModel | LogisticCandidate | ScorecardCandidate
 
 __all__ = [
     "EXPECTED_VALUE",
@@ -38,11 +41,11 @@ __all__ = [
 EXPECTED_VALUE = "expected_value"
 
 
-def contributions(model: HeadModel, X: pd.DataFrame) -> pd.DataFrame:
-    """Exact TreeSHAP contributions (log-odds) per feature, plus ``expected_value``; index of X."""
-    prepared = model._prepare(X)
-    values = model.model_.predict(prepared, pred_contrib=True)
-    return pd.DataFrame(values, index=X.index, columns=[*model.features_, EXPECTED_VALUE])
+def contributions(model: ShippedModel, X: pd.DataFrame) -> pd.DataFrame:
+    """Contributions (log-odds) per feature, plus ``expected_value``; index of X: exact TreeSHAP
+    for a LightGBM head, the linear terms of a baseline
+    (:mod:`propensity.model.candidates`)."""
+    return model.contributions(X)
 
 
 def field_contributions(contrib: pd.DataFrame, specs: Sequence[FeatureSpec]) -> pd.DataFrame:
@@ -64,7 +67,7 @@ class Reason:
 
 
 def explain(
-    model: HeadModel,
+    model: ShippedModel,
     X: pd.DataFrame,
     specs: Sequence[FeatureSpec],
     *,
@@ -146,7 +149,7 @@ def _reason_json(reason: Reason) -> dict:
 
 
 def global_importance(
-    model: HeadModel, X: pd.DataFrame, specs: Sequence[FeatureSpec], head: str
+    model: ShippedModel, X: pd.DataFrame, specs: Sequence[FeatureSpec], head: str
 ) -> pd.DataFrame:
     """Mean |contribution| per business field (SHAP summary), largest first."""
     fields = field_contributions(contributions(model, X), specs)

@@ -37,10 +37,9 @@ from propensity.data.table import (
     model_matrix,
     row_time,
 )
-from propensity.explain import contributions, explain, field_contributions
+from propensity.explain import ShippedModel, contributions, explain, field_contributions
 from propensity.features.matrix import build_features
 from propensity.features.registry import FeatureConfig, FeatureSpec
-from propensity.model.head import HeadModel
 from propensity.spine import SpineConfig, build_spine, data_end
 
 # share of the validation window in each tier, best first
@@ -89,12 +88,14 @@ def to_tier(probability: np.ndarray, calibration: HeadCalibration) -> np.ndarray
     return tiers
 
 
-def model_version(models: Sequence[HeadModel]) -> str:
-    """Content hash of the boosters: the same models always have the same version."""
+def model_version(models: Sequence[ShippedModel]) -> str:
+    """Content hash of the models: the same models always have the same version; a head that
+    ships a baseline says which (``logistic-sha-...``, ``scorecard-sha-...``)."""
     digest = hashlib.sha256()
     for model in models:
-        digest.update(model.booster_.model_to_string().encode())
-    return f"sha-{digest.hexdigest()[:12]}"
+        digest.update(model.fingerprint().encode())
+    kinds = sorted({m.kind for m in models} - {"lightgbm"})
+    return "-".join([*kinds, f"sha-{digest.hexdigest()[:12]}"])
 
 
 @dataclass
@@ -102,13 +103,13 @@ class Scorer:
     """One fitted head as scoring uses it (see the module docstring)."""
 
     head: str
-    model: HeadModel
+    model: ShippedModel  # the head's LightGBM model, or the baseline it ships instead
     specs: tuple[FeatureSpec, ...]  # the model's features and the context columns for wording
     calibration: HeadCalibration
     version: str
 
     @classmethod
-    def fit(cls, head: str, model: HeadModel, specs: Sequence[FeatureSpec], tiers) -> Scorer:
+    def fit(cls, head: str, model: ShippedModel, specs: Sequence[FeatureSpec], tiers) -> Scorer:
         """A scorer whose score and tiers are set by the model's probabilities on the rows it was
         calibrated on (the validation window)."""
         used = tuple(s for s in specs if s.name in model.features_ or s.kind == "context")

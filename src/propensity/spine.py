@@ -96,6 +96,45 @@ def data_start(tables: Tables) -> pd.Timestamp:
     raise ValueError("no activity timestamps: need events, intent or opportunities")
 
 
+def data_first(tables: Tables) -> pd.Timestamp:
+    """The earliest timestamp in any table (the first dated row)."""
+    earliest = [
+        tables.get(name)[column].min()
+        for name, columns in _TIME_COLUMNS.items()
+        if tables.get(name) is not None
+        for column in columns
+        if column in tables.get(name) and tables.get(name)[column].notna().any()
+    ]
+    if not earliest:
+        raise ValueError("no timestamps in any table: cannot tell where the data starts")
+    return min(earliest)
+
+
+class AsOfError(ValueError):
+    """An as-of date the data cannot describe; the message names the data's span."""
+
+
+def check_as_of(
+    tables: Tables, as_of: pd.Timestamp | date | str, horizon_days: int, flag: str = "--as-of"
+) -> pd.Timestamp:
+    """``as_of`` (a midnight) when the data can describe it: after the first dated row (else no
+    row is known before it) and at most one horizon after the end of the data (later, every
+    account's history has gone quiet and the label window starts past anything observed).
+    Otherwise an :class:`AsOfError` naming the span and the allowed dates."""
+    as_of = pd.Timestamp(as_of).normalize()
+    first, end = data_first(tables), data_end(tables)
+    latest = end + pd.Timedelta(days=horizon_days)
+    if as_of <= first or as_of > latest:
+        side = "before the first row" if as_of <= first else "after the data"
+        raise AsOfError(
+            f"{flag} {as_of:%Y-%m-%d} is {side}: the data spans {first:%Y-%m-%d} .. "
+            f"{end - pd.Timedelta(days=1):%Y-%m-%d}; give a date from "
+            f"{first.normalize() + pd.Timedelta(days=1):%Y-%m-%d} to {latest:%Y-%m-%d} (at most "
+            f"one horizon, {horizon_days} days, after the end of the data)"
+        )
+    return as_of
+
+
 _TIME_COLUMNS = {
     "events": ("ts",),
     "intent": ("week",),

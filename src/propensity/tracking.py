@@ -13,14 +13,60 @@ and the registry life of every model (challenger, champion, promotion gate, roll
   version gets the alias ``challenger`` (see :mod:`propensity.registry` for promotion and
   rollback).
 * Default store: :func:`propensity.settings.tracking_uri`.
+
+Safe to run unattended:
+
+* The store fails fast and clearly (:func:`connect` calls
+  :func:`propensity.settings.check_store`; a :class:`StoreError`, one line each): a scheme
+  MLflow does not support; a tracking server that does not answer its ``/health`` within a few
+  seconds (and MLflow's HTTP retries cut from minutes to seconds, see :data:`HTTP_DEFAULTS`,
+  unless set in the environment); and, for every command that only reads, a SQLite (or folder)
+  store that does not exist ("no store at PATH": nothing is created). Only the commands that
+  write a run (``train``, ``table train``, ``tune``, ``demo``) connect with ``create=True``.
+* A run is all-or-nothing (:func:`log_run`): its owner (host, pid, process start) is tagged at
+  start; artifacts, models and metrics are logged, both heads registered as new versions with
+  no alias and the run ended FINISHED (the commit point); only then do both ``challenger``
+  aliases move, together, under a lock for a local store. A process killed at any point leaves
+  a state the next command that opens the store (:func:`recover`, called by :func:`connect`)
+  puts right:
+
+  ==========================================  ===========================================
+  killed                                      the next command
+  ==========================================  ===========================================
+  before or while logging (run RUNNING)       marks the run KILLED (half-logged models FAILED)
+  after registering, before the run ended     marks it KILLED and deletes its (alias-free)
+                                              model versions
+  after the run ended, before/while aliases   moves both challengers to the run's versions
+  moved (tag ``propensity.registration``      (unless a later run's versions are already
+  = ``pending``)                              challenger: then ``superseded``)
+  ==========================================  ===========================================
+
+  A RUNNING run is only touched when its owner is on this host and gone (a live training
+  elsewhere is never killed); a run owned by another host, or by nobody known, only once it is
+  older than :data:`STALE_RUN` (:data:`STALE_REGISTRATION` for a pending registration).
+* A degenerate shipped scorer is never ``challenger``: when a head's shipped scorer has
+  problems (:func:`propensity.runs.selection.health`: near-constant probabilities, too few trees,
+  a top tier far from its share, ranking below the base rate), the run is logged and its
+  versions registered for the record, tagged ``blocked`` with the problems, but no alias moves
+  (for either head: the two challengers always come from one run). ``force_reason`` (``train
+  --force --reason``) overrides, and is tagged ``forced`` on the run and its versions.
+* MLflow's own log lines, notices, warnings and "Downloading artifacts" bars are hidden unless
+  :func:`propensity.settings.verbose`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import subprocess
 import tempfile
-from dataclasses import dataclass
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext, suppress
+from dataclasses import dataclass, field
+from datetime import timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +78,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
-from propensity import settings
+from propensity import faults, settings
 from propensity.runs.folder import SCORING_MODEL_FILE
 from propensity.scoring import AccountModel, TableModel
 
@@ -56,26 +102,235 @@ PACKAGES = (
 )
 
 
+OWNER_TAG = "propensity.owner"  # JSON {host, pid, start}: the process that started the run
+REGISTRATION_TAG = "propensity.registration"  # pending -> done | superseded; or blocked
+RECOVERY_TAG = "propensity.recovery"  # what a later command did about a killed run
+STALE_RUN = timedelta(hours=24)
+STALE_REGISTRATION = timedelta(minutes=10)
+HTTP_DEFAULTS = {  # MLflow's defaults retry a dead server for about 4 minutes
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
+QUIET_ENV = {
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+_log = logging.getLogger(__name__)
+StoreError = settings.StoreError  # raised by connect: see propensity.settings.check_store
+
+
 def tracking_uri(explicit: str | None = None) -> str:
     """The store to use: explicit > $MLFLOW_TRACKING_URI > SQLite in <workdir>/models/mlflow.db."""
     return settings.tracking_uri(explicit)
 
 
-def connect(uri: str | None = None, experiment: str = EXPERIMENT) -> MlflowClient:
-    """Point MLflow (tracking and registry) at the store and make sure the experiment exists."""
+def connect(
+    uri: str | None = None, experiment: str = EXPERIMENT, *, create: bool = False
+) -> MlflowClient:
+    """Point MLflow (tracking and registry) at the store, after checking it answers.
+
+    ``create``: the store and the experiment may be created (only for commands that write a
+    run). Without it a missing store is a :class:`StoreError` ("no store at PATH") and a
+    missing experiment is left missing. Either way, runs left behind by killed processes are
+    put right first (:func:`recover`).
+    """
     uri = tracking_uri(uri)
+    quiet_mlflow()
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    settings.check_store(uri, create)
+    if create and settings.sqlite_path(uri) is not None:
+        settings.sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    client = MlflowClient(uri, uri)
-    if client.get_experiment_by_name(experiment) is None:
-        location = None
-        if uri.startswith("sqlite:///"):  # keep a local store's artifacts next to its database
-            location = (
-                (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
-            )
-        client.create_experiment(experiment, artifact_location=location)
-    mlflow.set_experiment(experiment)
+    with mlflow_warnings_hidden(), _store_lock(uri) if create else nullcontext():
+        client = MlflowClient(uri, uri)
+        found = client.get_experiment_by_name(experiment)
+        if found is None and create:
+            found = _create_experiment(client, uri, experiment)
+        if found is not None:
+            mlflow.set_experiment(experiment_id=found.experiment_id)
+    with mlflow_warnings_hidden():
+        recover(client, uri)
     return client
+
+
+def _create_experiment(client: MlflowClient, uri: str, experiment: str):
+    location, database = None, settings.sqlite_path(uri)
+    if database is not None:  # keep a local store's artifacts next to its database
+        location = (database.parent / "mlartifacts").resolve().as_uri()
+    with suppress(mlflow.exceptions.MlflowException):  # another process created it just now
+        client.create_experiment(experiment, artifact_location=location)
+    return client.get_experiment_by_name(experiment)
+
+
+@contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Exclusive among processes on this host for a local SQLite store (a lock on its folder),
+    around creating the store and moving aliases; nothing for other stores."""
+    path = settings.sqlite_path(uri)
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    if path is None or fcntl is None or not path.parent.is_dir():
+        yield
+        return
+    handle = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # releases the lock
+
+
+def quiet_mlflow() -> None:
+    """MLflow's log lines, notices and progress bars off unless verbose (process-wide)."""
+    from mlflow.utils import logging_utils
+
+    if settings.verbose():
+        logging_utils.enable_logging()
+        return
+    for name, value in QUIET_ENV.items():
+        os.environ.setdefault(name, value)
+    logging_utils.disable_logging()
+
+
+@contextmanager
+def mlflow_warnings_hidden() -> Iterator[None]:
+    """Python warnings raised inside MLflow (the integer-schema hint and the like) hidden unless
+    verbose, for the calls inside the block."""
+    if settings.verbose():
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"mlflow(\.|$)")
+        warnings.filterwarnings("ignore", message=r"Hint: Inferred schema contains integer")
+        yield
+
+
+# ---------------------------------------------------------------------------------------------
+# runs left behind by killed processes
+
+
+def _owned_run(run_name: str, nested: bool = False):
+    """An MLflow run tagged with its owner (this process), so a later command can tell a live
+    run from one whose process was killed."""
+    return mlflow.start_run(
+        run_name=run_name, nested=nested, tags={OWNER_TAG: json.dumps(faults.owner())}
+    )
+
+
+def _abandoned(run, stale: timedelta, since_ms: int | None = None) -> bool:
+    """Whether the process of an unfinished run is gone: on this host, its owner is not
+    running; elsewhere (or unknown owner), the run is older than ``stale``."""
+    try:
+        owner = json.loads(run.data.tags.get(OWNER_TAG) or "{}")
+    except ValueError:
+        owner = {}
+    if owner.get("host") == faults.host():
+        return faults.owner_gone(owner)
+    age_ms = time.time() * 1000 - (since_ms or run.info.start_time)
+    return age_ms > stale.total_seconds() * 1000
+
+
+def _remove_versions(client: MlflowClient, run_id: str) -> list[str]:
+    """Delete the model versions a run registered, unless an alias points at one (never, when
+    the run did not commit); what was removed."""
+    removed = []
+    for found in client.search_model_versions(f"run_id = '{run_id}'"):
+        version = client.get_model_version(found.name, found.version)  # search omits aliases
+        if version.aliases:
+            continue
+        client.delete_model_version(version.name, version.version)
+        removed.append(f"{version.name} v{version.version}")
+    return removed
+
+
+def _fail_logged_models(client: MlflowClient, run) -> None:
+    """Logged models of a killed run still PENDING (killed mid-upload) are marked FAILED."""
+    models = client.search_logged_models(
+        [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
+    )
+    for model in models:
+        if str(model.status) in ("PENDING", "LoggedModelStatus.PENDING"):
+            client.finalize_logged_model(model.model_id, "FAILED")
+
+
+def _kill(client: MlflowClient, run) -> None:
+    run_id = run.info.run_id
+    removed = _remove_versions(client, run_id)
+    _fail_logged_models(client, run)
+    if "registered_versions" in run.data.tags:
+        client.delete_tag(run_id, "registered_versions")
+        client.set_tag(run_id, REGISTRATION_TAG, "rolled back")
+    owner = run.data.tags.get(OWNER_TAG, "owner unknown")
+    client.set_tag(
+        run_id,
+        RECOVERY_TAG,
+        f"marked KILLED by a later command: its process ({owner}) was gone; model versions "
+        f"removed: {', '.join(removed) or 'none'}",
+    )
+    client.set_terminated(run_id, "KILLED")
+
+
+def _move_challengers(client: MlflowClient, uri: str, versions: dict[str, str]) -> bool:
+    """Both heads' ``challenger`` to one run's versions, together, unless a later run's
+    versions already hold it (concurrent or recovered runs never regress or mix heads)."""
+    with _store_lock(uri):
+        for name, version in versions.items():
+            current = alias_version(client, name, CHALLENGER)
+            if current is not None and int(current) > int(version):
+                return False
+        for name, version in versions.items():
+            client.set_registered_model_alias(name, CHALLENGER, version)
+    return True
+
+
+def _finish_registration(client: MlflowClient, uri: str, run) -> None:
+    run_id = run.info.run_id
+    versions = json.loads(run.data.tags.get("registered_versions") or "{}")
+    moved = _move_challengers(client, uri, versions)
+    client.set_tag(
+        run_id,
+        RECOVERY_TAG,
+        "registration completed by a later command (its process was gone after the run ended): "
+        + ("challenger moved to its versions" if moved else "a later run is already challenger"),
+    )
+    client.set_tag(run_id, REGISTRATION_TAG, "done" if moved else "superseded")
+
+
+def recover(client: MlflowClient, uri: str) -> None:
+    """Put right what killed processes left in the store (see the module docstring): RUNNING
+    runs whose owner is gone -> KILLED (model versions removed), pending registrations -> done.
+    Best effort: a store this user cannot write to is left as it is."""
+    pending = f"tags.`{REGISTRATION_TAG}` = 'pending' and attributes.status = 'FINISHED'"
+    for name in EXPERIMENTS.values():
+        try:
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                continue
+            ids = [experiment.experiment_id]
+            running = client.search_runs(ids, "attributes.status = 'RUNNING'", max_results=500)
+            unfinished = client.search_runs(ids, pending, max_results=500)
+        except mlflow.exceptions.MlflowException as exc:
+            _log.debug("recovery skipped for %s: %s", name, exc)
+            continue
+        for run in running:
+            _recover_run(_kill, client, run, _abandoned(run, STALE_RUN))
+        for run in unfinished:
+            stale = _abandoned(run, STALE_REGISTRATION, run.info.end_time)
+            _recover_run(lambda c, r: _finish_registration(c, uri, r), client, run, stale)
+
+
+def _recover_run(action, client: MlflowClient, run, abandoned: bool) -> None:
+    if not abandoned:
+        return
+    try:
+        action(client, run)
+    except mlflow.exceptions.MlflowException as exc:  # e.g. another command got there first
+        _log.debug("could not recover run %s: %s", run.info.run_id, exc)
 
 
 def _git_commit() -> str | None:
@@ -125,12 +380,6 @@ class ScoringPyfunc(mlflow.pyfunc.PythonModel):
     ) -> pd.DataFrame:
         reasons = bool((params or {}).get("reasons"))
         return self.scoring.predict_frame(model_input, self.head, reasons=reasons)
-
-
-@dataclass
-class LoggedRun:
-    run_id: str
-    versions: dict[str, str]  # registered model name -> version
 
 
 def evaluation_metrics(evaluation: pd.DataFrame) -> dict[str, float]:
@@ -198,61 +447,120 @@ def _log_head_model(result: RunResult, head: str, run_dir: Path) -> str:
 
 
 def _register_head(
-    result: RunResult, head: str, model_uri: str, run_id: str, client: MlflowClient
+    result: RunResult, head: str, model_uri: str, run_id: str, forced: str | None
 ) -> str:
-    """Register a logged head as a new version with the alias ``challenger``."""
-    name = result.registered_names[head]
-    version = str(mlflow.register_model(model_uri, name).version)
-    client.set_model_version_tag(name, version, "head", head)
-    client.set_model_version_tag(name, version, "kind", result.kind)
-    client.set_model_version_tag(
-        name, version, "model_version", result.scoring_model.scorers[head].version
-    )
-    client.set_model_version_tag(name, version, "verdict", result.heads[head].verdict)
-    client.set_model_version_tag(name, version, "run_id", run_id)
-    client.set_registered_model_alias(name, CHALLENGER, version)
-    return version
+    """Register a logged head as a new version (no alias yet: see :func:`log_run`)."""
+    shipped = result.heads[head].shipped
+    tags = {
+        "head": head,
+        "kind": result.kind,
+        "shipped": shipped.kind,
+        "model_version": result.scoring_model.scorers[head].version,
+        "verdict": result.heads[head].verdict,
+        "run_id": run_id,
+    }
+    if shipped.problems:
+        tags["blocked"] = "; ".join(shipped.problems)[:5000]
+        if forced:
+            tags["forced"] = forced[:5000]
+    return str(mlflow.register_model(model_uri, result.registered_names[head], tags=tags).version)
+
+
+def blocked_heads(result: RunResult) -> dict[str, list[str]]:
+    """The heads whose shipped scorer is unfit to register as challenger, with the problems."""
+    return {
+        head: run.shipped.problems for head, run in result.heads.items() if run.shipped.problems
+    }
+
+
+@dataclass
+class LoggedRun:
+    run_id: str
+    versions: dict[str, str]  # registered model name -> version
+    challenger: bool = True  # False: blocked, or a run registered later already holds the alias
+    blocked: dict[str, list[str]] = field(default_factory=dict)  # head -> problems
+    forced: str | None = None  # the reason a blocked run was made challenger anyway
 
 
 def log_run(
-    result: RunResult, run_dir: Path | str, data: dict[str, Any], uri: str | None = None
+    result: RunResult,
+    run_dir: Path | str,
+    data: dict[str, Any],
+    uri: str | None = None,
+    force_reason: str | None = None,
 ) -> LoggedRun:
     """Log a finished, written run (config, data, metrics, artifacts, one MLflow model per head),
-    then register its heads as ``challenger``.
+    register its heads and make both ``challenger``, all or nothing.
 
-    Nothing is registered until the run has every artifact and has ended FINISHED: a run that
-    fails part-way (it is marked FAILED) leaves no model version behind.
+    Order: run started (owner tagged) -> everything logged -> both heads registered as new
+    versions without an alias -> run ended FINISHED (the commit point) -> both ``challenger``
+    aliases moved. A run that raises is marked FAILED and its new versions deleted; a process
+    killed on the way is put right by the next command (:func:`recover`), so no alias ever
+    points at a version of a run that did not finish. A run with a degenerate shipped scorer
+    (:func:`blocked_heads`) is registered but moves no alias, unless ``force_reason``.
     """
     run_dir = Path(run_dir)
-    client = connect(uri, EXPERIMENTS[result.kind])
+    blocked = blocked_heads(result)
+    forced = force_reason if blocked else None
+    client = connect(uri, EXPERIMENTS[result.kind], create=True)
+    uri = tracking_uri(uri)
     label = "train" if result.kind == "account" else "table"
-    with mlflow.start_run(run_name=f"{label} {result.name}") as active:
-        mlflow.log_params(_run_params(result, data))
-        tags = {f"version.{k}": v for k, v in _versions().items()}
-        commit = _git_commit()
-        if commit:
-            tags["git_commit"] = commit
-        tags["kind"] = result.kind
-        tags["model_version"] = result.summary.get("model_version", "")
-        tags.update({f"verdict.{h}": v[:5000] for h, v in result.verdicts.items()})
-        mlflow.set_tags(tags)
-        mlflow.log_dict(result.config.model_dump(mode="json"), "config.json")
-        mlflow.log_dict(data, "data_fingerprint.json")
-        if result.screen is not None:
-            mlflow.log_table(result.screen.table, "screen.json")
-            mlflow.set_tag("screen.suspects", ",".join(result.screen.suspects) or "none")
-        mlflow.log_artifacts(str(run_dir), artifact_path="run")
-        # the models before the metrics: MLflow links every metric logged so far to each new
-        # model with one query per metric (seconds for a few hundred metrics)
-        model_uris = {head: _log_head_model(result, head, run_dir) for head in result.heads}
-        mlflow.log_metrics(_run_metrics(result))
-    run_id = active.info.run_id
-    versions = {
-        result.registered_names[head]: _register_head(result, head, uri_, run_id, client)
-        for head, uri_ in model_uris.items()
-    }
-    client.set_tag(run_id, "registered_versions", json.dumps(versions))
-    return LoggedRun(run_id, versions)
+    with mlflow_warnings_hidden(), _owned_run(f"{label} {result.name}") as active:
+        run_id = active.info.run_id
+        faults.pause_point("tracking.started")
+        try:
+            mlflow.log_params(_run_params(result, data))
+            tags = {f"version.{k}": v for k, v in _versions().items()}
+            commit = _git_commit()
+            if commit:
+                tags["git_commit"] = commit
+            tags["kind"] = result.kind
+            tags["model_version"] = result.summary.get("model_version", "")
+            tags.update({f"verdict.{h}": v[:5000] for h, v in result.verdicts.items()})
+            mlflow.set_tags(tags)
+            mlflow.log_dict(result.config.model_dump(mode="json"), "config.json")
+            mlflow.log_dict(data, "data_fingerprint.json")
+            if result.screen is not None:
+                mlflow.log_table(result.screen.table, "screen.json")
+                mlflow.set_tag("screen.suspects", ",".join(result.screen.suspects) or "none")
+            mlflow.log_artifacts(str(run_dir), artifact_path="run")
+            # the models before the metrics: MLflow links every metric logged so far to each
+            # new model with one query per metric (seconds for a few hundred metrics)
+            model_uris = {head: _log_head_model(result, head, run_dir) for head in result.heads}
+            mlflow.log_metrics(_run_metrics(result))
+            faults.pause_point("tracking.logged")
+            versions = {
+                result.registered_names[head]: _register_head(
+                    result, head, model_uri, run_id, forced
+                )
+                for head, model_uri in model_uris.items()
+            }
+            registration = "blocked" if blocked and not forced else "pending"
+            tags = {"registered_versions": json.dumps(versions), REGISTRATION_TAG: registration}
+            if blocked:
+                tags["blocked"] = json.dumps(blocked)[:5000]
+            if forced:
+                tags["forced"] = forced[:5000]
+            mlflow.set_tags(tags)
+            faults.pause_point("tracking.registered")
+        except BaseException:
+            _roll_back_quietly(client, run_id)
+            raise
+    if blocked and not forced:
+        return LoggedRun(run_id, versions, False, blocked)
+    faults.pause_point("tracking.committed")
+    moved = _move_challengers(client, uri, versions)
+    client.set_tag(run_id, REGISTRATION_TAG, "done" if moved else "superseded")
+    return LoggedRun(run_id, versions, moved, blocked, forced)
+
+
+def _roll_back_quietly(client: MlflowClient, run_id: str) -> None:
+    """A run that raised: its new versions removed (best effort: the store may be what failed)."""
+    try:
+        if _remove_versions(client, run_id):
+            client.set_tag(run_id, REGISTRATION_TAG, "rolled back")
+    except mlflow.exceptions.MlflowException as exc:
+        _log.debug("could not remove the model versions of run %s: %s", run_id, exc)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,7 +588,7 @@ def resolve_version(client: MlflowClient, name: str, version_or_alias: str) -> s
 
 
 def _scoring_model(name: str, version: str):
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, mlflow_warnings_hidden():
         path = mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{name}/{version}/artifacts/{SCORING_MODEL_FILE}",
             dst_path=folder,
@@ -291,7 +599,9 @@ def _scoring_model(name: str, version: str):
 def load_registered_scoring_model(
     versions: dict[str, str] | None = None, uri: str | None = None
 ) -> AccountModel:
-    """Both account heads from the registry: each head's champion (or an explicit version)."""
+    """Both account heads from the registry: each head's champion (or an explicit version),
+    labelled ``fit:v3:scorecard-sha-...,conversion:v5:sha-...`` (registry version, then the
+    shipped scorer's own version, which names a baseline when one ships)."""
     client = connect(uri)
     scorers, spine, features, labels = {}, None, None, []
     for head, name in REGISTERED.items():
@@ -299,7 +609,7 @@ def load_registered_scoring_model(
         model = _scoring_model(name, version)
         scorers[head] = model.scorers[head]
         spine, features = spine or model.spine, features or model.features
-        labels.append(f"{head}:v{version}")
+        labels.append(f"{head}:v{version}:{scorers[head].version}")  # which scorer kind ships
     return AccountModel(scorers, spine, features, ",".join(labels))
 
 
@@ -319,7 +629,9 @@ def load_registered_table_model(
 
 def recent_runs(limit: int = 10, uri: str | None = None, kind: str = "account") -> pd.DataFrame:
     """The latest runs of a recipe with their key metrics, newest first."""
-    connect(uri, EXPERIMENTS[kind])
+    client = connect(uri, EXPERIMENTS[kind])
+    if client.get_experiment_by_name(EXPERIMENTS[kind]) is None:
+        return pd.DataFrame()
     runs = mlflow.search_runs(
         experiment_names=[EXPERIMENTS[kind]],
         max_results=limit,
@@ -352,8 +664,8 @@ def recent_runs(limit: int = 10, uri: str | None = None, kind: str = "account") 
 def log_tuning_run(results, config, data: dict[str, Any], uri: str | None = None) -> str:
     """Log a tuning session: one parent run (config, data, best parameters) and one nested run
     per trial."""
-    connect(uri)
-    with mlflow.start_run(run_name=f"tune {data.get('source', '')}") as parent:
+    connect(uri, create=True)
+    with mlflow_warnings_hidden(), _owned_run(f"tune {data.get('source', '')}") as parent:
         mlflow.set_tag("kind", "tune")
         mlflow.log_params(
             {
@@ -373,9 +685,7 @@ def log_tuning_run(results, config, data: dict[str, Any], uri: str | None = None
             )
             mlflow.log_dict(result.best_params.model_dump(), f"{result.head}_best_params.json")
             for trial in result.trials.to_dict("records"):
-                with mlflow.start_run(
-                    run_name=f"{result.head} trial {trial['number']}", nested=True
-                ):
+                with _owned_run(f"{result.head} trial {trial['number']}", nested=True):
                     params = {
                         k.removeprefix("params_"): v
                         for k, v in trial.items()

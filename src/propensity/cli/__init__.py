@@ -1,14 +1,17 @@
 """The `propensity` command. Each command parses its options, makes one call into a library
 function (:mod:`propensity.runs.workflows`, :mod:`propensity.runs.demo`, :mod:`propensity.registry`)
-and prints what it returned; user mistakes end as ``error: ...`` with exit code 2."""
+and prints what it returned; user mistakes end as one ``error: ...`` line with exit code 2, and
+anything else as one line with exit code 1 (``--verbose`` shows the traceback)."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from propensity import __version__
 from propensity.cli.common import (
@@ -16,19 +19,29 @@ from propensity.cli.common import (
     Cadence,
     ConfigName,
     DataDir,
+    Encoding,
+    ForceRegister,
     Head,
     ModelConfigPath,
     Overwrite,
+    Reason,
+    Sep,
     Track,
     TrackingUri,
     TruthDates,
     UnknownAccounts,
     console,
+    err_console,
     fail,
+    force_reason,
+    input_notes,
     load_model_config,
     parse_date,
+    print_registration,
+    set_verbose,
     steps,
     user_errors,
+    verbose,
 )
 from propensity.cli.printing import (
     print_card,
@@ -40,7 +53,26 @@ from propensity.cli.printing import (
 )
 from propensity.cli.table import table_app
 
-app = typer.Typer(
+
+class _App(typer.Typer):
+    """The command; an error nobody foresaw (a bug) is one line and exit code 1, not a
+    traceback, unless ``--verbose``."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:
+            if verbose():
+                raise
+            err_console.print(
+                f"[bold red]error:[/] unexpected {type(exc).__name__}: {escape(str(exc))} (rerun with "
+                "--verbose for the traceback, and report it)",
+                highlight=False,
+            )
+            sys.exit(1)
+
+
+app = _App(
     name="propensity",
     help="Account-level ICP fit and conversion propensity for B2B account-based marketing.",
     no_args_is_help=True,
@@ -71,15 +103,30 @@ def main(
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
+    verbose_option: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="Show tracebacks and MLflow's own warnings (sets PROPENSITY_VERBOSE=1).",
+        ),
+    ] = False,
 ) -> None:
     """Account-level ICP fit and conversion propensity for B2B account-based marketing."""
+    set_verbose(verbose_option)
 
 
-def _load(data: Path, unknown_accounts: str = "error"):
+def _load(
+    data: Path, unknown_accounts: str = "error", encoding: str | None = None, sep: str | None = None
+):
+    """The contract tables of ``data``, or one ``error:`` naming the folder (a line per problem
+    when there are several); how files were read is printed as ``warning:`` lines."""
     from propensity.data.contract import load_tables
+    from propensity.io import check_encoding, check_separator
 
-    with user_errors(f"{data} does not meet the data contract:\n"):
-        return load_tables(data, unknown_accounts=unknown_accounts)
+    with user_errors():
+        encoding, sep = check_encoding(encoding), check_separator(sep)
+    with user_errors(f"{data} does not meet the data contract:"), input_notes():
+        return load_tables(data, unknown_accounts=unknown_accounts, encoding=encoding, sep=sep)
 
 
 @app.command()
@@ -122,11 +169,17 @@ def validate(
         UnknownAccounts,
         typer.Option("--unknown-accounts", help="Rows pointing to unknown accounts."),
     ] = UnknownAccounts.error,
+    encoding: Encoding = None,
+    sep: Sep = None,
 ) -> None:
-    """Check a data folder against the contract and print a summary (writes nothing)."""
+    """Check a data folder against the contract and print a summary (writes nothing); rows
+    dated after the newest plausible date are warnings."""
     from propensity.data.contract import summarize
 
-    for line in summarize(_load(data, unknown_accounts.value)).to_lines():
+    tables = _load(data, unknown_accounts.value, encoding, sep)
+    with user_errors():
+        report = summarize(tables)
+    for line in report.to_lines():
         console.print(line, highlight=False)
 
 
@@ -142,20 +195,21 @@ def features(
     horizon_days: Annotated[
         int | None, typer.Option("--horizon-days", min=1, help="Override the label window.")
     ] = None,
+    encoding: Encoding = None,
+    sep: Sep = None,
 ) -> None:
     """The point-in-time feature matrix (account_id, as_of first) with the model config's spine
     and feature settings; for a spine also its labels."""
     from propensity.runs.workflows import write_features
 
+    snapshot = parse_date("--as-of", as_of)
     model_config = load_model_config(config)
     update = {"cadence": cadence.value if cadence else None, "horizon_days": horizon_days}
     spine = model_config.spine.model_copy(update={k: v for k, v in update.items() if v})
+    tables = _load(data, encoding=encoding, sep=sep)
     with user_errors():
         files = write_features(
-            data,
-            out,
-            model_config.model_copy(update={"spine": spine}),
-            parse_date("--as-of", as_of),
+            data, out, model_config.model_copy(update={"spine": spine}), snapshot, tables=tables
         )
     console.print(
         f"{files.rows:,} rows x {len(files.feature_set.model_columns)} features; families: "
@@ -177,33 +231,34 @@ def train(
     track: Track = True,
     uri: TrackingUri = None,
     overwrite: Overwrite = False,
+    encoding: Encoding = None,
+    sep: Sep = None,
+    force: ForceRegister = False,
+    reason: Reason = None,
 ) -> None:
     """Train both heads out of time; compare with the scorecard, a logistic baseline, the base
-    rate and (on a generated world) the oracle; register both heads as challenger."""
+    rate and (on a generated world) the oracle; register both heads as challenger (not when a
+    head's shipped scorer is degenerate, unless --force)."""
     from propensity.model.scorecard import Scorecard
     from propensity.runs.folder import check_run_target
     from propensity.runs.workflows import train_accounts
 
+    forced = force_reason(force, reason)
     with user_errors():
         check_run_target(out, overwrite)  # before the data is read
     model_config = load_model_config(config)
     with user_errors():
         card = Scorecard.from_yaml(scorecard)
-        tables = _load(data)
-        with steps("train", total=6) as advance:
-            trained = train_accounts(
-                data, out, model_config, card, track=track, uri=uri, progress=advance,
-                tables=tables, overwrite=overwrite,
-            )  # fmt: skip
+    tables = _load(data, encoding=encoding, sep=sep)
+    with user_errors(), steps("train", total=6) as advance:
+        trained = train_accounts(
+            data, out, model_config, card, track=track, uri=uri, progress=advance,
+            tables=tables, overwrite=overwrite, force_reason=forced,
+        )  # fmt: skip
     print_screen(trained.result.screen, model_config.keep_suspects)
     print_evaluation(trained.result)
     console.print(f"run folder: [bold]{out}[/]; report: [bold]{trained.report}[/]")
-    if trained.run_id:
-        versions = ", ".join(f"{name} v{v}" for name, v in trained.versions.items())
-        console.print(
-            f"MLflow run {trained.run_id} in {trained.tracking_uri}; registered as challenger: "
-            f"{versions}"
-        )
+    print_registration(trained)
 
 
 @app.command()
@@ -218,6 +273,8 @@ def tune(
     ] = None,
     track: Track = True,
     uri: TrackingUri = None,
+    encoding: Encoding = None,
+    sep: Sep = None,
 ) -> None:
     """Optuna over LightGBM's main parameters on time-ordered folds of the screened features
     `train` uses; the best parameters land in the model config."""
@@ -228,6 +285,7 @@ def tune(
         tuning = model_config.tuning.model_copy(update={"n_trials": trials})
         model_config = model_config.model_copy(update={"tuning": tuning})
     heads = ("conversion", "fit") if head is Head.both else head.heads
+    tables = _load(data, encoding=encoding, sep=sep)
     with user_errors():
         session = tune_heads(
             data,
@@ -236,6 +294,7 @@ def tune(
             write_config=write_config or config,
             track=track,
             uri=uri,
+            tables=tables,
             on_head=lambda name: console.print(
                 f"tuning head {name}: {model_config.tuning.n_trials} trials, "
                 f"{model_config.tuning.n_splits} time folds"
@@ -262,15 +321,22 @@ def explain(
     ),
     as_of: AsOf = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the card as JSON.")] = False,
+    encoding: Encoding = None,
+    sep: Sep = None,
 ) -> None:
     """One account's card: scores, tiers, reasons, and what changed since the previous snapshot."""
     from propensity.runs.workflows import load_account_model
     from propensity.scoring import account_card
+    from propensity.spine import check_as_of
 
+    snapshot = parse_date("--as-of", as_of)
     with user_errors():
         model = load_account_model(run)
-        tables = _load(data)
-        card = account_card(tables, model, account, parse_date("--as-of", as_of))
+    tables = _load(data, encoding=encoding, sep=sep)
+    with user_errors():
+        if snapshot is not None:
+            snapshot = check_as_of(tables, snapshot, model.spine.horizon_days)
+        card = account_card(tables, model, account, snapshot)
     if as_json:
         console.print_json(json.dumps(card))
         return
@@ -352,15 +418,22 @@ def score(
     ] = None,
     run_dir: Annotated[Path | None, typer.Option("--run", help="A run folder instead.")] = None,
     uri: TrackingUri = None,
+    encoding: Encoding = None,
+    sep: Sep = None,
 ) -> None:
     """Score the prospects at a date with the champions (or explicit versions, or a run folder)."""
+    from propensity.io import check_frame_suffix
     from propensity.outputs.export import ScoringConfig
     from propensity.runs.workflows import load_account_model, score_accounts
 
+    snapshot = parse_date("--as-of", as_of)
     versions = {k: v for k, v in (("fit", fit_version), ("conversion", conversion_version)) if v}
     with user_errors():
+        check_frame_suffix(out, "--out")  # before the model and the data are loaded
         model = load_account_model(run_dir, versions, uri)
-        scored = score_accounts(data, out, model, parse_date("--as-of", as_of))
+    tables = _load(data, encoding=encoding, sep=sep)
+    with user_errors():
+        scored = score_accounts(data, out, model, snapshot, tables=tables)
     print_stability(scored.stability, ScoringConfig.from_yaml().stability_alarm_share)
     console.print(f"scored {len(scored.scored):,} prospects with {model.version}: {out}")
 
@@ -383,10 +456,13 @@ def export(
     ] = False,
     run_dir: Annotated[Path | None, typer.Option("--run", help="A run folder instead.")] = None,
     uri: TrackingUri = None,
+    encoding: Encoding = None,
+    sep: Sep = None,
 ) -> None:
     """Ranked, CRM-ready target list scored with the champion models (one row per account)."""
     from propensity.io import check_frame_suffix
     from propensity.runs.workflows import export_target_list, load_account_model
+    from propensity.spine import check_as_of
 
     filters = {
         "priority": priority,
@@ -395,20 +471,25 @@ def export(
         "country": country,
         "industry": industry,
     }
+    snapshot = parse_date("--as-of", as_of)
     with user_errors():
         check_frame_suffix(out, "--out")  # before the model and the data are loaded
         model = load_account_model(run_dir, None, uri)
-        _load(data)
-        with steps("score prospects") as _:
-            target = export_target_list(
-                data,
-                out,
-                model,
-                as_of=parse_date("--as-of", as_of),
-                top=top,
-                filters=filters,
-                batch_tiers=batch_tiers,
-            )
+    tables = _load(data, encoding=encoding, sep=sep)
+    with user_errors():  # before the progress bar
+        if snapshot is not None:
+            snapshot = check_as_of(tables, snapshot, model.spine.horizon_days)
+    with user_errors(), steps("score prospects") as _:
+        target = export_target_list(
+            data,
+            out,
+            model,
+            as_of=snapshot,
+            top=top,
+            filters=filters,
+            batch_tiers=batch_tiers,
+            tables=tables,
+        )
     listing = target.listing
     counts = listing[listing["change"] != "dropped"]["priority"].value_counts().to_dict()
     console.print(
@@ -425,14 +506,18 @@ def report(
     data: Annotated[
         Path | None, typer.Option("--data", help="Data folder: adds the top accounts scored now.")
     ] = None,
+    encoding: Encoding = None,
+    sep: Sep = None,
 ) -> None:
     """Self-contained HTML report of a run (plots embedded, every value escaped)."""
-    from propensity.runs.folder import read_run
-    from propensity.runs.workflows import write_report
+    from propensity.runs.workflows import load_account_model, read_run_folder, write_report
 
     with user_errors():
-        folder = read_run(run)
-        path = write_report(folder, out, _load(data) if data else None, None, run_dir=run)
+        folder = read_run_folder(run)
+        model = load_account_model(run) if data and folder.summary.get("kind") != "table" else None
+    tables = _load(data, encoding=encoding, sep=sep) if data else None
+    with user_errors():
+        path = write_report(folder, out, tables, model, run_dir=run)
     console.print(f"wrote [bold]{path}[/]")
 
 
@@ -462,6 +547,8 @@ def demo(
     print_evaluation(trained.result)
     for d in result.decisions:
         state = "promoted to champion" if d.promoted else "kept as challenger"
+        if not d.promoted and d.champion is None:
+            state += " (no champion yet: the demo scores this head with it)"
         console.print(f"  registry: {d.name} v{d.challenger} {state} ({d.reason})", highlight=False)
     listing = result.target_list.listing
     top = listing.iloc[0]

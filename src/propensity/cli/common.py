@@ -1,10 +1,16 @@
 """What every command shares: consoles, options defined once, choices, and one place that turns
-a user's mistake (bad data, a bad option, a missing model) into a clear message and exit code 2
-instead of a traceback."""
+a user's mistake (bad data, a bad option, a missing model, a full disk) into a one-line message
+and exit code 2 instead of a traceback (:func:`user_errors`); ``--verbose`` shows the traceback
+too. Notes on how input files were read (a detected encoding or separator, dropped rows) are
+printed as ``warning:`` lines (:func:`input_notes`)."""
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
+import traceback
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -13,7 +19,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from propensity.settings import VERBOSE_ENV, verbose
 
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -70,6 +79,14 @@ Track = Annotated[
 Overwrite = Annotated[
     bool, typer.Option("--overwrite", help="Replace the run folder at --out if it exists.")
 ]
+ForceRegister = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Register as challenger even if a head's shipped scorer is degenerate (needs --reason).",
+    ),
+]
+Reason = Annotated[str | None, typer.Option("--reason", help="Why --force (logged in MLflow).")]
 DataDir = Annotated[Path, typer.Option("--data", help="Contract data folder.")]
 AsOf = Annotated[
     str | None,
@@ -80,6 +97,21 @@ ModelConfigPath = Annotated[
     typer.Option(
         "--config",
         help="Model config YAML (default: ./configs/model.yaml, else the packaged default).",
+    ),
+]
+Encoding = Annotated[
+    str | None,
+    typer.Option(
+        "--encoding",
+        help="Text encoding of the CSV files, e.g. utf-8, cp1252, latin-1 (default: detected: "
+        "UTF-8, else cp1252, else latin-1).",
+    ),
+]
+Sep = Annotated[
+    str | None,
+    typer.Option(
+        "--sep",
+        help="Field separator of the CSV files: ',' ';' '|' or tab (default: sniffed).",
     ),
 ]
 RealDir = Annotated[
@@ -110,8 +142,15 @@ def steps(description: str, total: int | None = None) -> Iterator:
         yield lambda name: bar.update(task, advance=1, description=name)
 
 
+def set_verbose(on: bool) -> None:
+    """Set by ``--verbose``: tracebacks are shown, and other modules (MLflow's warnings) read
+    ``PROPENSITY_VERBOSE=1``."""
+    if on:
+        os.environ[VERBOSE_ENV] = "1"
+
+
 def fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     return typer.Exit(code=2)
 
 
@@ -119,56 +158,124 @@ def pydantic_message(exc) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
+# the toolkit's own errors: caught only when their module is loaded (an exception can only come
+# from a loaded module, and importing run folders or models just to catch theirs costs a second)
+_DOMAIN_ERRORS = (
+    ("pydantic", "ValidationError"),
+    ("propensity.data.validate", "ContractError"),
+    ("propensity.data.table", "TableError"),
+    ("propensity.io", "OutputError"),
+    ("propensity.model.head", "InsufficientDataError"),
+    ("propensity.model.splits", "SplitError"),
+    ("propensity.runs.folder", "RunFolderError"),
+    ("mlflow.exceptions", "MlflowException"),
+    ("pyarrow.lib", "ArrowException"),
+)
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from pydantic import ValidationError
-
-    from propensity.data.contract import ContractError
-    from propensity.data.table import TableError
-    from propensity.model.head import InsufficientDataError
-    from propensity.model.splits import SplitError
-    from propensity.runs.folder import RunFolderError
-
+    loaded = [
+        getattr(sys.modules[module], name)
+        for module, name in _DOMAIN_ERRORS
+        if module in sys.modules and hasattr(sys.modules[module], name)
+    ]
     return (
-        ContractError,
-        TableError,
-        SplitError,
-        InsufficientDataError,
-        RunFolderError,
-        ValidationError,
-        *_mlflow_errors(),
+        *loaded,
         LookupError,
         FileNotFoundError,
         FileExistsError,
         NotADirectoryError,
-        ValueError,
+        ValueError,  # includes InputFileError, UnicodeDecodeError and pyarrow's ArrowInvalid
+        OSError,  # only the kinds in _OS_ADVICE: others are re-raised
     )
 
 
-def _mlflow_errors() -> tuple[type[BaseException], ...]:
-    """MLflow's error, when MLflow is loaded (importing it only to catch it costs seconds)."""
-    module = sys.modules.get("mlflow.exceptions")
-    return (module.MlflowException,) if module else ()
+_OS_ADVICE = {
+    errno.ENOSPC: "the disk is full: free some space or write to another disk",
+    errno.EDQUOT: "the disk quota is used up: free some space or write elsewhere",
+    errno.EFBIG: "the file is larger than this system allows: write elsewhere",
+    errno.EACCES: "no permission: choose another path or fix the permissions",
+    errno.EPERM: "no permission: choose another path or fix the permissions",
+    errno.EROFS: "the file system is read-only: choose another path",
+    errno.EISDIR: "it is a folder: give a file name",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.ENOENT: "check the path",
+    errno.ENAMETOOLONG: "the name is too long",
+}
+
+
+def _os_message(exc: OSError) -> str | None:
+    """One line for an OSError a user can act on (named file, reason, what to do), else None."""
+    if exc.errno not in _OS_ADVICE:
+        return None
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or os.strerror(exc.errno)} ({_OS_ADVICE[exc.errno]})"
+
+
+def _message(exc: BaseException) -> str | None:
+    from propensity.io import OutputError
+
+    pydantic = sys.modules.get("pydantic")
+    if pydantic and isinstance(exc, pydantic.ValidationError):
+        return pydantic_message(exc)
+    mlflow = sys.modules.get("mlflow.exceptions")
+    if mlflow and isinstance(exc, mlflow.MlflowException):
+        return exc.message
+    if isinstance(exc, KeyError):
+        return str(exc.args[0])
+    if isinstance(exc, UnicodeDecodeError):
+        return (
+            f"a file is not {exc.encoding} text (byte {exc.object[exc.start : exc.start + 1]!r}):"
+            " pass its encoding with --encoding, e.g. cp1252"
+        )
+    if isinstance(exc, OSError) and not isinstance(exc, OutputError) and exc.errno is not None:
+        return _os_message(exc)  # raised by the system: one line when a user can act on it
+    return str(exc)
 
 
 @contextmanager
 def user_errors(context: str = "") -> Iterator[None]:
-    """Known mistakes become ``error: <message>`` and exit code 2 (no traceback)."""
+    """Known mistakes become ``error: <context>: <message>`` and exit code 2 (no traceback,
+    unless ``--verbose``). A message of several lines (a data contract's problems) starts on
+    the next line."""
     try:
         yield
     except typer.Exit:
         raise
     except _user_errors() as exc:
-        from pydantic import ValidationError
+        message = _message(exc)
+        if message is None:  # an OSError nobody can act on: a bug, shown as one
+            raise
+        if verbose():
+            traceback.print_exception(exc, file=sys.stderr)
+        if context:
+            separator = "\n" if "\n" in message else " "
+            message = f"{context}{separator}{message}"
+        raise fail(message) from None
 
-        if isinstance(exc, ValidationError):
-            message = pydantic_message(exc)
-        elif isinstance(exc, _mlflow_errors()):
-            message = exc.message
-        elif isinstance(exc, KeyError):
-            message = str(exc.args[0])
-        else:
-            message = str(exc)
-        raise fail(f"{context}{message}") from None
+
+@contextmanager
+def input_notes() -> Iterator[None]:
+    """Warnings about how the input was read (a detected encoding or separator, rows dropped)
+    as ``warning:`` lines on stderr; other warnings pass through unchanged."""
+    from propensity.data.contract import ContractWarning
+    from propensity.io import CsvFormatWarning
+
+    notes = (CsvFormatWarning, ContractWarning)
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            for category in notes:
+                warnings.simplefilter("always", category)
+            yield
+    finally:  # printed after the block (and before an error it ends with)
+        for w in caught:
+            if issubclass(w.category, notes):
+                err_console.print(
+                    f"[bold yellow]warning:[/] {escape(str(w.message))}", highlight=False
+                )
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def parse_date(option: str, value: str | None):
@@ -187,7 +294,45 @@ def load_model_config(path: Path | None):
     from propensity import settings
     from propensity.model.config import ModelConfig
 
-    with user_errors("config: "):
+    with user_errors("config:"):
         _, source = settings.config_text("model", path)
-    with user_errors(f"config {source}: "):
+    with user_errors(f"config {source}:"):
         return ModelConfig.from_yaml(path)
+
+
+def force_reason(force: bool, reason: str | None) -> str | None:
+    """The logged reason for ``--force`` (refused without ``--reason``)."""
+    if force and not (reason and reason.strip()):
+        raise fail("--force needs --reason: say why a blocked model should be challenger")
+    return reason.strip() if force and reason else None
+
+
+def print_registration(trained) -> None:
+    """What MLflow holds after a train: the versions, and whether they are challenger (a
+    blocked run says so loudly, with each head's problems)."""
+    if not trained.run_id:
+        return
+    versions = ", ".join(f"{name} v{v}" for name, v in trained.versions.items())
+    where = f"MLflow run {trained.run_id} in {trained.tracking_uri}"
+    if trained.blocked and not trained.forced:
+        err_console.print(
+            f"[bold red]not registered as challenger[/]: {escape(versions)} are kept in "
+            f"{escape(where)} for the record, tagged blocked"
+        )
+        for head, problems in trained.blocked.items():
+            err_console.print(f"  {head}: {escape('; '.join(problems))}")
+        err_console.print(
+            "  more history (accounts, won deals) usually fixes this; to use it anyway: train "
+            "again with --force --reason TEXT"
+        )
+        return
+    state = (
+        "registered as challenger"
+        if trained.challenger
+        else ("registered (a later run is already challenger)")
+    )
+    console.print(f"{escape(where)}; {state}: {escape(versions)}")
+    if trained.forced:
+        err_console.print(
+            f"[yellow]forced[/] despite {', '.join(trained.blocked)}: {escape(trained.forced)}"
+        )

@@ -10,14 +10,21 @@ from typing import Annotated
 import typer
 
 from propensity.cli.common import (
+    Encoding,
+    ForceRegister,
     Overwrite,
     RealDir,
+    Reason,
+    Sep,
     Source,
     Track,
     TrackingUri,
     console,
     err_console,
     fail,
+    force_reason,
+    input_notes,
+    print_registration,
     steps,
     user_errors,
 )
@@ -107,6 +114,10 @@ def train(
     track: Track = True,
     uri: TrackingUri = None,
     overwrite: Overwrite = False,
+    encoding: Encoding = None,
+    sep: Sep = None,
+    force: ForceRegister = False,
+    reason: Reason = None,
 ) -> None:
     """Train and evaluate a model on a won/lost table: screen, protocol, model vs logistic vs
     base rate, verdict, reasons, scores; registered as challenger."""
@@ -116,9 +127,10 @@ def train(
 
     if (table is None) == (source is None):
         raise fail("give either a TABLE file or --source")
+    forced = force_reason(force, reason)
     with user_errors():
         check_run_target(out, overwrite)  # before the table is read
-    frame, name, origin, schema = _input(table, source, real_dir, join_closed_deals)
+    frame, name, origin, schema = _input(table, source, real_dir, join_closed_deals, encoding, sep)
     overrides = {
         "id_column": id_column,
         "label_column": label,
@@ -132,33 +144,35 @@ def train(
         "repeats": repeats,
         "model_name": model_name,
     }
-    with user_errors("table settings: "):
+    with user_errors("table settings:"):
         table_config = TableConfig.layered(config, schema, overrides)
     with user_errors(), steps("table", total=5) as advance:
         trained = train_table(
             frame, table_config, out, name=name, source=origin, track=track, uri=uri,
-            progress=advance, overwrite=overwrite,
+            progress=advance, overwrite=overwrite, force_reason=forced,
         )  # fmt: skip
     _print_table_run(trained.result)
     console.print(f"run folder: [bold]{out}[/] (summary.md, report.html, scores.csv, screen.csv)")
-    if trained.run_id:
-        ((registered, version),) = trained.versions.items()
-        console.print(
-            f"MLflow run {trained.run_id} in {trained.tracking_uri}; registered {registered} "
-            f"v{version} as challenger"
-        )
+    print_registration(trained)
 
 
 _SCHEMA_KEYS = ("id_column", "label_column", "positive", "negative", "time_column", "exclude")
 
 
-def _input(table: Path | None, source: Source | None, real_dir, join_closed_deals: bool):
+def _input(
+    table: Path | None,
+    source: Source | None,
+    real_dir,
+    join_closed_deals: bool,
+    encoding: str | None = None,
+    sep: str | None = None,
+):
     """(frame, name, origin, schema settings) from a table file or a built-in adapter."""
     from propensity.data.table import read_table
 
     if source is None:
-        with user_errors():
-            return read_table(table), table.stem, str(table), {}
+        with user_errors(), input_notes():
+            return read_table(table, encoding=encoding, sep=sep), table.stem, str(table), {}
     adapted = _adapted(source, real_dir, join_closed_deals)
     console.print(f"[bold]{adapted.name}[/]: {adapted.description}")
     for note in adapted.notes:
@@ -207,6 +221,8 @@ def score(
     top: Annotated[int | None, typer.Option("--top", min=1, help="Keep the best N rows.")] = None,
     reasons: Annotated[bool, typer.Option("--reasons/--no-reasons")] = True,
     uri: TrackingUri = None,
+    encoding: Encoding = None,
+    sep: Sep = None,
 ) -> None:
     """Score a table with a table model: rank, probability, score, tier, reasons, model version."""
     from propensity.runs.workflows import load_table_model, score_table
@@ -215,7 +231,11 @@ def score(
         raise fail("give either --run or --registered")
     with user_errors():
         model = load_table_model(run_dir, registered, uri)
-        scored = score_table(table, out, model, open_only=open_only, top=top, reasons=reasons)
+    with user_errors(), input_notes():
+        scored = score_table(
+            table, out, model, open_only=open_only, top=top, reasons=reasons, encoding=encoding,
+            sep=sep,
+        )  # fmt: skip
     if not model.beats_base_rate:
         err_console.print(
             f"[bold yellow]warning:[/] this model did not beat the base rate when it was trained: "

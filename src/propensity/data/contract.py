@@ -5,6 +5,11 @@ A world or an import is a folder with one file per table, ``NAME.csv`` or ``NAME
 (the toolkit trains on the families that are present). Other files and the ``truth/`` subfolder
 are never read.
 
+Files are read by :mod:`propensity.io` (the one reader): a CSV's encoding and separator are
+given (``--encoding``, ``--sep``) or detected per file (UTF-8, else cp1252, else latin-1; the
+separator sniffed among , ; tab |), and a file that cannot be read (empty, binary, malformed,
+a truncated Parquet file) is a problem naming the table and the file, like any other.
+
 The contract (what :func:`validate_tables` returns, every stage downstream relies on it):
 
 * ids (``account_id``, ``contact_id``, ``opportunity_id``) and text (``name``): pandas default
@@ -36,6 +41,8 @@ values outside the allowed sets; ``closed_at`` before ``created_at``; won/lost w
 intent, opportunities) and ``events.contact_id`` not in ``contacts`` (checked only when
 ``contacts`` is present). With ``unknown_accounts="drop"`` the last two kinds drop the rows with
 a :class:`ContractWarning` instead; a table left with no rows is then treated as absent.
+:func:`summarize` also warns (without failing) about rows dated after the newest plausible
+date (:func:`late_dates`: later than tomorrow, or more than a year after the bulk of the data).
 Row numbers in errors are 0-based positions in the input (for a CSV: data lines after the
 header).
 
@@ -51,7 +58,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from propensity.data.specs import (
     FAMILY_TABLES,
@@ -71,9 +77,17 @@ from propensity.data.validate import (
     ContractWarning,
     Problem,
     UnknownAccounts,
+    late_dates,
     validate_tables,
 )
-from propensity.io import write_parquet
+from propensity.io import (
+    InputFileError,
+    check_encoding,
+    check_separator,
+    read_csv,
+    read_parquet,
+    write_parquet,
+)
 
 __all__ = [
     "FAMILY_TABLES",
@@ -92,6 +106,7 @@ __all__ = [
     "ValidationReport",
     "export_only_account_columns",
     "is_static_account_column",
+    "late_dates",
     "load_tables",
     "read_tables",
     "summarize",
@@ -111,19 +126,27 @@ def _table_files(folder: Path) -> dict[str, list[Path]]:
     }
 
 
-def read_tables(folder: Path | str) -> dict[str, pd.DataFrame]:
+def read_tables(
+    folder: Path | str, *, encoding: str | None = None, sep: str | None = None
+) -> dict[str, pd.DataFrame]:
     """Raw tables of a folder: ``NAME.parquet`` or ``NAME.csv`` per table, as stored.
 
     CSV columns are all read as text ("" and the usual NA markers are missing), so that types
-    are parsed in one place (validate_tables, with propensity.data.parse). Other files and
-    subfolders (such as ``truth/``) are ignored. FileNotFoundError / NotADirectoryError for a bad folder;
-    ContractError when accounts is missing or a table has both a CSV and a Parquet file.
+    are parsed in one place (validate_tables, with propensity.data.parse). A CSV's encoding and
+    separator are ``encoding`` / ``sep`` when given, else detected per file
+    (:func:`propensity.io.read_csv`: UTF-8, else cp1252, else latin-1; the separator sniffed
+    among , ; tab |), with a :class:`propensity.io.CsvFormatWarning` when not UTF-8 or not
+    ``,``. Other files and subfolders (such as ``truth/``) are ignored.
+    FileNotFoundError / NotADirectoryError for a bad folder; ContractError when accounts is
+    missing, a table has both a CSV and a Parquet file, or a file cannot be read (empty,
+    binary, truncated or damaged Parquet, malformed CSV: each named with what to do).
     """
     folder = Path(folder)
     if not folder.exists():
         raise FileNotFoundError(f"table folder {folder} does not exist")
     if not folder.is_dir():
         raise NotADirectoryError(f"table folder {folder} is not a directory")
+    encoding, sep = check_encoding(encoding), check_separator(sep)  # before any file is read
     problems: list[Problem] = []
     tables: dict[str, pd.DataFrame] = {}
     for name, paths in _table_files(folder).items():
@@ -135,12 +158,14 @@ def read_tables(folder: Path | str) -> dict[str, pd.DataFrame]:
             )
         elif paths:
             path = paths[0]
-            tables[name] = (
-                pd.read_csv(path, dtype=str, keep_default_na=True)
-                if path.suffix == ".csv"
-                # same frame as pd.read_parquet, about three times faster on large text columns
-                else pq.read_table(path).to_pandas()
-            )
+            try:
+                tables[name] = (
+                    read_csv(path, encoding=encoding, sep=sep, dtype=str, keep_default_na=True)
+                    if path.suffix == ".csv"
+                    else read_parquet(path)
+                )
+            except InputFileError as exc:
+                problems.append(Problem(name, None, str(exc), 1))
         elif SPECS[name].required:
             problems.append(
                 Problem(
@@ -155,9 +180,16 @@ def read_tables(folder: Path | str) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def load_tables(folder: Path | str, *, unknown_accounts: UnknownAccounts = "error") -> Tables:
+def load_tables(
+    folder: Path | str,
+    *,
+    unknown_accounts: UnknownAccounts = "error",
+    encoding: str | None = None,
+    sep: str | None = None,
+) -> Tables:
     """read_tables + validate_tables."""
-    return validate_tables(read_tables(folder), unknown_accounts=unknown_accounts)
+    raw = read_tables(folder, encoding=encoding, sep=sep)
+    return validate_tables(raw, unknown_accounts=unknown_accounts)
 
 
 def write_tables(tables: Tables, folder: Path | str) -> None:
@@ -204,6 +236,8 @@ class ValidationReport:
     win_rate: float | None
     families_present: tuple[str, ...]
     export_only_account_columns: tuple[str, ...]
+    newest_plausible: pd.Timestamp | None = None
+    late: tuple[Problem, ...] = ()  # rows dated after newest_plausible (see late_dates)
 
     def to_lines(self) -> list[str]:
         """A short human summary, one fact per line."""
@@ -234,11 +268,14 @@ class ValidationReport:
             lines.append(
                 f"export-only account columns (never features): {', '.join(self.export_only_account_columns)}"
             )
+        lines += [f"warning: {problem}" for problem in self.late]
         return lines
 
 
-def summarize(tables: Tables) -> ValidationReport:
-    """Summary of validated tables; dates span events.ts, intent.week, opportunity dates."""
+def summarize(tables: Tables, today: pd.Timestamp | None = None) -> ValidationReport:
+    """Summary of validated tables; dates span events.ts, intent.week, opportunity dates. Rows
+    dated after the newest plausible date (:func:`late_dates`, ``today`` fixes its clock) are
+    warnings."""
     rows = {name: len(tables.get(name)) for name in tables.present()}
     dates = []
     for name, column in (
@@ -256,6 +293,7 @@ def summarize(tables: Tables) -> ValidationReport:
         frame = tables.get(name)
         return 0 if frame is None else int(frame["account_id"].nunique())
 
+    late = late_dates(tables, today)
     won = lost = 0
     if tables.opportunities is not None:
         outcome = tables.opportunities["outcome"]
@@ -272,4 +310,6 @@ def summarize(tables: Tables) -> ValidationReport:
         win_rate=won / (won + lost) if won + lost else None,
         families_present=tuple(family for family, table in FAMILY_TABLES.items() if table in rows),
         export_only_account_columns=tables.export_only_account_columns,
+        newest_plausible=late.newest_plausible,
+        late=late.problems,
     )

@@ -32,7 +32,7 @@ from propensity.data.parse import (
     parse_text,
     parse_timestamps,
 )
-from propensity.io import read_frame
+from propensity.io import InputFileError, read_csv, read_frame
 
 __all__ = [
     "Kind",
@@ -106,8 +106,15 @@ class TableSchema(BaseModel):
 # reading and preparing
 
 
-def read_table(path: Path | str) -> pd.DataFrame:
-    """A CSV or Parquet file as a DataFrame (CSV types inferred; nothing else is changed)."""
+def read_table(
+    path: Path | str, *, encoding: str | None = None, sep: str | None = None
+) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame (CSV types inferred; nothing else is changed).
+
+    A CSV (``.csv``, or ``.txt``) is read by :func:`propensity.io.read_csv`: ``encoding`` and
+    ``sep`` when given, else detected (UTF-8, else cp1252, else latin-1; the separator sniffed
+    among , ; tab |). An unreadable file is a :class:`TableError` naming it.
+    """
     path = Path(path)
     if not path.is_file():
         raise TableError(f"table file {path} does not exist")
@@ -116,10 +123,10 @@ def read_table(path: Path | str) -> pd.DataFrame:
         raise TableError(f"table {path}: use a .csv or .parquet file (got {suffix or 'no suffix'})")
     try:
         if suffix == ".txt":  # a CSV under another name
-            return pd.read_csv(path, low_memory=False)
-        return read_frame(path, low_memory=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise TableError(f"table {path} is not a readable CSV: {exc}") from None
+            return read_csv(path, encoding=encoding, sep=sep, low_memory=False)
+        return read_frame(path, encoding=encoding, sep=sep, low_memory=False)
+    except InputFileError as exc:
+        raise TableError(str(exc)) from None
 
 
 def _examples(frame: pd.DataFrame, mask, columns: list[str], n: int = 5) -> str:

@@ -3,6 +3,9 @@
 :func:`validate_tables` is what :mod:`propensity.data.contract` describes: it types each column
 with :mod:`propensity.data.parse`, checks the tables (see the contract's docstring for the list)
 and raises one :class:`ContractError` listing every :class:`Problem`, each with example rows.
+
+:func:`late_dates` finds rows dated after the newest plausible date of valid tables (a warning,
+not an error: see its docstring for the rule).
 """
 
 from __future__ import annotations
@@ -28,7 +31,16 @@ from propensity.data.parse import (
 )
 from propensity.data.specs import SPECS, TABLE_NAMES, TECH_PREFIX, ColumnSpec, Tables, TableSpec
 
-__all__ = ["ContractError", "ContractWarning", "Problem", "UnknownAccounts", "validate_tables"]
+__all__ = [
+    "LATE_MARGIN_DAYS",
+    "ContractError",
+    "ContractWarning",
+    "LateDates",
+    "Problem",
+    "UnknownAccounts",
+    "late_dates",
+    "validate_tables",
+]
 
 UnknownAccounts = Literal["error", "drop"]
 
@@ -166,6 +178,33 @@ def _parse(values: pd.Series, spec: ColumnSpec) -> Parsed:
     return parsed._replace(values=text)
 
 
+def _mixed_up(spec: TableSpec, frame: pd.DataFrame) -> Problem | None:
+    """One problem when a table lacks required columns and has another table's instead (all of
+    its required columns, and more of its columns than of its own: a file saved under the
+    wrong name): its other checks would only add noise."""
+    columns = set(map(str, frame.columns))
+    missing = [c for c in spec.required_columns if c not in columns]
+
+    def overlap(name: str) -> int:
+        return len(columns & {c.name for c in SPECS[name].columns})
+
+    others = [
+        other
+        for other in TABLE_NAMES
+        if other != spec.name
+        and set(SPECS[other].required_columns) <= columns
+        and overlap(other) > overlap(spec.name)
+    ]
+    if not missing or not others:
+        return None
+    message = (
+        f"missing required column {', '.join(missing)}; its columns "
+        f"({', '.join(map(str, frame.columns))}) are those of table {others[0]!r}: is this the "
+        f"{others[0]} file? Save each table as NAME.csv or NAME.parquet"
+    )
+    return Problem(spec.name, None, message, len(missing))
+
+
 def _parse_columns(checks: _Checks) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """The table with its contract columns (and tech_* flags) parsed, and each one's failures."""
     spec, raw = checks.spec, checks.raw
@@ -241,7 +280,8 @@ def _check_opportunity_dates(
 def _check_table(
     spec: TableSpec, frame: pd.DataFrame, problems: list[Problem]
 ) -> pd.DataFrame | None:
-    """Parse and check one table; append problems; None when the table cannot be checked."""
+    """Parse and check one table; append problems; None when the table cannot be checked (empty,
+    duplicate column names, another table's file)."""
     name = spec.name
     if len(frame) == 0:
         problems.append(
@@ -252,6 +292,9 @@ def _check_table(
     if len(duplicated):
         cols = ", ".join(map(str, dict.fromkeys(duplicated)))
         problems.append(Problem(name, None, f"duplicate column names: {cols}", len(duplicated)))
+        return None
+    if mixed_up := _mixed_up(spec, frame):
+        problems.append(mixed_up)
         return None
     checks = _Checks(spec, frame.reset_index(drop=True), problems)
     out, failed = _parse_columns(checks)
@@ -381,3 +424,69 @@ def validate_tables(
     for note in notes:
         warnings.warn(note, ContractWarning, stacklevel=2)
     return Tables(**frames)
+
+
+# --------------------------------------------------------------------------------------------
+# dates after the newest plausible date (a warning on valid tables)
+
+LATE_MARGIN_DAYS = 365
+_BULK_SHARE = 0.001
+
+
+@dataclass(frozen=True)
+class LateDates:
+    """Where the bulk of the data ends, the newest plausible date, and the rows dated later."""
+
+    bulk_end: pd.Timestamp | None
+    newest_plausible: pd.Timestamp | None
+    problems: tuple[Problem, ...] = ()
+
+
+def _timestamp_columns(tables: Tables) -> list[tuple[str, str]]:
+    return [
+        (name, col.name)
+        for name in tables.present()
+        for col in SPECS[name].columns
+        if col.dtype == "timestamp" and col.name in tables.get(name).columns
+    ]
+
+
+def late_dates(tables: Tables, today: pd.Timestamp | None = None) -> LateDates:
+    """Rows dated after the newest plausible date: a wrong year (2031 for 2021), a clock error.
+
+    The rule: every timestamp column of the contract (``contacts.created_at``, ``events.ts``,
+    ``intent.week``, ``opportunities.created_at`` / ``closed_at``) is pooled; the bulk of the
+    data ends at its newest value once the latest 0.1 % (at least one value) are set aside.
+    The newest plausible date is the earlier of **tomorrow** (by the clock of the machine
+    running the check, ``today`` to fix it: data cannot come from the future) and **one year
+    after the bulk's end** (:data:`LATE_MARGIN_DAYS`; a table that keeps going after the others
+    stopped stays plausible). Each column with later values gives one :class:`Problem` with the
+    count and example rows; such rows also move the end of the data (and so the default as-of
+    date). Fewer than two dated values: nothing to compare, nothing flagged.
+    """
+    columns = _timestamp_columns(tables)
+    values = [tables.get(n)[c].dropna().to_numpy(dtype="datetime64[us]") for n, c in columns]
+    pooled = np.concatenate(values) if values else np.array([], dtype="datetime64[us]")
+    if len(pooled) < 2:
+        return LateDates(None, None)
+    set_aside = max(1, int(len(pooled) * _BULK_SHARE))
+    bulk_end = pd.Timestamp(np.partition(pooled, len(pooled) - 1 - set_aside)[-1 - set_aside])
+    today = pd.Timestamp.now(tz="UTC").tz_localize(None) if today is None else pd.Timestamp(today)
+    newest = min(
+        today.normalize() + pd.Timedelta(days=1), bulk_end + pd.Timedelta(days=LATE_MARGIN_DAYS)
+    )
+    problems = []
+    for name, column in columns:
+        frame = tables.get(name)
+        late = (frame[column] > newest).to_numpy(dtype=bool)
+        if late.any():
+            latest = frame.loc[late, column].max()
+            message = (
+                f"{_plural(int(late.sum()), 'value')} dated after {newest:%Y-%m-%d}, the newest "
+                f"plausible date (the earlier of tomorrow and a year after the bulk of the data "
+                f"ends, {bulk_end:%Y-%m-%d}): a wrong year or clock? They move the end of the "
+                f"data, and the default --as-of, to {latest:%Y-%m-%d}"
+            )
+            show = (*(SPECS[name].key or ("account_id",)), column)
+            problems.append(_problem(name, column, message, late, frame, show))
+    return LateDates(bulk_end, newest, tuple(problems))

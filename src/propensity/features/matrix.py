@@ -134,6 +134,10 @@ def build_features(
     finally:
         con.close()
     matrix["as_of"] = matrix["as_of"].astype("datetime64[us]")
+    # counts as floats: a model's input signature then accepts a missing value in any feature,
+    # and training and scoring see the same dtypes
+    counts = [c for c in matrix.columns if pd.api.types.is_integer_dtype(matrix[c])]
+    matrix[counts] = matrix[counts].astype("float64")
     return FeatureSet(matrix=matrix, specs=tuple(specs), families=tuple(built), skipped=skipped)
 
 

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -22,6 +22,26 @@ from propensity.model.head import LightGBMParams
 from propensity.model.screen import ScreenConfig
 from propensity.model.splits import SplitConfig
 from propensity.spine import SpineConfig
+
+# shared by both recipes (the shipped-scorer rule of propensity.runs.selection)
+MinCalibrationPositives = Annotated[
+    int,
+    Field(
+        ge=2,
+        description="a validation window with fewer positives cannot pick trees or calibrate: "
+        "the model is cross-fitted on train + validation instead",
+    ),
+]
+SelectionLevel = Annotated[
+    float,
+    Field(
+        ge=0.5,
+        lt=1,
+        description="one-sided confidence that a challenger's ROC-AUC on the selection rows is "
+        "higher before it replaces the incumbent (0.84: better by more than one bootstrap "
+        "standard error)",
+    ),
+]
 
 
 class TuningConfig(BaseModel):
@@ -53,6 +73,8 @@ class ModelConfig(BaseModel):
     )
     calibration_methods: tuple[Literal["isotonic", "sigmoid"], ...] = ("isotonic", "sigmoid")
     min_positives: int = Field(50, ge=1, description="refuse to train a head with fewer positives")
+    min_calibration_positives: MinCalibrationPositives = 50
+    selection_level: SelectionLevel = 0.84
     negative_sample_rate: float = Field(1.0, gt=0, le=1, description="keep this share of negatives")
     capacity_k: int = Field(500, ge=1, description="accounts sales can work per snapshot date")
     n_bootstrap: int = Field(200, ge=0, le=10_000)
@@ -82,6 +104,8 @@ class TableConfig(TableSchema):
     folds: int = Field(5, ge=2, le=20)
     repeats: int = Field(2, ge=1, le=20)
     min_positives: int = Field(30, ge=1, description="refuse to train with fewer positives")
+    min_calibration_positives: MinCalibrationPositives = 50
+    selection_level: SelectionLevel = 0.84
     capacity_k: int = Field(100, ge=1, description="rows sales can work (precision/recall@k)")
     seed: int = Field(7, ge=0)
     n_jobs: int = Field(

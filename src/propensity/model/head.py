@@ -11,6 +11,17 @@ on that window by isotonic or sigmoid regression on the raw margin, whichever ha
 account-grouped cross-validated log-loss there. No class re-weighting (it distorts
 probabilities); if negatives are down-sampled for speed the probabilities are corrected before
 calibration.
+
+Windows are sized by positives, not only by dates (the rule, in this order):
+
+* a validation window with fewer than ``min_calibration_positives`` positives cannot pick the
+  number of trees or fit a calibrator (one or two wins make every account look alike): the
+  model is then *cross-fitted* on train + validation instead: account-grouped stratified
+  K-fold, each fold early-stopped on its held-out part; the final booster has the folds' mean
+  number of trees and is fitted on every development row; the calibrator is fitted on the
+  out-of-fold margins;
+* isotonic regression is a candidate only with at least ``ISOTONIC_MIN_POSITIVES`` positives
+  on the rows it is fitted on (below that it collapses to a few steps); else sigmoid (Platt).
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
-from sklearn.model_selection import GroupKFold
+from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
@@ -57,6 +68,9 @@ class LightGBMParams(BaseModel):
         2000, ge=1, description="upper bound; early stopping picks the number"
     )
     early_stopping_rounds: int = Field(100, ge=1)
+
+
+ISOTONIC_MIN_POSITIVES = 200
 
 
 class InsufficientDataError(ValueError):
@@ -99,6 +113,8 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         negative_sample_rate: float = 1.0,
         seed: int = 0,
         n_jobs: int = 2,
+        min_calibration_positives: int = 50,
+        cross_fit_folds: int = 5,
     ):
         self.features = features
         self.categorical = categorical
@@ -107,6 +123,10 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         self.negative_sample_rate = negative_sample_rate
         self.seed = seed
         self.n_jobs = n_jobs
+        self.min_calibration_positives = min_calibration_positives
+        self.cross_fit_folds = cross_fit_folds
+
+    kind = "lightgbm"
 
     def _prepare(self, X: pd.DataFrame) -> pd.DataFrame:
         missing = [c for c in self.features_ if c not in X]
@@ -125,6 +145,8 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         return frame
 
     def fit(self, X: pd.DataFrame, y, eval_set: tuple[pd.DataFrame, Any]) -> HeadModel:
+        """Early stopping and calibration on ``eval_set`` (the validation window), or cross-fitted
+        on both when the window has too few positives (see the module docstring)."""
         params = self.params or LightGBMParams()
         self.features_ = list(self.features or X.columns)
         categorical = set(self.categorical or [])
@@ -135,73 +157,132 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         }
         y = np.asarray(y, dtype=int)
         X_valid, y_valid = eval_set[0], np.asarray(eval_set[1], dtype=int)
+        # undo the prior shift of negative down-sampling (odds were multiplied by 1/rate)
+        self.prior_shift_ = float(np.log(self.negative_sample_rate))
+        if int(y_valid.sum()) < self.min_calibration_positives:
+            margin, y_calibration, groups = self._fit_cross_fitted(X, y, X_valid, y_valid, params)
+        else:
+            valid = self._prepare(X_valid)
+            self.model_, kept = self._fit_booster(X, y, params, early_stopping=(valid, y_valid))
+            self.best_iteration_ = int(self.model_.best_iteration_ or params.n_estimators)
+            self._set_positive_medians(X, y, kept)
+            margin, y_calibration = self._margin(valid), y_valid
+            groups = _groups(X_valid)
+            self.calibration_basis_ = "validation window"
+            self.cross_fit_splits_ = None
+        self.calibration_positives_ = int(y_calibration.sum())
+        self.calibration_method_, self.calibration_losses_ = self._choose_calibration(
+            margin, y_calibration, groups
+        )
+        self.calibrator_ = CalibratedClassifierCV(
+            FrozenEstimator(_PrecomputedMargin.of(self.model_.classes_)),
+            method=self.calibration_method_,
+        ).fit(margin, y_calibration)
+        self.classes_ = np.array([0, 1])
+        # the calibration rows' probabilities set the scorer's 0-100 score and tiers
+        self.validation_probability_ = self.calibrator_.predict_proba(margin)[:, 1]
+        self.validation_margin_ = margin[:, 0]
+        self.validation_label_ = y_calibration
+        return self
+
+    def _fit_booster(self, X, y, params: LightGBMParams, *, early_stopping=None, trees=None):
+        """One LightGBM fit (negatives down-sampled as configured); the booster and kept rows."""
         rng = np.random.default_rng(self.seed)
         keep = (y == 1) | (rng.random(len(y)) < self.negative_sample_rate)
         train = self._prepare(X.loc[keep] if isinstance(X, pd.DataFrame) else X)
-        valid = self._prepare(X_valid)
-        self.model_ = lgb.LGBMClassifier(
+        settings = params.model_dump(exclude={"early_stopping_rounds"})
+        if trees is not None:
+            settings["n_estimators"] = trees
+        model = lgb.LGBMClassifier(
             objective="binary",
-            **params.model_dump(exclude={"early_stopping_rounds"}),
+            **settings,
             random_state=self.seed,
             n_jobs=self.n_jobs,
             deterministic=True,
             force_row_wise=True,
             verbose=-1,
         )
-        self.model_.fit(
-            train,
-            y[keep],
-            eval_X=(valid,),
-            eval_y=(y_valid,),
-            eval_metric="binary_logloss",
-            callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
+        if early_stopping is None:
+            model.fit(train, y[keep])
+        else:
+            model.fit(
+                train,
+                y[keep],
+                eval_X=(early_stopping[0],),
+                eval_y=(early_stopping[1],),
+                eval_metric="binary_logloss",
+                callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
+            )
+        return model, keep
+
+    def _fit_cross_fitted(self, X, y, X_valid, y_valid, params: LightGBMParams):
+        """Trees, calibration margins and the final booster from K-fold on train + validation."""
+        development = pd.concat([X, X_valid], ignore_index=True)
+        y_dev = np.concatenate([y, y_valid])
+        groups = _groups(development)
+        folds = min(self.cross_fit_folds, int(y_dev.sum()))
+        if folds < 2:
+            raise InsufficientDataError(
+                f"only {int(y_dev.sum())} positive labels in the training and validation "
+                "windows: too few to fit or calibrate a model"
+            )
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=self.seed)
+        margin = np.zeros(len(y_dev))
+        trees = []
+        for fit_rows, held_rows in splitter.split(development, y_dev, groups):
+            held = self._prepare(development.iloc[held_rows])
+            model, _ = self._fit_booster(
+                development.iloc[fit_rows].reset_index(drop=True),
+                y_dev[fit_rows],
+                params,
+                early_stopping=(held, y_dev[held_rows]),
+            )
+            trees.append(int(model.best_iteration_ or params.n_estimators))
+            margin[held_rows] = model.predict(held, raw_score=True) + self.prior_shift_
+        self.best_iteration_ = max(1, int(round(float(np.mean(trees)))))
+        self.model_, kept = self._fit_booster(
+            development, y_dev, params, trees=self.best_iteration_
         )
-        self.best_iteration_ = int(self.model_.best_iteration_ or params.n_estimators)
+        self._set_positive_medians(development, y_dev, kept)
+        self.calibration_basis_ = f"cross-fitted on train + validation ({folds} folds)"
+        self.cross_fit_splits_ = folds
+        return margin.reshape(-1, 1), y_dev, groups
+
+    def _set_positive_medians(self, X, y, kept) -> None:
         # typical values among positives, so reasons can say "below the usual customer size"
-        positives = train[y[keep] == 1]
+        positives = self._prepare(X.loc[kept & (y == 1)] if isinstance(X, pd.DataFrame) else X)
         self.positive_medians_ = {
             c: float(positives[c].median())
             for c in self.features_
             if c not in self.categories_ and positives[c].notna().any()
         }
-        # undo the prior shift of negative down-sampling (odds were multiplied by 1/rate)
-        self.prior_shift_ = float(np.log(self.negative_sample_rate))
-        margin = self._margin(valid)
-        self.calibration_method_, self.calibration_losses_ = self._choose_calibration(
-            margin, y_valid, X_valid
-        )
-        self.calibrator_ = CalibratedClassifierCV(
-            FrozenEstimator(_PrecomputedMargin.of(self.model_.classes_)),
-            method=self.calibration_method_,
-        ).fit(margin, y_valid)
-        self.classes_ = np.array([0, 1])
-        # the validation rows' probabilities set the scorer's 0-100 score and tiers
-        self.validation_probability_ = self.calibrator_.predict_proba(margin)[:, 1]
-        return self
 
     def _margin(self, prepared: pd.DataFrame) -> np.ndarray:
         """Log-odds of a prepared frame, with the down-sampling shift undone, as one column."""
         return (self.model_.predict(prepared, raw_score=True) + self.prior_shift_).reshape(-1, 1)
 
     def _choose_calibration(
-        self, margin: np.ndarray, y_valid: np.ndarray, X_valid
+        self, margin: np.ndarray, y: np.ndarray, groups: np.ndarray
     ) -> tuple[str, dict[str, float]]:
-        """Calibration method with the lowest account-grouped 3-fold log-loss on the validation window."""
-        groups = (
-            X_valid["account_id"].to_numpy() if "account_id" in X_valid else np.arange(len(margin))
-        )
+        """Calibration method with the lowest grouped 3-fold log-loss on the calibration rows,
+        among the methods the number of positives allows."""
+        allowed = [
+            m
+            for m in self.calibration_methods
+            if m != "isotonic" or int(y.sum()) >= ISOTONIC_MIN_POSITIVES
+        ] or ["sigmoid"]
         base = FrozenEstimator(_PrecomputedMargin.of(self.model_.classes_))
         losses: dict[str, float] = {}
-        for method in self.calibration_methods:
+        for method in allowed:
             fold_losses = []
-            for fit_idx, eval_idx in GroupKFold(n_splits=3).split(margin, y_valid, groups):
-                if y_valid[fit_idx].min() == y_valid[fit_idx].max():
+            for fit_idx, eval_idx in GroupKFold(n_splits=3).split(margin, y, groups):
+                if y[fit_idx].min() == y[fit_idx].max():
                     continue
                 calibrated = CalibratedClassifierCV(base, method=method).fit(
-                    margin[fit_idx], y_valid[fit_idx]
+                    margin[fit_idx], y[fit_idx]
                 )
                 p = np.clip(calibrated.predict_proba(margin[eval_idx])[:, 1], 1e-6, 1 - 1e-6)
-                fold_losses.append(log_loss(y_valid[eval_idx], p, labels=[0, 1]))
+                fold_losses.append(log_loss(y[eval_idx], p, labels=[0, 1]))
             losses[method] = float(np.mean(fold_losses)) if fold_losses else float("inf")
         return min(losses, key=losses.get), losses
 
@@ -212,9 +293,26 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         """Raw LightGBM log-odds (before calibration), e.g. for SHAP."""
         return self.model_.predict(self._prepare(X), raw_score=True)
 
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Exact TreeSHAP contributions (log-odds of the uncalibrated model) per feature, plus
+        ``expected_value``; index of X."""
+        values = self.model_.predict(self._prepare(X), pred_contrib=True)
+        return pd.DataFrame(values, index=X.index, columns=[*self.features_, "expected_value"])
+
+    def fingerprint(self) -> str:
+        """What the model version hashes: the booster's text."""
+        return self.model_.booster_.model_to_string()
+
     @property
     def booster_(self) -> lgb.Booster:
         return self.model_.booster_
+
+
+def _groups(X) -> np.ndarray:
+    """The grouping unit of rows: the account where there is one, else the row."""
+    if isinstance(X, pd.DataFrame) and "account_id" in X:
+        return X["account_id"].to_numpy()
+    return np.arange(len(X))
 
 
 def _signed_log1p(values):

@@ -58,24 +58,25 @@ class Scorecard(BaseModel):
         text, _ = settings.config_text("scorecard", path)
         return cls.model_validate(yaml.safe_load(text) or {})
 
-    def fit_points(self, features: pd.DataFrame) -> pd.Series:
-        """ICP points per row (missing attributes score 0, as in an MA tool)."""
-        total = pd.Series(0.0, index=features.index)
+    def fit_points_by_column(self, features: pd.DataFrame) -> pd.DataFrame:
+        """ICP points per row and feature column (missing attributes score 0, as in an MA tool)."""
+        parts = {}
         for column, table in (
             ("industry", self.fit.industry),
             ("size_band", self.fit.size_band),
             ("country", self.fit.country),
         ):
             if column in features and table:
-                total += features[column].map(table).astype(float).fillna(0.0)
+                parts[column] = features[column].map(table).astype(float).fillna(0.0)
         for flag, points in self.fit.flags.items():
             if flag in features:
-                total += features[flag].fillna(0).astype(float) * points
-        return total
+                parts[flag] = features[flag].fillna(0).astype(float) * points
+        return pd.DataFrame(parts, index=features.index)
 
-    def engagement_points(self, features: pd.DataFrame) -> pd.Series:
-        """Decayed activity points per row: each window's new events times its decay weight."""
-        total = pd.Series(0.0, index=features.index)
+    def engagement_points_by_column(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Decayed activity points per row and ``eng_<type>_<window>d`` column: each window's new
+        events times its decay weight; a capped total is shared out in proportion."""
+        parts = {}
         windows = sorted(self.engagement.decay)
         for event_type, points in self.engagement.points.items():
             previous = pd.Series(0.0, index=features.index)
@@ -84,11 +85,33 @@ class Scorecard(BaseModel):
                 if column not in features:
                     continue
                 count = features[column].fillna(0).astype(float)
-                total += (count - previous).clip(lower=0) * points * self.engagement.decay[window]
+                parts[column] = (
+                    (count - previous).clip(lower=0) * points * self.engagement.decay[window]
+                )
                 previous = count
-        if self.engagement.cap is not None:
-            total = total.clip(upper=self.engagement.cap)
-        return total
+        table = pd.DataFrame(parts, index=features.index)
+        if self.engagement.cap is not None and len(table.columns):
+            total = table.sum(axis=1)
+            over = total > self.engagement.cap
+            scale = (self.engagement.cap / total[over]).to_numpy()[:, None]
+            table.loc[over] = table.loc[over].to_numpy() * scale
+        return table
+
+    def points_by_column(self, features: pd.DataFrame, head: str = "conversion") -> pd.DataFrame:
+        """The points of a head per row and feature column: fit points only for the fit head,
+        fit + engagement for the conversion head (each row sums to :meth:`score`)."""
+        fit = self.fit_points_by_column(features)
+        if head == "fit":
+            return fit
+        return pd.concat([fit, self.engagement_points_by_column(features)], axis=1)
+
+    def fit_points(self, features: pd.DataFrame) -> pd.Series:
+        """ICP points per row."""
+        return self.fit_points_by_column(features).sum(axis=1)
+
+    def engagement_points(self, features: pd.DataFrame) -> pd.Series:
+        """Decayed, capped activity points per row."""
+        return self.engagement_points_by_column(features).sum(axis=1)
 
     def score(self, features: pd.DataFrame) -> pd.Series:
         """Total points (fit + engagement) per row."""

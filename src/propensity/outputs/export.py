@@ -13,6 +13,7 @@ quote.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +23,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from propensity import settings
-from propensity.io import neutralise_formulas, read_frame, write_frame, write_text
+from propensity.io import (
+    CsvFormatWarning,
+    InputFileError,
+    atomic_paths,
+    check_frame_suffix,
+    frame_writer,
+    neutralise_formulas,
+    read_frame,
+)
 from propensity.scoring import CONVERSION_TIERS, FIT_TIERS
 
 EXPORT_COLUMNS = (
@@ -166,11 +175,30 @@ def ranked_list(
     return out[list(EXPORT_COLUMNS)]
 
 
-def read_export(path: Path) -> pd.DataFrame | None:
-    """The previous export at ``path`` (None when there is none)."""
-    if not Path(path).exists():
+def read_export(path: Path, columns: Sequence[str] = ("account_id", "rank")) -> pd.DataFrame | None:
+    """The previous export at ``path`` (None when there is none).
+
+    A file there that cannot be read, or lacks ``columns``, is an :class:`InputFileError`: it
+    may be someone's own file, so it is never replaced.
+    """
+    path = Path(path)
+    if not path.exists():
         return None
-    return read_frame(path, dtype={"account_id": str})
+    keep = "it is kept: remove it or choose another --out"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CsvFormatWarning)
+            frame = read_frame(path, dtype={"account_id": str})
+    except InputFileError as exc:
+        raise InputFileError(
+            f"the file at --out cannot be read as a previous export: {exc}; {keep}"
+        ) from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputFileError(
+            f"{path} exists and is not a previous export (no column {', '.join(missing)}); {keep}"
+        )
+    return frame
 
 
 def with_changes(
@@ -225,9 +253,12 @@ def with_changes(
 
 
 def write_export(frame: pd.DataFrame, path: Path, stability: dict) -> list[Path]:
-    """Write the list (CSV or Parquet, atomically) and its stability figures next to it."""
-    path = Path(path)
-    written = write_frame(neutralise_formulas(frame), path)
+    """Write the list (CSV or Parquet) and its stability figures next to it, together: both
+    replace the previous pair only when both were written (a failed write changes neither)."""
+    path = check_frame_suffix(path)
     meta = path.with_name(path.name + ".meta.json")
-    write_text(json.dumps(stability, indent=2, default=str) + "\n", meta)
-    return [written, meta]
+    text = json.dumps(stability, indent=2, default=str) + "\n"
+    with atomic_paths(path, meta) as (list_tmp, meta_tmp):
+        frame_writer(neutralise_formulas(frame), path)(list_tmp)
+        meta_tmp.write_text(text, encoding="utf-8")
+    return [path, meta]

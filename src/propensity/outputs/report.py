@@ -144,10 +144,28 @@ def _verdicts(summary: dict) -> list[dict]:
     return verdicts
 
 
+def _shipped(summary: dict) -> list[dict]:
+    """Which scorer each head ships and why (:mod:`propensity.runs.selection`), with any problem
+    that kept it from being registered."""
+    found = {h: info.get("shipped") for h, info in (summary.get("heads") or {}).items()}
+    return [
+        {
+            "head": None if head is None else str(head),
+            "text": _text(shipped.get("reason")),
+            "problems": [_text(p) for p in shipped.get("problems") or []],
+        }
+        for head, shipped in found.items()
+        if shipped
+    ]
+
+
 def _account_protocol(summary: dict) -> dict:
     heads = pd.DataFrame(
         [
-            {"head": h, **{k: v for k, v in info.items() if k != "calibration_log_loss"}}
+            {
+                "head": h,
+                **{k: v for k, v in info.items() if k not in ("calibration_log_loss", "shipped")},
+            }
             for h, info in (summary.get("heads") or {}).items()
         ]
     )
@@ -273,6 +291,7 @@ def build_report(
         "name": run.name,
         "table_mode": table_mode,
         "verdicts": _verdicts(summary),
+        "shipped": _shipped(summary),
         "account_protocol": None if table_mode else _account_protocol(summary),
         "table_protocol": _table_protocol(summary) if table_mode else None,
         "suspects": _suspects(summary),

@@ -91,6 +91,7 @@ def head_task(
         dates=data["as_of"].to_numpy(),
         references=_references(head, data, scorecard, truth),
         probability_references=frozenset() if head == "fit" else frozenset({"oracle"}),
+        scorecard=scorecard,
     )
 
 
@@ -103,6 +104,12 @@ def fit_settings(config: ModelConfig, head: str) -> FitSettings:
         n_jobs=config.n_jobs,
         capacity_k=config.capacity_k,
         n_bootstrap=config.n_bootstrap,
+        min_calibration_positives=config.min_calibration_positives,
+        selection_level=config.selection_level,
+        # the fit head's features are static: an account's validation rows repeat its training
+        # rows (whose censored label already counts a win in the validation window), so the
+        # validation window is no hold-out for it; its rows are cross-fitted by account
+        cross_fit=head == "fit",
     )
 
 
@@ -156,7 +163,7 @@ def train_account_model(
             data.loc[train_rows, "as_of"].min(),
         )
         runs[head] = run = run_head(task, splitter, fit_settings(config, head))
-        scorers[head] = Scorer.fit(head, run.model, task.specs, task.tiers)
+        scorers[head] = Scorer.fit(head, run.shipped.model, task.specs, task.tiers)
     _step(progress, "done")
     model = AccountModel(
         scorers,

@@ -1,5 +1,6 @@
 """The whole path as one library call, on a generated world: generate -> validate -> features ->
-train -> evaluate -> register and promote in MLflow -> score with the champions -> export the
+train -> evaluate -> register and promote in MLflow -> score with the champions (a head the gate
+refused on its first promotion: its challenger, and the demo says so) -> export the
 target list -> report. ``propensity demo`` and the quickstart notebook call :func:`run_demo`."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from propensity.data.world.config import WorldConfig
 from propensity.data.world.generate import generate_world
 from propensity.model.config import ModelConfig
 from propensity.model.scorecard import Scorecard
-from propensity.registry import PromotionDecision, promote
+from propensity.registry import PromotionDecision, promote, serving_aliases
 from propensity.runs.workflows import TargetList, TrainedRun, export_target_list, train_accounts
 from propensity.tracking import load_registered_scoring_model
 
@@ -64,9 +65,14 @@ def run_demo(
         tables=tables,
         overwrite=True,  # the demo's own run folder, rewritten by every demo
     )
+    if trained.blocked:
+        problems = "; ".join(f"{h}: {', '.join(p)}" for h, p in trained.blocked.items())
+        raise ValueError(
+            f"the demo's model is not fit to register ({problems}): try more --accounts"
+        )
     step("promote")
     decisions = promote(uri=uri)
     step("score and export with the champions")
-    champions = load_registered_scoring_model(None, uri)
+    champions = load_registered_scoring_model(serving_aliases(decisions), uri)
     target_list = export_target_list(world, workdir / "target_list.csv", champions, tables=tables)
     return DemoResult(world, tables, trained, decisions, target_list, time.perf_counter() - started)

@@ -10,12 +10,16 @@ champion can both be scored on, with ``label_<head>``) and the recipe's own tabl
 (``features.csv`` for accounts, ``scores.csv`` for a table).
 
 The folder is written under a temporary name next to ``run_dir`` and renamed into place at the
-end, so an interrupted run never leaves something that looks like a run.
+end, so an interrupted run never leaves something that looks like a run. The temporary name
+holds the writer's host and pid (``.<name>.<host>-<pid>.<random>.partial``): one left by a
+killed process on this host is removed by the next write next to it.
 """
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 import pickle
 import shutil
 import tempfile
@@ -28,8 +32,15 @@ import joblib
 import pandas as pd
 from pydantic import BaseModel
 
+from propensity import faults
 from propensity.evaluate import calibration_table, to_markdown
-from propensity.io import neutralise_formulas, write_atomic, write_parquet, write_text
+from propensity.io import (
+    follow_umask,
+    neutralise_formulas,
+    write_atomic,
+    write_parquet,
+    write_text,
+)
 from propensity.model.screen import ScreenResult
 from propensity.outputs.plots import plot_calibration, plot_gains, plot_global_importance
 from propensity.outputs.report import ReportInput
@@ -200,31 +211,63 @@ def check_run_target(run_dir: Path | str, overwrite: bool = False) -> None:
         raise RunFolderError(f"{run_dir} is a file, not a run folder: choose another --out")
 
 
-def write_run(result: RunResult, run_dir: Path | str, overwrite: bool = False) -> ReportInput:
+def _staging_prefix(run_dir: Path) -> str:
+    return f".{run_dir.name}.{faults.host().replace('.', '_')}-"
+
+
+def _remove_abandoned_staging(run_dir: Path) -> None:
+    """Temporary folders of ``run_dir`` whose writer (on this host) was killed."""
+    prefix = _staging_prefix(run_dir)
+    for staging in run_dir.parent.glob(f"{glob.escape(prefix)}*.partial"):
+        pid = staging.name.removeprefix(prefix).split(".", 1)[0]
+        if pid.isdigit() and faults.owner_gone({"host": faults.host(), "pid": pid}):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _report_input(result: RunResult, folder: Path, name: str) -> ReportInput:
+    return ReportInput(
+        name=name,
+        summary=folder_summary(result),
+        evaluation=result.evaluation,
+        deciles=result.deciles,
+        images={path.name: path for path in sorted(folder.glob("*.png"))},
+    )
+
+
+def write_run(
+    result: RunResult,
+    run_dir: Path | str,
+    overwrite: bool = False,
+    extra: Callable[[ReportInput, Path], object] | None = None,
+) -> ReportInput:
     """Write the run folder (atomically: complete or not at all) and return what a report needs
     (from the run in memory, plus the plots just written). An existing folder is replaced only
-    with ``overwrite``."""
+    with ``overwrite``. ``extra(report_input, folder)`` writes more files (the report) into the
+    folder before it is renamed into place, so they are part of the all-or-nothing."""
     run_dir = Path(run_dir)
     check_run_target(run_dir, overwrite)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_staging(run_dir)
     staging = Path(
-        tempfile.mkdtemp(prefix=f".{run_dir.name}.", suffix=".partial", dir=run_dir.parent)
+        tempfile.mkdtemp(
+            prefix=f"{_staging_prefix(run_dir)}{os.getpid()}.",
+            suffix=".partial",
+            dir=run_dir.parent,
+        )
     )
     try:
         _write_contents(result, staging)
+        if extra is not None:
+            extra(_report_input(result, staging, run_dir.name), staging)
+        faults.pause_point("run_folder.written")
+        follow_umask(staging)
         if run_dir.exists():
             shutil.rmtree(run_dir)
         staging.rename(run_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return ReportInput(
-        name=run_dir.name,
-        summary=folder_summary(result),
-        evaluation=result.evaluation,
-        deciles=result.deciles,
-        images={path.name: path for path in sorted(run_dir.glob("*.png"))},
-    )
+    return _report_input(result, run_dir, run_dir.name)
 
 
 def read_run(run_dir: Path | str) -> ReportInput:

@@ -29,7 +29,9 @@ from propensity.evaluate import brier_skills, comparison_table, decile_table
 from propensity.explain import global_importance
 from propensity.features.registry import FeatureSpec
 from propensity.model.head import HeadModel, LightGBMParams, logistic_baseline
+from propensity.model.scorecard import Scorecard
 from propensity.model.splits import Fold
+from propensity.runs.selection import Shipped, ship
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,9 @@ class FitSettings:
     n_jobs: int = 1
     capacity_k: int = 100
     n_bootstrap: int = 200
+    min_calibration_positives: int = 50
+    selection_level: float = 0.84
+    cross_fit: bool = False  # always cross-fit (rows of one account in both windows)
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class HeadTask:
     fit_label: np.ndarray | None = None
     references: References | None = None
     probability_references: frozenset[str] = frozenset()
+    scorecard: Scorecard | None = None  # a candidate to ship (see :mod:`propensity.runs.selection`)
 
     @property
     def training_label(self) -> np.ndarray:
@@ -102,18 +108,19 @@ class HeadRun:
     folds: pd.DataFrame  # ROC-AUC and Brier per fold and scorer
     beats_base_rate: bool
     verdict: str
-    model: HeadModel  # the final model
+    model: HeadModel  # the final LightGBM model
     logistic: Pipeline
     final_fold: Fold
     importance_rows: pd.DataFrame  # rows the SHAP summary is computed on
     specs: tuple[FeatureSpec, ...]
+    shipped: Shipped  # what scoring uses: the model or a baseline, and why
     facts: dict = field(default_factory=dict)
 
     @cached_property
     def importance(self) -> pd.DataFrame:
-        """Mean |contribution| per business field (computed when first asked for: it is only
-        written to the run folder)."""
-        return global_importance(self.model, self.importance_rows, self.specs, self.head)
+        """Mean |contribution| per business field of the shipped scorer (computed when first
+        asked for: it is only written to the run folder)."""
+        return global_importance(self.shipped.model, self.importance_rows, self.specs, self.head)
 
 
 def fit_fold(task: HeadTask, fold: Fold, settings: FitSettings) -> FittedFold:
@@ -127,6 +134,9 @@ def fit_fold(task: HeadTask, fold: Fold, settings: FitSettings) -> FittedFold:
         negative_sample_rate=settings.negative_sample_rate,
         seed=settings.seed,
         n_jobs=settings.n_jobs,
+        min_calibration_positives=(
+            np.iinfo(np.int64).max if settings.cross_fit else settings.min_calibration_positives
+        ),
     )
     model.fit(
         task.matrix.iloc[fold.train],
@@ -304,13 +314,20 @@ def run_head(task: HeadTask, splitter, settings: FitSettings) -> HeadRun:
     else:
         fitted = fit_fold(task, final_fold, settings)
     specs = tuple(s for s in task.specs if s.name in task.columns or s.kind == "context")
+    shipped = ship(task, final_fold, fitted, settings.selection_level, settings.seed)
+    if shipped.kind != "lightgbm" or shipped.problems:
+        problems = f"; problems: {'; '.join(shipped.problems)}" if shipped.problems else ""
+        log.warning("head %s ships %s%s", task.head, shipped.reason, problems)
     facts = {
         "train_rows": int(len(final_fold.train)),
         "train_positives": int(y[final_fold.train].sum()),
+        "validation_positives": int(y[final_fold.valid].sum()),
         "trees": int(fitted.model.best_iteration_),
         "calibration": fitted.model.calibration_method_,
+        "calibration_rows": fitted.model.calibration_basis_,
         "calibration_log_loss": fitted.model.calibration_losses_,
         "features": len(task.columns),
+        "shipped": shipped.describe(),
     }
     return HeadRun(
         task.head,
@@ -325,5 +342,6 @@ def run_head(task: HeadTask, splitter, settings: FitSettings) -> HeadRun:
         final_fold,
         importance_rows(task, final_fold, settings.seed),
         specs,
+        shipped,
         facts,
     )

@@ -180,7 +180,7 @@ def train_table_model(
     _step(progress, "final model", name)
     model = TableModel(
         schema=config,
-        scorer=Scorer.fit(HEAD, head.model, task.specs, TABLE_TIERS),
+        scorer=Scorer.fit(HEAD, head.shipped.model, task.specs, TABLE_TIERS),
         columns=columns,
         kinds=kinds,
         screen=screened.table,
@@ -236,6 +236,8 @@ def _settings(config: TableConfig) -> FitSettings:
         n_jobs=config.n_jobs,
         capacity_k=config.capacity_k,
         n_bootstrap=config.n_bootstrap,
+        min_calibration_positives=config.min_calibration_positives,
+        selection_level=config.selection_level,
     )
 
 

@@ -33,11 +33,18 @@ from propensity.outputs.export import (
 )
 from propensity.outputs.report import ReportInput, build_report
 from propensity.runs.account import data_fingerprint, labelled_features, train_account_model
-from propensity.runs.folder import RunResult, check_run_target, load_scoring_model, write_run
+from propensity.runs.folder import (
+    RunFolderError,
+    RunResult,
+    check_run_target,
+    load_scoring_model,
+    read_run,
+    write_run,
+)
 from propensity.runs.table import table_fingerprint, train_table_model
 from propensity.runs.tune import TuningResult, tune_head, with_best_params
 from propensity.scoring import AccountModel, TableModel, score_snapshot
-from propensity.spine import build_labels, build_spine
+from propensity.spine import build_labels, build_spine, check_as_of
 
 
 @dataclass
@@ -50,16 +57,30 @@ class TrainedRun:
     run_id: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     tracking_uri: str | None = None
+    challenger: bool = False  # the versions hold the ``challenger`` alias
+    blocked: dict[str, list[str]] = field(default_factory=dict)  # head -> problems
+    forced: str | None = None
 
 
 # MLflow takes seconds to import: commands that do not track (or read the registry) skip it
-def _log(result: RunResult, run_dir: Path, data: dict[str, Any], track: bool, uri: str | None):
+def _logged(
+    result: RunResult,
+    out: Path,
+    report: Path,
+    data: dict[str, Any],
+    track: bool,
+    uri: str | None,
+    force_reason: str | None,
+) -> TrainedRun:
     if not track:
-        return None, {}, None
+        return TrainedRun(result, out, report)
     from propensity.tracking import log_run, tracking_uri
 
-    logged = log_run(result, run_dir, data, uri)
-    return logged.run_id, logged.versions, tracking_uri(uri)
+    logged = log_run(result, out, data, uri, force_reason)
+    return TrainedRun(
+        result, out, report, logged.run_id, logged.versions, tracking_uri(uri),
+        logged.challenger, logged.blocked, logged.forced,
+    )  # fmt: skip
 
 
 def train_accounts(
@@ -73,21 +94,31 @@ def train_accounts(
     progress=None,
     tables: Tables | None = None,
     overwrite: bool = False,
+    force_reason: str | None = None,
 ) -> TrainedRun:
     """Train both heads on a contract data folder, write the run folder and its report (with
-    the prospects at the end of the data scored), log and register in MLflow. An existing
+    the prospects at the end of the data scored), log and register in MLflow (as challenger
+    unless a shipped scorer is degenerate and no ``force_reason`` is given). An existing
     ``out`` is refused before anything is trained, unless ``overwrite``."""
     data_dir, out = Path(data_dir), Path(out)
     check_run_target(out, overwrite)
+    if track:  # a dead server or a wrong store is found before minutes of training
+        settings.check_store(settings.tracking_uri(uri), create=True)
     tables = tables if tables is not None else load_tables(data_dir)
     result = train_account_model(
         tables, config, scorecard, read_truth(data_dir), progress, name=data_dir.name
     )
-    folder = write_run(result, out, overwrite)
-    report = write_report(folder, out / "report.html", tables, result.scoring_model)
+    write_run(
+        result,
+        out,
+        overwrite,
+        extra=lambda run, staging: write_report(
+            run, staging / "report.html", tables, result.scoring_model
+        ),
+    )
+    report = out / "report.html"
     data = {"source": str(data_dir), **data_fingerprint(tables)}
-    run_id, versions, store = _log(result, out, data, track, uri)
-    return TrainedRun(result, out, report, run_id, versions, store)
+    return _logged(result, out, report, data, track, uri, force_reason)
 
 
 def train_table(
@@ -101,17 +132,25 @@ def train_table(
     uri: str | None = None,
     progress=None,
     overwrite: bool = False,
+    force_reason: str | None = None,
 ) -> TrainedRun:
-    """Table mode end to end: the recipe, the run folder and its report, MLflow. An existing
-    ``out`` is refused before anything is trained, unless ``overwrite``."""
+    """Table mode end to end: the recipe, the run folder and its report, MLflow (registered as
+    :func:`train_accounts` says). An existing ``out`` is refused before anything is trained,
+    unless ``overwrite``."""
     out = Path(out)
     check_run_target(out, overwrite)
+    if track:
+        settings.check_store(settings.tracking_uri(uri), create=True)
     result = train_table_model(frame, config, name, progress)
-    folder = write_run(result, out, overwrite)
-    report = write_text(build_report(folder), out / "report.html")
+    write_run(
+        result,
+        out,
+        overwrite,
+        extra=lambda run, staging: write_text(build_report(run), staging / "report.html"),
+    )
+    report = out / "report.html"
     data = {"source": source, **table_fingerprint(frame)}
-    run_id, versions, store = _log(result, out, data, track, uri)
-    return TrainedRun(result, out, report, run_id, versions, store)
+    return _logged(result, out, report, data, track, uri, force_reason)
 
 
 def write_report(
@@ -140,12 +179,19 @@ class FeatureFiles:
 
 
 def write_features(
-    data_dir: Path | str, out: Path | str, config: ModelConfig, as_of: pd.Timestamp | None = None
+    data_dir: Path | str,
+    out: Path | str,
+    config: ModelConfig,
+    as_of: pd.Timestamp | None = None,
+    tables: Tables | None = None,
 ) -> FeatureFiles:
     """The point-in-time feature matrix with the model config's spine and feature settings; for
-    a spine (no ``as_of``) also its labels and the settings that made them."""
+    a spine (no ``as_of``) also its labels and the settings that made them. An ``as_of`` the
+    data cannot describe is refused (:func:`propensity.spine.check_as_of`)."""
     out = Path(out)
-    tables = load_tables(data_dir)
+    tables = tables if tables is not None else load_tables(data_dir)
+    if as_of is not None:
+        as_of = check_as_of(tables, as_of, config.spine.horizon_days)
     spine = build_spine(tables, config.spine, as_of=as_of)
     feature_set = build_features(tables, spine, config.features)
     written = [write_parquet(feature_set.matrix, out)]
@@ -181,10 +227,13 @@ def tune(
     track: bool = True,
     uri: str | None = None,
     on_head=None,
+    tables: Tables | None = None,
 ) -> TuningSession:
     """Optuna over each head on the screened features ``train`` uses; the best parameters land
     in the model config (``write_config``, default the project's configs/model.yaml)."""
-    tables = load_tables(data_dir)
+    if track:
+        settings.check_store(settings.tracking_uri(uri), create=True)
+    tables = tables if tables is not None else load_tables(data_dir)
     prepared = labelled_features(tables, config)
     results = []
     for head in heads:
@@ -202,6 +251,19 @@ def tune(
         data = {"source": str(data_dir), **data_fingerprint(tables)}
         run_id = log_tuning_run(results, config, data, uri)
     return TuningSession(results, config, written, run_id)
+
+
+def read_run_folder(run_dir: Path | str):
+    """What a report needs from a run folder; a missing or damaged file is a
+    :class:`RunFolderError` naming the folder (never a parser's traceback)."""
+    try:
+        return read_run(run_dir)
+    except RunFolderError:
+        raise
+    except (ValueError, OSError, KeyError) as exc:
+        raise RunFolderError(
+            f"{run_dir} is a damaged run folder ({type(exc).__name__}: {exc}): train again"
+        ) from None
 
 
 def load_account_model(
@@ -243,13 +305,20 @@ class ScoredFile:
 
 
 def score_accounts(
-    data_dir: Path | str, out: Path | str, model: AccountModel, as_of=None
+    data_dir: Path | str,
+    out: Path | str,
+    model: AccountModel,
+    as_of=None,
+    tables: Tables | None = None,
 ) -> ScoredFile:
-    """Score the prospects at ``as_of`` and write every scored column (CSV or Parquet)."""
+    """Score the prospects at ``as_of`` (refused outside the data's span) and write every
+    scored column (CSV or Parquet)."""
     out = check_frame_suffix(out, "--out")
-    tables = load_tables(data_dir)
+    tables = tables if tables is not None else load_tables(data_dir)
+    if as_of is not None:
+        as_of = check_as_of(tables, as_of, model.spine.horizon_days)
+    previous = read_export(out, ("account_id", "conversion_probability"))
     scored = score_snapshot(tables, model, as_of)
-    previous = read_export(out)
     stability = _stability(scored, previous)
     write_frame(neutralise_formulas(scored), out)
     return ScoredFile(scored, out, stability)
@@ -284,11 +353,15 @@ def score_table(
     open_only: bool = False,
     top: int | None = None,
     reasons: bool = True,
+    encoding: str | None = None,
+    sep: str | None = None,
 ) -> ScoredFile:
     """Score a table's rows with a table model: rank, id, probability, score, tier, outcome,
-    reasons, model version (written atomically, formula-like text neutralised)."""
+    reasons, model version (written atomically, formula-like text neutralised). A CSV is read
+    with ``encoding`` / ``sep``, else detected."""
     table, out = Path(table), check_frame_suffix(out, "--out")
-    scored = model.score(read_table(table), table.stem, reasons=reasons)
+    frame = read_table(table, encoding=encoding, sep=sep)
+    scored = model.score(frame, table.stem, reasons=reasons)
     if open_only and "outcome" in scored:
         scored = scored[scored["outcome"] == "open"].reset_index(drop=True)
     if top:
@@ -317,15 +390,20 @@ def export_target_list(
     tables: Tables | None = None,
 ) -> TargetList:
     """The ranked, CRM-ready target list (one row per prospect) with changes since the previous
-    export at ``out`` and its stability figures next to it."""
+    export at ``out`` and its stability figures next to it. An ``as_of`` outside the data's
+    span is refused; a file at ``out`` that is not a readable export is refused (never
+    replaced), both before anything is scored."""
     out = check_frame_suffix(out, "--out")
     config = ScoringConfig.from_yaml()
     if batch_tiers:
         config = config.model_copy(update={"tiers": "batch"})
     tables = tables if tables is not None else load_tables(data_dir)
+    if as_of is not None:
+        as_of = check_as_of(tables, as_of, model.spine.horizon_days)
+    previous = read_export(out)
     scored = score_snapshot(tables, model, as_of)
     listing = ranked_list(scored, tables.accounts, config, top_k=top, filters=filters)
-    listing, stability = with_changes(listing, read_export(out), top)
+    listing, stability = with_changes(listing, previous, top)
     stability.update(
         {
             "rows": int((listing["change"] != "dropped").sum()),

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from propensity.data.world.chunk import WorldChunk, simulate_chunk
 from propensity.data.world.config import WorldConfig
+from propensity.io import follow_umask
 
 WORLD_TABLES = ("accounts", "contacts", "events", "intent", "opportunities")
 _TRUTH_TABLES = ("truth_accounts", "truth_conversion")
@@ -69,6 +70,7 @@ def generate_world(
         (staging / "truth" / "world_config.json").write_text(
             json.dumps(config.model_dump(mode="json"), indent=2) + "\n"
         )
+        follow_umask(staging)
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)

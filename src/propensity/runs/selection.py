@@ -1,0 +1,205 @@
+"""Which scorer a head ships, decided before the test window is looked at, and whether it is fit
+to be registered.
+
+The rule (pre-declared, the same for every head and both recipes):
+
+1. Candidates: the head's LightGBM model, the logistic baseline and, where the recipe has one,
+   the hand-made points scorecard.
+2. Each is judged by ROC-AUC on *selection rows* it was not fitted on: the validation window
+   (the logistic baseline refitted on the training window alone for this), or, when the model
+   was cross-fitted (the validation window has too few positives, or the head's rows repeat
+   across windows), every candidate's out-of-fold predictions on train + validation (same folds).
+3. A challenger replaces an incumbent only when it is better there with confidence: the
+   one-sided lower bound (at ``selection_level``, 0.84 by default: by more than one bootstrap
+   standard error) of its ROC-AUC advantage, paired bootstrap over accounts (rows for a table),
+   is above zero. This is the one-standard-error rule: with a few dozen wins the simpler scorer
+   is kept unless the data show otherwise.
+4. The learned scorer is the LightGBM model, unless it is degenerate (:func:`health`) or the
+   logistic baseline beats it by rule 3; then the logistic baseline.
+5. The hand-made scorecard is the incumbent: the learned scorer replaces it only by rule 3.
+6. The run, the report and the exported ``model_version`` (``scorecard-sha-...``,
+   ``logistic-sha-...``) say which ships and why. The shipped scorer is checked by
+   :func:`health`; a run whose shipped scorer has a problem is written and logged but not
+   registered as ``challenger`` (unless forced, with a reason).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedGroupKFold
+
+from propensity.evaluate import auc_difference_bound
+from propensity.explain import ShippedModel
+from propensity.model.candidates import LogisticCandidate, ScorecardCandidate
+from propensity.model.head import logistic_baseline
+from propensity.model.splits import Fold
+from propensity.scoring import head_calibration
+
+log = logging.getLogger(__name__)
+
+MIN_TREES = 5
+# a points scorecard has a few dozen distinct totals and is not degenerate for it; a calibrator
+# that collapsed to a handful of steps is
+MIN_DISTINCT_PROBABILITIES = 10
+
+
+@dataclass
+class Shipped:
+    """The scorer a head ships, the figures it was chosen on, and what is wrong with it."""
+
+    model: ShippedModel
+    kind: str  # "lightgbm", "logistic", "scorecard"
+    figures: dict[str, float]  # selection ROC-AUC per candidate
+    basis: str  # the selection rows
+    reason: str
+    problems: list[str] = field(default_factory=list)  # empty: fit to register
+
+    def describe(self) -> dict:
+        return {
+            "kind": self.kind,
+            "reason": self.reason,
+            "selection_rows": self.basis,
+            "selection_roc_auc": {k: round(v, 4) for k, v in self.figures.items()},
+            "problems": self.problems,
+        }
+
+
+def _auc(label: np.ndarray, score: np.ndarray) -> float:
+    label = np.asarray(label)
+    if label.min() == label.max():
+        return float("nan")
+    return float(roc_auc_score(label, score))
+
+
+def health(model: ShippedModel, tiers, figure: float) -> list[str]:
+    """What makes a scorer unfit to register: near-constant probabilities, too few trees, a top
+    tier far from its intended share, or ranking worse than the base rate on the selection rows."""
+    probability = np.asarray(model.validation_probability_)
+    problems = []
+    distinct = len(np.unique(np.round(probability, 9)))
+    if distinct < MIN_DISTINCT_PROBABILITIES or probability.std() < 0.02 * probability.mean():
+        problems.append(
+            f"near-constant probabilities: {distinct} distinct values on {len(probability):,} "
+            "reference rows"
+        )
+    trees = getattr(model, "best_iteration_", None)
+    if model.kind == "lightgbm" and trees is not None and trees < MIN_TREES:
+        problems.append(
+            f"{trees} trees (fewer than {MIN_TREES}): early stopping found little to learn"
+        )
+    calibration = head_calibration(probability, tiers)
+    name, share = tiers[0]
+    realised = float((probability >= calibration.tier_thresholds[0]).mean())
+    if realised > 2 * share + 0.05:
+        problems.append(
+            f"tier {name} holds {realised:.0%} of the reference rows (meant {share:.0%})"
+        )
+    if figure == figure and figure < 0.5:
+        problems.append(f"ROC-AUC {figure:.3f} on the selection rows: worse than the base rate")
+    return problems
+
+
+def _out_of_fold_logistic(task, development: pd.DataFrame, y: np.ndarray, folds: int, seed: int):
+    numeric = [c for c in task.columns if c not in task.categorical]
+    groups = _groups(development)
+    predicted = np.zeros(len(y))
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for fit_rows, held_rows in splitter.split(development, y, groups):
+        logistic = logistic_baseline(numeric, task.categorical, seed)
+        logistic.fit(development.iloc[fit_rows][task.columns], y[fit_rows])
+        predicted[held_rows] = logistic.predict_proba(development.iloc[held_rows][task.columns])[
+            :, 1
+        ]
+    return predicted
+
+
+def _groups(frame: pd.DataFrame) -> np.ndarray:
+    return frame["account_id"].to_numpy() if "account_id" in frame else np.arange(len(frame))
+
+
+def _better(label, challenger, incumbent, groups, level, n_bootstrap, seed) -> tuple[bool, float]:
+    """Whether the challenger's ROC-AUC beats the incumbent's with confidence ``level``, and the
+    bound."""
+    _, bound = auc_difference_bound(
+        label, challenger, incumbent, groups, level=level, n_bootstrap=n_bootstrap, seed=seed
+    )
+    return bool(bound > 0), bound
+
+
+# enough draws for a stable bound whatever the reporting bootstrap is set to
+SELECTION_DRAWS = 200
+
+
+def ship(task, fold: Fold, fitted, level: float, seed: int) -> Shipped:
+    """The scorer a head ships (the module docstring's rule) from the final fold's fits."""
+    model = fitted.model
+    y = task.training_label.astype(int)
+    development_rows = np.concatenate([fold.train, fold.valid])
+    development = task.matrix.iloc[development_rows]
+    y_development = y[development_rows]
+    cross_fitted = getattr(model, "cross_fit_splits_", None)
+    if cross_fitted:
+        reference, y_selection = development, y_development
+        basis = f"out-of-fold on train + validation ({cross_fitted} folds)"
+        logistic_selection = _out_of_fold_logistic(
+            task, development, y_development, cross_fitted, seed
+        )
+    else:
+        reference, y_selection = task.matrix.iloc[fold.valid], y[fold.valid]
+        basis = "validation window"
+        numeric = [c for c in task.columns if c not in task.categorical]
+        on_train = logistic_baseline(numeric, task.categorical, seed)
+        on_train.fit(task.matrix.iloc[fold.train][task.columns], y[fold.train])
+        logistic_selection = on_train.predict_proba(reference[task.columns])[:, 1]
+    scores = {"model": model.validation_margin_, "logistic": logistic_selection}
+    candidates: dict[str, ShippedModel] = {
+        "model": model,
+        "logistic": LogisticCandidate.of(
+            fitted.logistic, task.columns, task.categorical, reference, development, y_development
+        ),
+    }
+    if task.scorecard is not None:
+        candidates["scorecard"] = ScorecardCandidate.of(
+            task.scorecard, task.head, reference, development, y_development, seed
+        )
+        points = task.scorecard.points_by_column(reference, task.head).sum(axis=1)
+        scores["scorecard"] = points.to_numpy(dtype=float)
+    figures = {name: _auc(y_selection, score) for name, score in scores.items()}
+    problems = {name: health(c, task.tiers, figures[name]) for name, c in candidates.items()}
+    groups = _groups(reference)
+    compare = dict(level=level, n_bootstrap=SELECTION_DRAWS, seed=seed)
+
+    learned, why = "model", ""
+    if problems["model"] and not problems["logistic"]:
+        learned = "logistic"
+        why = f"the LightGBM model is degenerate ({'; '.join(problems['model'])})"
+    else:
+        better, bound = _better(y_selection, scores["logistic"], scores["model"], groups, **compare)
+        figures["logistic_minus_model_bound"] = bound
+        if better:
+            learned = "logistic"
+            why = f"it beats the LightGBM model ({figures['model']:.3f}) with confidence"
+    chosen = learned
+    if "scorecard" in candidates and not problems["scorecard"]:
+        better, bound = _better(
+            y_selection, scores[learned], scores["scorecard"], groups, **compare
+        )
+        figures["learned_minus_scorecard_bound"] = bound
+        if not better:
+            chosen = "scorecard"
+            learned_name = "LightGBM" if learned == "model" else learned
+            why = (
+                f"the learned {learned_name} ({figures[learned]:.3f}) is not better than the "
+                f"incumbent scorecard with {level:.0%} confidence (lower bound of the difference "
+                f"{bound:+.3f})"
+            )
+    log.info("selection figures: %s", figures)
+    name = "LightGBM" if chosen == "model" else chosen
+    reason = f"{name}: ROC-AUC {figures[chosen]:.3f} on the {basis}" + (f"; {why}" if why else "")
+    shipped = candidates[chosen]
+    return Shipped(shipped, shipped.kind, figures, basis, reason, problems[chosen])

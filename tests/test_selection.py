@@ -1,0 +1,128 @@
+"""Small data and model choice: windows sized by positives, the shipped scorer chosen by the
+pre-declared rule, degenerate models caught (issue 21)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from propensity.evaluate import auc_difference_bound
+from propensity.model.candidates import ScorecardCandidate
+from propensity.model.head import HeadModel, LightGBMParams
+from propensity.model.scorecard import Scorecard
+from propensity.runs.selection import health
+from propensity.scoring import CONVERSION_TIERS, model_version
+
+SMALL = LightGBMParams(n_estimators=200, learning_rate=0.05, num_leaves=7, min_child_samples=5)
+
+
+def accounts_frame(n: int, seed: int, positive_rate: float) -> tuple[pd.DataFrame, np.ndarray]:
+    """One row per account; the label depends on two of three numeric columns."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "account_id": [f"A{seed}-{i}" for i in range(n)],
+            "employees": rng.lognormal(5, 1, n),
+            "visits": rng.poisson(2, n).astype(float),
+            "noise": rng.normal(size=n),
+        }
+    )
+    margin = 1.2 * np.log(frame["employees"]) + 0.6 * frame["visits"]
+    noisy = (margin + rng.normal(0, 1.0, n)).to_numpy()
+    return frame, (noisy > np.quantile(noisy, 1 - positive_rate)).astype(int)
+
+
+def head(**settings) -> HeadModel:
+    return HeadModel(
+        features=["employees", "visits", "noise"], params=SMALL, seed=0, n_jobs=1, **settings
+    )
+
+
+def test_a_validation_window_with_few_positives_is_cross_fitted_not_collapsed():
+    train, y_train = accounts_frame(3000, 1, 0.03)
+    valid, y_valid = accounts_frame(400, 2, 0.01)  # a handful of wins
+    assert y_valid.sum() < 10
+    model = head(min_calibration_positives=50).fit(train, y_train, eval_set=(valid, y_valid))
+    assert model.calibration_basis_.startswith("cross-fitted on train + validation")
+    assert model.calibration_positives_ == y_train.sum() + y_valid.sum()
+    probability = model.predict_proba(valid)[:, 1]
+    assert len(np.unique(probability.round(9))) > 50  # a real ranking, not a step or two
+    assert roc_auc_score(y_valid, probability) > 0.7
+    assert health(model, CONVERSION_TIERS, 0.75) == []
+
+
+def test_enough_validation_positives_keep_the_validation_window():
+    train, y_train = accounts_frame(3000, 1, 0.1)
+    valid, y_valid = accounts_frame(1500, 2, 0.1)
+    model = head(min_calibration_positives=50).fit(train, y_train, eval_set=(valid, y_valid))
+    assert model.calibration_basis_ == "validation window"
+    assert model.calibration_positives_ == y_valid.sum()
+
+
+def test_isotonic_is_not_a_candidate_below_its_minimum_of_positives():
+    train, y_train = accounts_frame(3000, 1, 0.05)
+    valid, y_valid = accounts_frame(2000, 2, 0.04)  # about 80 wins: too few for isotonic
+    model = head().fit(train, y_train, eval_set=(valid, y_valid))
+    assert set(model.calibration_losses_) == {"sigmoid"}
+
+
+def test_a_one_tree_model_with_constant_probabilities_is_flagged():
+    train, y_train = accounts_frame(2000, 1, 0.05)
+    valid, y_valid = accounts_frame(2000, 2, 0.05)
+    stump = HeadModel(
+        features=["noise"],
+        params=LightGBMParams(n_estimators=1, num_leaves=2, min_child_samples=5),
+        calibration_methods=("sigmoid",),
+        seed=0,
+        n_jobs=1,
+    ).fit(train, y_train, eval_set=(valid, y_valid))
+    problems = health(stump, CONVERSION_TIERS, 0.5)
+    assert any("trees" in p for p in problems)
+    assert any("near-constant probabilities" in p for p in problems)
+
+
+def test_ranking_worse_than_chance_is_a_problem():
+    train, y_train = accounts_frame(3000, 1, 0.1)
+    valid, y_valid = accounts_frame(1500, 2, 0.1)
+    model = head().fit(train, y_train, eval_set=(valid, y_valid))
+    assert any("worse than the base rate" in p for p in health(model, CONVERSION_TIERS, 0.42))
+
+
+def test_auc_difference_and_its_bound_from_a_paired_bootstrap():
+    rng = np.random.default_rng(0)
+    label = (rng.random(4000) < 0.1).astype(int)
+    strong = label + rng.normal(0, 0.8, 4000)
+    weak = np.round(label * 0.3 + rng.normal(0, 0.8, 4000), 1)  # with ties
+    groups = np.arange(4000) // 4
+    difference, bound = auc_difference_bound(label, strong, weak, groups, level=0.95)
+    assert difference == pytest.approx(roc_auc_score(label, strong) - roc_auc_score(label, weak))
+    assert 0 < bound < difference
+    same, same_bound = auc_difference_bound(label, weak, weak, groups)
+    assert same == 0 and same_bound == 0
+    reverse, reverse_bound = auc_difference_bound(label, weak, strong, groups, level=0.95)
+    assert reverse == pytest.approx(-difference) and reverse_bound < reverse
+
+
+def test_a_shipped_scorecard_ranks_as_its_points_and_names_itself_in_the_version():
+    scorecard = Scorecard.from_yaml()
+    rng = np.random.default_rng(3)
+    n = 2000
+    frame = pd.DataFrame(
+        {
+            "account_id": [f"A{i}" for i in range(n)],
+            "industry": rng.choice(["software", "retail", "manufacturing", "finance"], n),
+            "size_band": rng.choice(["1-49", "50-199", "200-999", "1000+"], n),
+            "country": rng.choice(["us", "de", "fr"], n),
+        }
+    )
+    points = scorecard.fit_points(frame)
+    label = (points + rng.normal(0, points.std() + 1, n) > points.quantile(0.8)).astype(int)
+    candidate = ScorecardCandidate.of(scorecard, "fit", frame, frame, label.to_numpy())
+    probability = candidate.predict_proba(frame)[:, 1]
+    assert roc_auc_score(label, probability) == pytest.approx(roc_auc_score(label, points))
+    contributions = candidate.contributions(frame)
+    margin = np.log(probability / (1 - probability))
+    assert np.allclose(contributions.sum(axis=1), margin)
+    assert model_version([candidate]).startswith("scorecard-sha-")
