@@ -5,12 +5,16 @@
 * ``model.py``: the default world trained with the packaged default configs, learned heads vs the
   scorecard, the logistic baseline, the base rate and the oracle -> ``benchmarks/model.md`` /
   ``.json``;
+* ``sizes.py`` (``--account-sizes``): the packaged default configs on generated worlds of 1,000 to
+  20,000 accounts (two seeds each), per head the model, baselines, oracle and the scorer it ships
+  -> ``benchmarks/sizes.md`` / ``.json``;
 * ``real_data.py`` (``--real``): table mode on the three public exports in the real-data folder
   (``$PROPENSITY_REAL_DATA``, else ``../shared/data/real``) -> ``benchmarks/real_data.md`` /
   ``.json``.
 
 Usage: ``python benchmarks/bench.py [--sizes 1M,10M,20M,100M] [--workdir data/bench]
-[--out benchmarks] [--features|--model|--real]``; with none of the three, features then model.
+[--out benchmarks] [--features|--model|--account-sizes|--real]``; with none of them, features,
+model, then sizes (``--sizes`` is the feature benchmark's list of sizes).
 """
 
 from __future__ import annotations
@@ -40,6 +44,11 @@ def parser() -> argparse.ArgumentParser:
         "--model", action="store_true", help="only the model benchmark (default world)"
     )
     only.add_argument("--features", action="store_true", help="only the feature-build benchmark")
+    only.add_argument(
+        "--account-sizes",
+        action="store_true",
+        help="only the size benchmark (worlds of 1,000 to 20,000 accounts)",
+    )
     only.add_argument("--real", action="store_true", help="only the real-data table-mode benchmark")
     return parser
 
@@ -51,6 +60,11 @@ def main(argv: list[str] | None = None) -> None:
         from real_data import real_data_benchmark
 
         real_data_benchmark(args.out)
+        return
+    if args.account_sizes:
+        from sizes import sizes_benchmark
+
+        sizes_benchmark(args.out, args.workdir / "sizes")
         return
     if args.measure:
         from features import measure
@@ -69,6 +83,10 @@ def main(argv: list[str] | None = None) -> None:
         from model import model_benchmark
 
         model_benchmark(args.workdir, args.out, accounts=args.accounts)
+    if not (args.model or args.features):
+        from sizes import sizes_benchmark
+
+        sizes_benchmark(args.out, args.workdir / "sizes")
 
 
 if __name__ == "__main__":
