@@ -154,13 +154,19 @@ def train_account_model(
     for head in heads:
         _step(progress, f"train and evaluate the {head} head")
         task = head_task(head, data, windows, prepared.feature_set, scorecard, truth)
-        train_rows = windows.train
+        # a cross-fitted head (the fit head, or a validation window with too few positives)
+        # learns from train + validation: its positives are counted there
+        pooled = head == "fit" or (
+            task.training_label[windows.valid].sum() < config.min_calibration_positives
+        )
+        learned_rows = windows.train | windows.valid if pooled else windows.train
         check_positives(
             head,
-            int(task.training_label[train_rows].sum()),
+            int(task.training_label[learned_rows].sum()),
             config,
             windows,
-            data.loc[train_rows, "as_of"].min(),
+            data.loc[learned_rows, "as_of"].min(),
+            until=windows.t2 if pooled else windows.t1,
         )
         runs[head] = run = run_head(task, splitter, fit_settings(config, head))
         scorers[head] = Scorer.fit(head, run.shipped.model, task.specs, task.tiers)

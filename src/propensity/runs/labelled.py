@@ -102,8 +102,16 @@ def head_features(feature_set: FeatureSet, head: str) -> list[str]:
 
 
 def check_positives(
-    head: str, positives: int, config: ModelConfig, windows: OutOfTimeSplit, first_date
+    head: str,
+    positives: int,
+    config: ModelConfig,
+    windows: OutOfTimeSplit,
+    first_date,
+    until: pd.Timestamp | None = None,
 ) -> None:
+    """Refuse a head with fewer than ``min_positives`` positives on the rows it learns from
+    (``first_date`` up to ``until``, default the validation start)."""
+    until = windows.t1 if until is None else until
     if positives < config.min_positives:
         advice = (
             "use a longer history (more snapshots before the validation window)"
@@ -111,7 +119,7 @@ def check_positives(
             else "use a longer history, a longer horizon_days, or train the fit-only model"
         )
         raise InsufficientDataError(
-            f"head '{head}': only {positives} positive labels in the training window "
-            f"({pd.Timestamp(first_date).date()}..{windows.t1.date()}); at least "
+            f"head '{head}': only {positives} positive labels in the rows it learns from "
+            f"({pd.Timestamp(first_date).date()}..{until.date()}); at least "
             f"{config.min_positives} are needed (min_positives). {advice[0].upper() + advice[1:]}."
         )
