@@ -257,7 +257,7 @@ def test_kill_9_while_writing_the_run_folder_leaves_no_run_and_the_rerun_cleans_
 
 @pytest.mark.slow(seconds=90)
 def test_kill_9_during_train_registration_then_two_trains_on_the_store_at_once(tmp_path):
-    world = generate_world(WorldConfig(n_accounts=2000, seed=5), tmp_path / "world")
+    world = generate_world(WorldConfig(n_accounts=1000, seed=5), tmp_path / "world")
     config = tmp_path / "fast.yaml"
     config.write_text(FAST_YAML)
     uri = f"sqlite:///{tmp_path / 'models' / 'mlflow.db'}"
