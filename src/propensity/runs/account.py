@@ -154,11 +154,9 @@ def train_account_model(
     for head in heads:
         _step(progress, f"train and evaluate the {head} head")
         task = head_task(head, data, windows, prepared.feature_set, scorecard, truth)
-        # a cross-fitted head (the fit head, or a validation window with too few positives)
-        # learns from train + validation: its positives are counted there
-        pooled = head == "fit" or (
-            task.training_label[windows.valid].sum() < config.min_calibration_positives
-        )
+        settings = fit_settings(config, head)
+        # a cross-fitted head learns from train + validation: its positives are counted there
+        pooled = settings.cross_fits(int(task.training_label[windows.valid].sum()))
         learned_rows = windows.train | windows.valid if pooled else windows.train
         check_positives(
             head,
@@ -168,7 +166,7 @@ def train_account_model(
             data.loc[learned_rows, "as_of"].min(),
             until=windows.t2 if pooled else windows.t1,
         )
-        runs[head] = run = run_head(task, splitter, fit_settings(config, head))
+        runs[head] = run = run_head(task, splitter, settings)
         scorers[head] = Scorer.fit(head, run.shipped.model, task.specs, task.tiers)
     _step(progress, "done")
     model = AccountModel(

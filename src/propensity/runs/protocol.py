@@ -59,6 +59,11 @@ class FitSettings:
     selection_level: float = 0.84
     cross_fit: bool = False  # always cross-fit (rows of one account in both windows)
 
+    def cross_fits(self, validation_positives: int) -> bool:
+        """Whether the model is cross-fitted on train + validation (the rule
+        :class:`HeadModel` applies to the validation window :func:`fit_fold` gives it)."""
+        return self.cross_fit or validation_positives < self.min_calibration_positives
+
 
 @dataclass(frozen=True)
 class HeadTask:
