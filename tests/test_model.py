@@ -236,6 +236,35 @@ def test_model_beats_the_scorecard_and_is_calibrated_on_the_test_window(trained)
     assert result.verdicts["conversion"].startswith("The model beats the base rate")
 
 
+def test_the_fit_head_learns_from_the_customer_base_one_row_per_account(trained):
+    from propensity.model.splits import SnapshotOutOfTime
+    from propensity.runs.labelled import account_rows, customer_base
+
+    config = ModelConfig.model_validate(FAST)
+    prepared = labelled_features(trained.tables, config)
+    data = prepared.data
+    splitter = SnapshotOutOfTime(config.split, config.spine.horizon_days)
+    windows = splitter.windows(data)
+    base = customer_base(trained.tables, prepared.feature_set, config, data["as_of"].min())
+    assert len(base) == trained.result.heads["fit"].facts["customer_base_rows"] > 100
+    # point in time: each customer's win lies after its row's date, which precedes the spine
+    assert (base["won_at"] > base["as_of"]).all()
+    assert (base["won_at"] < data["as_of"].min()).all()
+    assert not set(base["account_id"]) & set(data["account_id"])  # customers are never scored
+    rows = account_rows(data, windows, base)
+    fit_windows = splitter.windows(rows)
+    assert (fit_windows.t1, fit_windows.t2) == (windows.t1, windows.t2)
+    development = rows[fit_windows.train | fit_windows.valid]
+    assert development["account_id"].is_unique
+    assert (
+        len(development)
+        == len(base) + data.loc[windows.train | windows.valid, "account_id"].nunique()
+    )
+    pd.testing.assert_frame_equal(
+        rows[fit_windows.test].reset_index(drop=True), data[windows.test].reset_index(drop=True)
+    )
+
+
 def test_held_out_predictions_hold_every_scorer_and_complete_labels(trained):
     result = trained.result
     predictions = result.predictions

@@ -126,3 +126,70 @@ def test_a_shipped_scorecard_ranks_as_its_points_and_names_itself_in_the_version
     margin = np.log(probability / (1 - probability))
     assert np.allclose(contributions.sum(axis=1), margin)
     assert model_version([candidate]).startswith("scorecard-sha-")
+
+
+def firmographic_frame(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Accounts the default scorecard can score; wins follow its points plus a pattern it
+    misses (a large company in retail buys too)."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "account_id": [f"F{seed}-{i}" for i in range(n)],
+            "industry": rng.choice(["software", "retail", "manufacturing", "finance"], n),
+            "size_band": rng.choice(["1-49", "50-199", "200-999", "1000+"], n),
+            "country": rng.choice(["us", "de", "fr"], n),
+            "noise": rng.normal(size=n),
+        }
+    )
+    points = Scorecard.from_yaml().fit_points(frame).to_numpy()
+    missed = ((frame["industry"] == "retail") & (frame["size_band"] == "1000+")).to_numpy()
+    margin = points / (points.std() + 1) + 2.5 * missed + rng.normal(0, 1.0, n)
+    return frame, (margin > np.quantile(margin, 0.85)).astype(int)
+
+
+def boosted(**settings) -> HeadModel:
+    return HeadModel(
+        features=["industry", "size_band", "country", "noise"],
+        categorical=["industry", "size_band", "country"],
+        params=SMALL,
+        seed=0,
+        n_jobs=1,
+        prior=Scorecard.from_yaml(),
+        prior_head="fit",
+        min_calibration_positives=10**9,  # cross-fitted, as the fit head
+        **settings,
+    )
+
+
+def test_a_model_boosted_from_the_scorecard_starts_from_its_points_and_explains_both():
+    train, y_train = firmographic_frame(3000, 1)
+    valid, y_valid = firmographic_frame(1000, 2)
+    model = boosted().fit(train, y_train, eval_set=(valid, y_valid))
+    assert model.prior_ is not None and model.prior_.slope > 0
+    test, y_test = firmographic_frame(3000, 3)
+    points = Scorecard.from_yaml().fit_points(test)
+    # the trees learn what the points miss: better than the points alone
+    probability = model.predict_proba(test)[:, 1]
+    assert roc_auc_score(y_test, probability) > roc_auc_score(y_test, points) + 0.02
+    # reasons stay an exact decomposition of the log-odds: points + TreeSHAP
+    contributions = model.contributions(test)
+    assert np.allclose(contributions.sum(axis=1), model.predict_margin(test))
+    without_trees = model.prior_.margin(test)
+    assert not np.allclose(model.predict_margin(test), without_trees)
+    assert health(model, CONVERSION_TIERS, 0.75) == []
+
+
+def test_learn_only_rows_train_the_trees_but_not_the_calibration():
+    train, y_train = firmographic_frame(3000, 1)
+    valid, y_valid = firmographic_frame(1000, 2)
+    customers, _ = firmographic_frame(400, 4)
+    rows = pd.concat([customers, train], ignore_index=True)
+    labels = np.concatenate([np.ones(len(customers), int), y_train])
+    learn_only = np.arange(len(rows)) < len(customers)
+    model = boosted().fit(rows, labels, eval_set=(valid, y_valid), learn_only=learn_only)
+    # calibrated and scored on the prospects of train + validation only
+    assert model.validation_rows_.min() == len(customers)
+    assert len(model.validation_rows_) == len(train) + len(valid)
+    assert model.calibration_positives_ == y_train.sum() + y_valid.sum()
+    base_rate = (y_train.sum() + y_valid.sum()) / (len(y_train) + len(y_valid))
+    assert model.validation_probability_.mean() == pytest.approx(base_rate, abs=0.01)

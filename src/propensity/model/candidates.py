@@ -171,9 +171,12 @@ class ScorecardCandidate:
             columns=self.features_, fill_value=0.0
         )
 
+    def margin(self, X: pd.DataFrame) -> np.ndarray:
+        """Log-odds of the calibrated points."""
+        return self.slope * self._points(X).sum(axis=1).to_numpy() + self.intercept
+
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        margin = self.slope * self._points(X).sum(axis=1).to_numpy() + self.intercept
-        probability = 1 / (1 + np.exp(-margin))
+        probability = 1 / (1 + np.exp(-self.margin(X)))
         return np.column_stack([1 - probability, probability])
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:

@@ -22,6 +22,13 @@ Windows are sized by positives, not only by dates (the rule, in this order):
   out-of-fold margins;
 * isotonic regression is a candidate only with at least ``ISOTONIC_MIN_POSITIVES`` positives
   on the rows it is fitted on (below that it collapses to a few steps); else sigmoid (Platt).
+
+Boosting from a prior (the fit head): with ``prior`` (the hand-made points scorecard) the trees
+start from the scorecard's log-odds, Platt-fitted on the same rows as the trees (LightGBM's
+``init_score``), and learn only what the scorecard misses; early stopping decides how far the
+data moves the model away from it (with few wins, not far). Margins, probabilities and
+contributions include the prior: a reason is the scorecard's points for a field plus the trees'
+TreeSHAP value for it.
 """
 
 from __future__ import annotations
@@ -43,6 +50,9 @@ from sklearn.metrics import log_loss
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+from propensity.model.candidates import EXPECTED_VALUE, ScorecardCandidate
+from propensity.model.scorecard import Scorecard
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +125,8 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         n_jobs: int = 2,
         min_calibration_positives: int = 50,
         cross_fit_folds: int = 5,
+        prior: Scorecard | None = None,
+        prior_head: str = "fit",
     ):
         self.features = features
         self.categorical = categorical
@@ -125,6 +137,8 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.min_calibration_positives = min_calibration_positives
         self.cross_fit_folds = cross_fit_folds
+        self.prior = prior
+        self.prior_head = prior_head
 
     kind = "lightgbm"
 
@@ -144,11 +158,22 @@ class HeadModel(ClassifierMixin, BaseEstimator):
                 frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
         return frame
 
-    def fit(self, X: pd.DataFrame, y, eval_set: tuple[pd.DataFrame, Any]) -> HeadModel:
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y,
+        eval_set: tuple[pd.DataFrame, Any],
+        learn_only: np.ndarray | None = None,
+    ) -> HeadModel:
         """Early stopping and calibration on ``eval_set`` (the validation window), or cross-fitted
-        on both when the window has too few positives (see the module docstring)."""
+        on both when the window has too few positives (see the module docstring).
+
+        ``learn_only`` (a mask over X's rows) marks rows the trees learn from but the calibrator
+        and the score's reference rows do not (the fit head's customer base: a population the
+        scores are never applied to)."""
         params = self.params or LightGBMParams()
         self.features_ = list(self.features or X.columns)
+
         categorical = set(self.categorical or [])
         self.categories_ = {
             c: sorted(X[c].dropna().astype(str).unique().tolist())
@@ -159,15 +184,27 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         X_valid, y_valid = eval_set[0], np.asarray(eval_set[1], dtype=int)
         # undo the prior shift of negative down-sampling (odds were multiplied by 1/rate)
         self.prior_shift_ = float(np.log(self.negative_sample_rate))
+        learn_only = np.zeros(len(y), bool) if learn_only is None else np.asarray(learn_only, bool)
         if int(y_valid.sum()) < self.min_calibration_positives:
             margin, y_calibration, groups = self._fit_cross_fitted(X, y, X_valid, y_valid, params)
+            # the calibration (and selection) rows: every development row but the learn-only ones
+            self.validation_rows_ = np.flatnonzero(
+                ~np.concatenate([learn_only, np.zeros(len(y_valid), bool)])
+            )
+            margin, y_calibration = (
+                margin[self.validation_rows_],
+                y_calibration[self.validation_rows_],
+            )
+            groups = groups[self.validation_rows_]
         else:
-            valid = self._prepare(X_valid)
-            self.model_, kept = self._fit_booster(X, y, params, early_stopping=(valid, y_valid))
+            self.model_, kept, self.prior_ = self._fit_booster(
+                X, y, params, early_stopping=(X_valid, y_valid)
+            )
             self.best_iteration_ = int(self.model_.best_iteration_ or params.n_estimators)
             self._set_positive_medians(X, y, kept)
-            margin, y_calibration = self._margin(valid), y_valid
+            margin, y_calibration = self._margin(X_valid), y_valid
             groups = _groups(X_valid)
+            self.validation_rows_ = np.arange(len(y_valid))
             self.calibration_basis_ = "validation window"
             self.cross_fit_splits_ = None
         self.calibration_positives_ = int(y_calibration.sum())
@@ -185,11 +222,23 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         self.validation_label_ = y_calibration
         return self
 
+    def _fit_prior(self, X: pd.DataFrame, y: np.ndarray) -> ScorecardCandidate | None:
+        """The prior's points Platt-fitted on the rows the trees are fitted on (None: no prior)."""
+        if self.prior is None:
+            return None
+        # the prior sees the model's own columns only, so its points are reasons the model gives
+        X = X[self.features_]
+        return ScorecardCandidate.of(self.prior, self.prior_head, X, X, y, self.seed)
+
     def _fit_booster(self, X, y, params: LightGBMParams, *, early_stopping=None, trees=None):
-        """One LightGBM fit (negatives down-sampled as configured); the booster and kept rows."""
+        """One LightGBM fit (negatives down-sampled as configured), from the prior's log-odds
+        when there is one; the booster, the kept rows and the fitted prior. ``early_stopping``
+        is (X, y) of unprepared rows."""
         rng = np.random.default_rng(self.seed)
         keep = (y == 1) | (rng.random(len(y)) < self.negative_sample_rate)
-        train = self._prepare(X.loc[keep] if isinstance(X, pd.DataFrame) else X)
+        rows = X.loc[keep] if isinstance(X, pd.DataFrame) else X
+        prior = self._fit_prior(rows, y[keep])
+        train = self._prepare(rows)
         settings = params.model_dump(exclude={"early_stopping_rounds"})
         if trees is not None:
             settings["n_estimators"] = trees
@@ -202,18 +251,22 @@ class HeadModel(ClassifierMixin, BaseEstimator):
             force_row_wise=True,
             verbose=-1,
         )
+        init = None if prior is None else prior.margin(rows)
         if early_stopping is None:
-            model.fit(train, y[keep])
+            model.fit(train, y[keep], init_score=init)
         else:
+            held, y_held = early_stopping
             model.fit(
                 train,
                 y[keep],
-                eval_X=(early_stopping[0],),
-                eval_y=(early_stopping[1],),
+                init_score=init,
+                eval_X=(self._prepare(held),),
+                eval_y=(y_held,),
+                eval_init_score=None if prior is None else [prior.margin(held)],
                 eval_metric="binary_logloss",
                 callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
             )
-        return model, keep
+        return model, keep, prior
 
     def _fit_cross_fitted(self, X, y, X_valid, y_valid, params: LightGBMParams):
         """Trees, calibration margins and the final booster from K-fold on train + validation."""
@@ -230,17 +283,17 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         margin = np.zeros(len(y_dev))
         trees = []
         for fit_rows, held_rows in splitter.split(development, y_dev, groups):
-            held = self._prepare(development.iloc[held_rows])
-            model, _ = self._fit_booster(
+            held = development.iloc[held_rows]
+            model, _, prior = self._fit_booster(
                 development.iloc[fit_rows].reset_index(drop=True),
                 y_dev[fit_rows],
                 params,
                 early_stopping=(held, y_dev[held_rows]),
             )
             trees.append(int(model.best_iteration_ or params.n_estimators))
-            margin[held_rows] = model.predict(held, raw_score=True) + self.prior_shift_
+            margin[held_rows] = self._margin(held, model, prior)[:, 0]
         self.best_iteration_ = max(1, int(round(float(np.mean(trees)))))
-        self.model_, kept = self._fit_booster(
+        self.model_, kept, self.prior_ = self._fit_booster(
             development, y_dev, params, trees=self.best_iteration_
         )
         self._set_positive_medians(development, y_dev, kept)
@@ -257,9 +310,15 @@ class HeadModel(ClassifierMixin, BaseEstimator):
             if c not in self.categories_ and positives[c].notna().any()
         }
 
-    def _margin(self, prepared: pd.DataFrame) -> np.ndarray:
-        """Log-odds of a prepared frame, with the down-sampling shift undone, as one column."""
-        return (self.model_.predict(prepared, raw_score=True) + self.prior_shift_).reshape(-1, 1)
+    def _margin(self, X: pd.DataFrame, model=None, prior=None) -> np.ndarray:
+        """Log-odds of rows (prior + trees, the down-sampling shift undone), as one column; by
+        default of the fitted model."""
+        if model is None:
+            model, prior = self.model_, getattr(self, "prior_", None)
+        margin = model.predict(self._prepare(X), raw_score=True) + self.prior_shift_
+        if prior is not None:
+            margin = margin + prior.margin(X)
+        return margin.reshape(-1, 1)
 
     def _choose_calibration(
         self, margin: np.ndarray, y: np.ndarray, groups: np.ndarray
@@ -287,21 +346,28 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         return min(losses, key=losses.get), losses
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        return self.calibrator_.predict_proba(self._margin(self._prepare(X)))
+        return self.calibrator_.predict_proba(self._margin(X))
 
     def predict_margin(self, X: pd.DataFrame) -> np.ndarray:
-        """Raw LightGBM log-odds (before calibration), e.g. for SHAP."""
-        return self.model_.predict(self._prepare(X), raw_score=True)
+        """Log-odds before calibration (prior + trees), as the contributions sum to."""
+        return self._margin(X)[:, 0] - self.prior_shift_
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Exact TreeSHAP contributions (log-odds of the uncalibrated model) per feature, plus
-        ``expected_value``; index of X."""
+        """Contributions to the uncalibrated log-odds per feature, plus ``expected_value``; index
+        of X: exact TreeSHAP of the trees, plus the prior's centred points (its own exact
+        decomposition) where there is a prior."""
         values = self.model_.predict(self._prepare(X), pred_contrib=True)
-        return pd.DataFrame(values, index=X.index, columns=[*self.features_, "expected_value"])
+        table = pd.DataFrame(values, index=X.index, columns=[*self.features_, EXPECTED_VALUE])
+        if getattr(self, "prior_", None) is not None:
+            prior = self.prior_.contributions(X)
+            table = table.add(prior.reindex(columns=table.columns, fill_value=0.0), fill_value=0.0)
+        return table
 
     def fingerprint(self) -> str:
-        """What the model version hashes: the booster's text."""
-        return self.model_.booster_.model_to_string()
+        """What the model version hashes: the booster's text (and the prior's)."""
+        text = self.model_.booster_.model_to_string()
+        prior = getattr(self, "prior_", None)
+        return text if prior is None else text + prior.fingerprint()
 
     @property
     def booster_(self) -> lgb.Booster:

@@ -19,7 +19,7 @@ from propensity.model.config import ModelConfig
 from propensity.model.head import InsufficientDataError
 from propensity.model.screen import ScreenResult, screen
 from propensity.model.splits import OutOfTimeSplit, SnapshotOutOfTime
-from propensity.spine import build_labels, build_spine
+from propensity.spine import NEW_BUSINESS, build_labels, build_spine
 
 
 def _step(progress, name: str) -> None:
@@ -93,6 +93,55 @@ def head_labels(data: pd.DataFrame, windows: OutOfTimeSplit, head: str, fitted: 
     if fitted:
         return (won_at.notna() & (won_at < windows.t2)).astype(int).to_numpy()
     return won_at.notna().astype(int).to_numpy()
+
+
+def customer_base(
+    tables: Tables, feature_set: FeatureSet, config: ModelConfig, first_snapshot: pd.Timestamp
+) -> pd.DataFrame:
+    """One row per account that became a customer (first new-business win) strictly before the
+    first snapshot, with its features at the start of the CRM history (the earliest opportunity,
+    so the win lies after the row's ``as_of``) and ``won_at`` its first win. Empty without
+    opportunities. These accounts are never in the spine (customers are not scored), yet they
+    are what an ICP is learned from."""
+    opportunities = tables.get("opportunities")
+    columns = [
+        *feature_set.matrix.columns,
+        "label_complete",
+        "conversion_label",
+        "fit_label",
+        "won_at",
+    ]
+    if opportunities is None or opportunities.empty:
+        return pd.DataFrame(columns=columns)
+    new_business = opportunities[opportunities["type"].fillna(NEW_BUSINESS) == NEW_BUSINESS]
+    won = new_business[(new_business["outcome"] == "won") & new_business["closed_at"].notna()]
+    first_win = won.groupby("account_id")["closed_at"].min()
+    first_win = first_win[first_win < first_snapshot]
+    if first_win.empty:
+        return pd.DataFrame(columns=columns)
+    history_start = pd.Timestamp(opportunities["created_at"].min()).normalize()
+    spine = pd.DataFrame({"account_id": first_win.index.to_numpy(), "as_of": history_start}).astype(
+        {"as_of": "datetime64[us]"}
+    )
+    rows = build_features(tables, spine, config.features).matrix
+    rows["label_complete"] = True
+    rows["conversion_label"] = pd.array([pd.NA] * len(rows), dtype="boolean")
+    rows["fit_label"] = pd.array([True] * len(rows), dtype="boolean")
+    rows["won_at"] = rows["account_id"].map(first_win).astype("datetime64[us]")
+    return rows
+
+
+def account_rows(data: pd.DataFrame, windows: OutOfTimeSplit, base: pd.DataFrame) -> pd.DataFrame:
+    """The fit head's rows: the customer base, one row per prospect of the training and
+    validation windows (its latest: firmographics do not change between snapshots, and repeated
+    rows would weigh an account by how long it stayed a prospect), then the test window's rows
+    unchanged (the head is judged per snapshot, as it is used). The windows are the same on
+    these rows: the test rows and their dates are the data's."""
+    development = data.loc[windows.train | windows.valid]
+    latest = development.groupby("account_id", sort=False).tail(1)
+    base = base.reindex(columns=data.columns)
+    parts = [base, latest.sort_values(["as_of", "account_id"]), data.loc[windows.test]]
+    return pd.concat([p for p in parts if len(p)], ignore_index=True)
 
 
 def head_features(feature_set: FeatureSet, head: str) -> list[str]:

@@ -58,6 +58,7 @@ class FitSettings:
     min_calibration_positives: int = 50
     selection_level: float = 0.84
     cross_fit: bool = False  # always cross-fit (rows of one account in both windows)
+    boost_from_scorecard: bool = False  # the trees start from the task's scorecard (a prior)
 
     def cross_fits(self, validation_positives: int) -> bool:
         """Whether the model is cross-fitted on train + validation (the rule
@@ -89,6 +90,8 @@ class HeadTask:
     references: References | None = None
     probability_references: frozenset[str] = frozenset()
     scorecard: Scorecard | None = None  # a candidate to ship (see :mod:`propensity.runs.selection`)
+    # rows models learn from but are neither calibrated, selected nor judged on (training rows)
+    learn_only: np.ndarray | None = None
 
     @property
     def training_label(self) -> np.ndarray:
@@ -142,11 +145,14 @@ def fit_fold(task: HeadTask, fold: Fold, settings: FitSettings) -> FittedFold:
         min_calibration_positives=(
             np.iinfo(np.int64).max if settings.cross_fit else settings.min_calibration_positives
         ),
+        prior=task.scorecard if settings.boost_from_scorecard else None,
+        prior_head=task.head,
     )
     model.fit(
         task.matrix.iloc[fold.train],
         y[fold.train],
         eval_set=(task.matrix.iloc[fold.valid], y[fold.valid]),
+        learn_only=None if task.learn_only is None else task.learn_only[fold.train],
     )
     numeric = [c for c in task.columns if c not in task.categorical]
     logistic = logistic_baseline(numeric, task.categorical, settings.seed)

@@ -16,7 +16,9 @@ The rule (pre-declared, the same for every head and both recipes):
    is kept unless the data show otherwise.
 4. The learned scorer is the LightGBM model, unless it is degenerate (:func:`health`) or the
    logistic baseline beats it by rule 3; then the logistic baseline.
-5. The hand-made scorecard is the incumbent: the learned scorer replaces it only by rule 3.
+5. The hand-made scorecard is the incumbent: the learned scorer replaces it only by rule 3
+   (also a LightGBM model boosted from the scorecard, as the fit head's: its trees are what the
+   data says the points miss, and they must show it on rows they were not fitted on).
 6. The run, the report and the exported ``model_version`` (``scorecard-sha-...``,
    ``logistic-sha-...``) say which ships and why. The shipped scorer is checked by
    :func:`health`; a run whose shipped scorer has a problem is written and logged but not
@@ -88,7 +90,9 @@ def health(model: ShippedModel, tiers, figure: float) -> list[str]:
             "reference rows"
         )
     trees = getattr(model, "best_iteration_", None)
-    if model.kind == "lightgbm" and trees is not None and trees < MIN_TREES:
+    # a model boosted from a prior with few trees is that prior, lightly corrected: not degenerate
+    boosted = getattr(model, "prior_", None) is not None
+    if model.kind == "lightgbm" and trees is not None and trees < MIN_TREES and not boosted:
         problems.append(
             f"{trees} trees (fewer than {MIN_TREES}): early stopping found little to learn"
         )
@@ -144,11 +148,13 @@ def ship(task, fold: Fold, fitted, level: float, seed: int) -> Shipped:
     y_development = y[development_rows]
     cross_fitted = getattr(model, "cross_fit_splits_", None)
     if cross_fitted:
-        reference, y_selection = development, y_development
+        # the model's out-of-fold rows: the development rows it is calibrated on
+        rows = model.validation_rows_
+        reference, y_selection = development.iloc[rows], y_development[rows]
         basis = f"out-of-fold on train + validation ({cross_fitted} folds)"
         logistic_selection = _out_of_fold_logistic(
             task, development, y_development, cross_fitted, seed
-        )
+        )[rows]
     else:
         reference, y_selection = task.matrix.iloc[fold.valid], y[fold.valid]
         basis = "validation window"
@@ -164,8 +170,19 @@ def ship(task, fold: Fold, fitted, level: float, seed: int) -> Shipped:
         ),
     }
     if task.scorecard is not None:
+        # its probabilities are Platt-fitted on the rows scores apply to (not the learn-only ones)
+        applies = (
+            np.ones(len(development_rows), bool)
+            if task.learn_only is None
+            else ~task.learn_only[development_rows]
+        )
         candidates["scorecard"] = ScorecardCandidate.of(
-            task.scorecard, task.head, reference, development, y_development, seed
+            task.scorecard,
+            task.head,
+            reference,
+            development.loc[applies],
+            y_development[applies],
+            seed,
         )
         points = task.scorecard.points_by_column(reference, task.head).sum(axis=1)
         scores["scorecard"] = points.to_numpy(dtype=float)
