@@ -193,3 +193,20 @@ def test_learn_only_rows_train_the_trees_but_not_the_calibration():
     assert model.calibration_positives_ == y_train.sum() + y_valid.sum()
     base_rate = (y_train.sum() + y_valid.sum()) / (len(y_train) + len(y_valid))
     assert model.validation_probability_.mean() == pytest.approx(base_rate, abs=0.01)
+
+
+def test_a_baseline_that_learned_from_customers_is_shifted_to_the_prospects_base_rate():
+    from propensity.model.head import logistic_baseline, match_base_rate
+
+    prospects, y = accounts_frame(3000, 5, 0.05)
+    customers, _ = accounts_frame(600, 6, 0.05)
+    rows = pd.concat([customers, prospects], ignore_index=True)
+    labels = np.concatenate([np.ones(len(customers), int), y])
+    columns = ["employees", "visits", "noise"]
+    logistic = logistic_baseline(columns, [], 0).fit(rows[columns], labels)
+    before = logistic.predict_proba(prospects[columns])[:, 1]
+    assert before.mean() > 0.1  # the customers inflate it
+    match_base_rate(logistic, prospects[columns], y.mean())
+    after = logistic.predict_proba(prospects[columns])[:, 1]
+    assert after.mean() == pytest.approx(y.mean(), abs=1e-6)
+    assert roc_auc_score(y, after) == pytest.approx(roc_auc_score(y, before))

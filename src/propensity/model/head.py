@@ -40,6 +40,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+from scipy.optimize import brentq
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
@@ -415,3 +416,18 @@ def logistic_baseline(numeric: list[str], categorical: list[str], seed: int) -> 
             ("model", LogisticRegression(C=0.3, max_iter=2000, random_state=seed)),
         ]
     )
+
+
+def match_base_rate(pipeline: Pipeline, X: pd.DataFrame, rate: float) -> Pipeline:
+    """Shift a fitted logistic pipeline's intercept so its mean probability on ``X`` is ``rate``
+    (a prior shift, as for down-sampled negatives: a baseline that learned from rows outside the
+    scored population, such as the fit head's customer base, keeps its ranking and is calibrated
+    in the large on the population it scores)."""
+    model = pipeline.named_steps["model"]
+    margin = pipeline.decision_function(X)
+
+    def excess(shift: float) -> float:
+        return float(np.mean(1 / (1 + np.exp(-(margin + shift))))) - rate
+
+    model.intercept_ = model.intercept_ + brentq(excess, -50.0, 50.0)
+    return pipeline

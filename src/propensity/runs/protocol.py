@@ -28,7 +28,12 @@ from sklearn.pipeline import Pipeline
 from propensity.evaluate import brier_skills, comparison_table, decile_table
 from propensity.explain import global_importance
 from propensity.features.registry import FeatureSpec
-from propensity.model.head import HeadModel, LightGBMParams, logistic_baseline
+from propensity.model.head import (
+    HeadModel,
+    LightGBMParams,
+    logistic_baseline,
+    match_base_rate,
+)
 from propensity.model.scorecard import Scorecard
 from propensity.model.splits import Fold
 from propensity.runs.selection import Shipped, ship
@@ -158,13 +163,18 @@ def fit_fold(task: HeadTask, fold: Fold, settings: FitSettings) -> FittedFold:
     logistic = logistic_baseline(numeric, task.categorical, settings.seed)
     development = np.concatenate([fold.train, fold.valid])
     logistic.fit(task.matrix.iloc[development][task.columns], y[development])
+    # the baselines' probabilities are for the rows scores apply to, not the learn-only ones
+    scored = development
+    if task.learn_only is not None and task.learn_only[development].any():
+        scored = development[~task.learn_only[development]]
+        match_base_rate(logistic, task.matrix.iloc[scored][task.columns], float(y[scored].mean()))
     log.info(
         "head %s: %d trees, calibration %s",
         task.head,
         model.best_iteration_,
         model.calibration_method_,
     )
-    return FittedFold(model, logistic, float(y[development].mean()))
+    return FittedFold(model, logistic, float(y[scored].mean()))
 
 
 def held_out(task: HeadTask, fitted: FittedFold, fold: Fold) -> pd.DataFrame:
