@@ -251,7 +251,8 @@ def test_the_fit_head_learns_from_the_customer_base_one_row_per_account(trained)
     assert (base["won_at"] > base["as_of"]).all()
     assert (base["won_at"] < data["as_of"].min()).all()
     assert not set(base["account_id"]) & set(data["account_id"])  # customers are never scored
-    rows = account_rows(data, windows, base)
+    rows, learn_only = account_rows(data, windows, base)
+    assert learn_only.sum() == len(base) and learn_only[: len(base)].all()
     fit_windows = splitter.windows(rows)
     assert (fit_windows.t1, fit_windows.t2) == (windows.t1, windows.t2)
     development = rows[fit_windows.train | fit_windows.valid]

@@ -174,7 +174,6 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         scores are never applied to)."""
         params = self.params or LightGBMParams()
         self.features_ = list(self.features or X.columns)
-
         categorical = set(self.categorical or [])
         self.categories_ = {
             c: sorted(X[c].dropna().astype(str).unique().tolist())

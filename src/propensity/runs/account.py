@@ -162,13 +162,14 @@ def train_account_model(
     splitter = SnapshotOutOfTime(config.split, config.spine.horizon_days)
     windows = splitter.windows(data)
     runs, scorers = {}, {}
-    base = customer_base(tables, prepared.feature_set, config, data["as_of"].min())
     for head in heads:
         _step(progress, f"train and evaluate the {head} head")
-        rows = account_rows(data, windows, base) if head == "fit" else data
+        rows, learn_only = data, None
+        if head == "fit":
+            base = customer_base(tables, prepared.feature_set, config, data["as_of"].min())
+            rows, learn_only = account_rows(data, windows, base)
         # the same dates bound the windows on the fit head's rows (the test rows are the data's)
         head_windows = splitter.windows(rows)
-        learn_only = np.arange(len(rows)) < len(base) if head == "fit" else None
         task = head_task(
             head, rows, head_windows, prepared.feature_set, scorecard, truth, learn_only
         )

@@ -131,8 +131,10 @@ def customer_base(
     return rows
 
 
-def account_rows(data: pd.DataFrame, windows: OutOfTimeSplit, base: pd.DataFrame) -> pd.DataFrame:
-    """The fit head's rows: the customer base, one row per prospect of the training and
+def account_rows(
+    data: pd.DataFrame, windows: OutOfTimeSplit, base: pd.DataFrame
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The fit head's rows, and which of them are learn-only (the customer base's): the customer base, one row per prospect of the training and
     validation windows (its latest: firmographics do not change between snapshots, and repeated
     rows would weigh an account by how long it stayed a prospect), then the test window's rows
     unchanged (the head is judged per snapshot, as it is used). The windows are the same on
@@ -141,7 +143,8 @@ def account_rows(data: pd.DataFrame, windows: OutOfTimeSplit, base: pd.DataFrame
     latest = development.groupby("account_id", sort=False).tail(1)
     base = base.reindex(columns=data.columns)
     parts = [base, latest.sort_values(["as_of", "account_id"]), data.loc[windows.test]]
-    return pd.concat([p for p in parts if len(p)], ignore_index=True)
+    rows = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    return rows, np.arange(len(rows)) < len(base)
 
 
 def head_features(feature_set: FeatureSet, head: str) -> list[str]:

@@ -102,6 +102,10 @@ class HeadTask:
     def training_label(self) -> np.ndarray:
         return self.label if self.fit_label is None else self.fit_label
 
+    def scored(self, rows: np.ndarray) -> np.ndarray:
+        """The positions among ``rows`` that scores apply to (every one but the learn-only)."""
+        return rows if self.learn_only is None else rows[~self.learn_only[rows]]
+
 
 @dataclass
 class FittedFold:
@@ -164,9 +168,8 @@ def fit_fold(task: HeadTask, fold: Fold, settings: FitSettings) -> FittedFold:
     development = np.concatenate([fold.train, fold.valid])
     logistic.fit(task.matrix.iloc[development][task.columns], y[development])
     # the baselines' probabilities are for the rows scores apply to, not the learn-only ones
-    scored = development
-    if task.learn_only is not None and task.learn_only[development].any():
-        scored = development[~task.learn_only[development]]
+    scored = task.scored(development)
+    if len(scored) < len(development):
         match_base_rate(logistic, task.matrix.iloc[scored][task.columns], float(y[scored].mean()))
     log.info(
         "head %s: %d trees, calibration %s",

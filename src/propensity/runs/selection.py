@@ -171,18 +171,9 @@ def ship(task, fold: Fold, fitted, level: float, seed: int) -> Shipped:
     }
     if task.scorecard is not None:
         # its probabilities are Platt-fitted on the rows scores apply to (not the learn-only ones)
-        applies = (
-            np.ones(len(development_rows), bool)
-            if task.learn_only is None
-            else ~task.learn_only[development_rows]
-        )
+        scored = task.scored(development_rows)
         candidates["scorecard"] = ScorecardCandidate.of(
-            task.scorecard,
-            task.head,
-            reference,
-            development.loc[applies],
-            y_development[applies],
-            seed,
+            task.scorecard, task.head, reference, task.matrix.iloc[scored], y[scored], seed
         )
         points = task.scorecard.points_by_column(reference, task.head).sum(axis=1)
         scores["scorecard"] = points.to_numpy(dtype=float)
