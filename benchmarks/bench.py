@@ -8,13 +8,16 @@
 * ``sizes.py`` (``--account-sizes``): the packaged default configs on generated worlds of 1,000 to
   20,000 accounts (two seeds each), per head the model, baselines, oracle and the scorer it ships
   -> ``benchmarks/sizes.md`` / ``.json``;
+* ``monitor.py`` (``--monitor``): the default world one year longer, scored monthly over its
+  last year by a model trained on its first two, with and without a regime change, and
+  monitored -> ``benchmarks/monitor.md`` / ``.json``;
 * ``real_data.py`` (``--real``): table mode on the three public exports in the real-data folder
   (``$PROPENSITY_REAL_DATA``, else ``../shared/data/real``) -> ``benchmarks/real_data.md`` /
   ``.json``.
 
 Usage: ``python benchmarks/bench.py [--sizes 1M,10M,20M,100M] [--workdir data/bench]
-[--out benchmarks] [--features|--model|--account-sizes|--real]``; with none of them, features,
-model, then sizes (``--sizes`` is the feature benchmark's list of sizes).
+[--out benchmarks] [--features|--model|--account-sizes|--monitor|--real]``; with none of them,
+features, model, sizes, then monitoring (``--sizes`` is the feature benchmark's list of sizes).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only the size benchmark (worlds of 1,000 to 20,000 accounts)",
     )
+    only.add_argument("--monitor", action="store_true", help="only the monitoring benchmark")
     only.add_argument("--real", action="store_true", help="only the real-data table-mode benchmark")
     return parser
 
@@ -65,6 +69,11 @@ def main(argv: list[str] | None = None) -> None:
         from sizes import sizes_benchmark
 
         sizes_benchmark(args.out, args.workdir / "sizes")
+        return
+    if args.monitor:
+        from monitor import monitor_benchmark
+
+        monitor_benchmark(args.workdir, args.out, accounts=args.accounts)
         return
     if args.measure:
         from features import measure
@@ -87,6 +96,9 @@ def main(argv: list[str] | None = None) -> None:
         from sizes import sizes_benchmark
 
         sizes_benchmark(args.out, args.workdir / "sizes")
+        from monitor import monitor_benchmark
+
+        monitor_benchmark(args.workdir, args.out)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@ tests that need one."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -20,6 +23,7 @@ import pandas as pd
 import pytest
 from filelock import FileLock
 
+from propensity import faults
 from propensity.data.contract import Tables, load_tables
 from propensity.data.world import WorldConfig, generate_world, read_truth
 from propensity.model.config import ModelConfig
@@ -65,6 +69,33 @@ def cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.C
     return subprocess.run(
         [str(BIN / "propensity"), *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
     )
+
+
+def kill_at(
+    stage: str, args: list[str], cwd: Path, tmpdir: Path, timeout: float = 600, **env: str
+) -> str:
+    """Run ``args`` until it prints the pause marker of ``stage``, then SIGKILL it; its stderr."""
+    tmpdir.mkdir(exist_ok=True)
+    env = {**os.environ, faults.PAUSE_ENV: stage, "TMPDIR": str(tmpdir), **env}
+    process = subprocess.Popen(
+        args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    watchdog = threading.Timer(timeout, process.kill)
+    watchdog.start()
+    seen = []
+    try:
+        for line in process.stderr:
+            seen.append(line)
+            if line.strip() == f"{faults.PAUSE_MARKER} {stage}":
+                os.kill(process.pid, signal.SIGKILL)
+                break
+        process.wait(timeout=60)
+    finally:
+        watchdog.cancel()
+        process.stderr.close()
+    stderr = "".join(seen)
+    assert process.returncode == -signal.SIGKILL, f"{stage} never reached:\n{stderr[-3000:]}"
+    return stderr
 
 
 def _made_once(tmp_path_factory, worker_id: str, name: str, make: Callable[[Path], Any]) -> Any:

@@ -11,18 +11,16 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from conftest import BIN, FAST_YAML, cli
+from conftest import BIN, FAST_YAML, cli, kill_at
 from propensity import faults
 from propensity.data.world import WorldConfig, generate_world
 from propensity.io import write_text
@@ -63,33 +61,6 @@ MLFLOW_NOISE = (
     "INFO mlflow",
     "WARNING mlflow",
 )
-
-
-def _kill_at(
-    stage: str, args: list[str], cwd: Path, tmpdir: Path, timeout: float = 600, **env: str
-) -> str:
-    """Run ``args`` until it prints the pause marker of ``stage``, then SIGKILL it; its stderr."""
-    tmpdir.mkdir(exist_ok=True)
-    env = {**os.environ, faults.PAUSE_ENV: stage, "TMPDIR": str(tmpdir), **env}
-    process = subprocess.Popen(
-        args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    watchdog = threading.Timer(timeout, process.kill)
-    watchdog.start()
-    seen = []
-    try:
-        for line in process.stderr:
-            seen.append(line)
-            if line.strip() == f"{faults.PAUSE_MARKER} {stage}":
-                os.kill(process.pid, signal.SIGKILL)
-                break
-        process.wait(timeout=60)
-    finally:
-        watchdog.cancel()
-        process.stderr.close()
-    stderr = "".join(seen)
-    assert process.returncode == -signal.SIGKILL, f"{stage} never reached:\n{stderr[-3000:]}"
-    return stderr
 
 
 def _runs(client: MlflowClient) -> list:
@@ -201,7 +172,7 @@ def test_kill_9_at_each_tracking_stage_leaves_what_the_next_command_puts_right(t
         temp = tmp_path / f"tmp-{stage}"
         verbose = "1" if stage == "tracking.logged" else "0"  # --verbose shows MLflow's notices
         args = [sys.executable, "-c", LOG_RUN, str(job)]
-        stderr = _kill_at(stage, args, tmp_path, temp, PROPENSITY_VERBOSE=verbose)
+        stderr = kill_at(stage, args, tmp_path, temp, PROPENSITY_VERBOSE=verbose)
         noisy = [noise for noise in MLFLOW_NOISE if noise in stderr]
         assert noisy if verbose == "1" else not noisy, stderr[-3000:]
         killed = _runs(client)[-1]
@@ -245,7 +216,7 @@ def test_kill_9_while_writing_the_run_folder_leaves_no_run_and_the_rerun_cleans_
     job.write_bytes(pickle.dumps(trained.result))
     out = tmp_path / "runs" / "run1"
     args = [sys.executable, "-c", WRITE_RUN, str(job), str(out)]
-    _kill_at("run_folder.written", args, tmp_path, tmp_path / "tmp")
+    kill_at("run_folder.written", args, tmp_path, tmp_path / "tmp")
     assert not out.exists()
     assert len(list(out.parent.glob(".run1.*.partial"))) == 1  # complete, never renamed
 
@@ -268,7 +239,7 @@ def test_kill_9_during_train_registration_then_two_trains_on_the_store_at_once(t
             "--config", str(config), "--tracking-uri", uri, *extra,
         ]  # fmt: skip
 
-    _kill_at("tracking.registered", train("run1"), tmp_path, tmp_path / "tmp")
+    kill_at("tracking.registered", train("run1"), tmp_path, tmp_path / "tmp")
     client = MlflowClient(uri, uri)
     (killed,) = _runs(client)
     assert killed.info.status == "RUNNING"

@@ -11,7 +11,8 @@ test hook that stops a command at a named stage so the fault tests can kill it t
 * :func:`pause_point`: with ``PROPENSITY_TEST_PAUSE_AT=<stage>`` in the environment (only ever
   set by the fault tests), a command that reaches ``<stage>`` writes ``PROPENSITY_PAUSED
   <stage>`` on stderr and sleeps, so a test can ``kill -9`` it at a known point. Unset, it does
-  nothing. The stages of ``propensity train`` are :data:`STAGES`.
+  nothing. The stages (of ``propensity train``, and of the history a scoring appends to) are
+  :data:`STAGES`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ STAGES = {
     "tracking.logged": "artifacts, both heads' MLflow models and the metrics are logged",
     "tracking.registered": "both heads have a new model version (no alias); run still RUNNING",
     "tracking.committed": "the run ended FINISHED; the challenger aliases have not moved yet",
+    "history.inserting": "a scoring's rows are inserted into the history, not committed yet",
 }
 
 

@@ -37,6 +37,7 @@ from propensity.data.table import (
     model_matrix,
     row_time,
 )
+from propensity.drift import FeatureBins, feature_bins
 from propensity.explain import ShippedModel, contributions, explain, field_contributions
 from propensity.features.matrix import build_features
 from propensity.features.registry import FeatureConfig, FeatureSpec
@@ -107,14 +108,30 @@ class Scorer:
     specs: tuple[FeatureSpec, ...]  # the model's features and the context columns for wording
     calibration: HeadCalibration
     version: str
+    # the features' bins on the rows the head learned from, for drift monitoring (None: a model
+    # written before monitoring existed)
+    reference: dict[str, FeatureBins] | None = None
 
     @classmethod
-    def fit(cls, head: str, model: ShippedModel, specs: Sequence[FeatureSpec], tiers) -> Scorer:
+    def fit(
+        cls,
+        head: str,
+        model: ShippedModel,
+        specs: Sequence[FeatureSpec],
+        tiers,
+        reference_rows: pd.DataFrame | None = None,
+    ) -> Scorer:
         """A scorer whose score and tiers are set by the model's probabilities on the rows it was
-        calibrated on (the validation window)."""
+        calibrated on (the validation window); with ``reference_rows`` (the rows it learned
+        from) it keeps its features' bins there for drift monitoring."""
         used = tuple(s for s in specs if s.name in model.features_ or s.kind == "context")
         calibration = head_calibration(model.validation_probability_, tiers)
-        return cls(head, model, used, calibration, model_version([model]))
+        reference = (
+            feature_bins(reference_rows, specs, list(model.features_))
+            if reference_rows is not None
+            else None
+        )
+        return cls(head, model, used, calibration, model_version([model]), reference)
 
     @property
     def features(self) -> list[str]:
@@ -212,14 +229,26 @@ def score_snapshot(
     Features come from the training code for the single snapshot ``as_of`` (data strictly
     before it); the population is the spine's (prospects at that date).
     """
+    matrix = snapshot_features(tables, model, as_of, accounts=accounts)
+    return model.score_features(
+        matrix, reasons=reasons, top_positive=top_positive, top_negative=top_negative
+    )
+
+
+def snapshot_features(
+    tables: Tables,
+    model: AccountModel,
+    as_of: pd.Timestamp | str | None = None,
+    *,
+    accounts: list[str] | None = None,
+) -> pd.DataFrame:
+    """The feature matrix of the prospects at ``as_of`` (default: the end of the data), built by
+    the training code with the model's settings (data strictly before ``as_of``)."""
     as_of = pd.Timestamp(as_of).normalize() if as_of is not None else data_end(tables)
     spine = build_spine(tables, model.spine, as_of=as_of)
     if accounts is not None:
         spine = spine[spine["account_id"].isin(accounts)].reset_index(drop=True)
-    matrix = build_features(tables, spine, model.features).matrix
-    return model.score_features(
-        matrix, reasons=reasons, top_positive=top_positive, top_negative=top_negative
-    )
+    return build_features(tables, spine, model.features).matrix
 
 
 def previous_snapshot(as_of: pd.Timestamp, spine: SpineConfig) -> pd.Timestamp:

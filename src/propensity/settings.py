@@ -3,7 +3,7 @@
 Nothing here is computed from the package's location on disk, so ``pip install propensity``
 into any folder works:
 
-* configs (``model``, ``scorecard``, ``scoring``): an explicit path wins; else
+* configs (``model``, ``scorecard``, ``scoring``, ``monitor``): an explicit path wins; else
   ``$PROPENSITY_CONFIG_DIR/NAME.yaml``; else ``./configs/NAME.yaml`` in the working directory
   (a project's own copy, e.g. written by ``propensity tune``); else the default shipped as
   package data (``propensity/configs/NAME.yaml``, read with :mod:`importlib.resources`).
@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-ConfigName = Literal["model", "scorecard", "scoring"]
-CONFIG_NAMES: tuple[str, ...] = ("model", "scorecard", "scoring")
+ConfigName = Literal["model", "scorecard", "scoring", "monitor"]
+CONFIG_NAMES: tuple[str, ...] = ("model", "scorecard", "scoring", "monitor")
 CONFIG_DIR_ENV = "PROPENSITY_CONFIG_DIR"
 WORKDIR_ENV = "PROPENSITY_WORKDIR"
 REAL_DATA_ENV = "PROPENSITY_REAL_DATA"

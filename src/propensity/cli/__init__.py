@@ -22,7 +22,9 @@ from propensity.cli.common import (
     Encoding,
     ForceRegister,
     Head,
+    HistoryPath,
     ModelConfigPath,
+    NoHistory,
     Overwrite,
     Reason,
     Sep,
@@ -48,6 +50,8 @@ from propensity.cli.printing import (
     print_coverage,
     print_decisions,
     print_evaluation,
+    print_monitoring,
+    print_recorded,
     print_screen,
     print_stability,
 )
@@ -144,11 +148,34 @@ def generate(
         TruthDates, typer.Option("--truth", help="Dates of the truth tables.")
     ] = TruthDates.weekly_and_monthly,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the folder.")] = False,
+    change_at: Annotated[
+        str | None,
+        typer.Option("--change-at", help="A regime change from this date (YYYY-MM-DD) on."),
+    ] = None,
+    intent_stop_share: Annotated[
+        float,
+        typer.Option(
+            "--intent-stop-share",
+            min=0,
+            max=1,
+            help="With --change-at: share of intent-covered accounts whose intent stops.",
+        ),
+    ] = 0.0,
+    events_stop_share: Annotated[
+        float,
+        typer.Option(
+            "--events-stop-share",
+            min=0,
+            max=1,
+            help="With --change-at: share of accounts whose engagement events stop.",
+        ),
+    ] = 0.0,
 ) -> None:
-    """Generate a synthetic B2B world with ground truth."""
-    from propensity.data.world.config import WorldConfig
+    """Generate a synthetic B2B world with ground truth (optionally with a regime change)."""
+    from propensity.data.world.config import RegimeChange, WorldConfig
     from propensity.data.world.generate import generate_world
 
+    change = parse_date("--change-at", change_at)
     with user_errors():
         config = WorldConfig(
             n_accounts=accounts,
@@ -156,6 +183,13 @@ def generate(
             weeks=weeks,
             engagement_scale=engagement_scale,
             truth_dates=truth.value,
+            regime_change=RegimeChange(
+                at=change.date(),
+                intent_stop_share=intent_stop_share,
+                events_stop_share=events_stop_share,
+            )
+            if change is not None
+            else None,
         )
         with steps("generate world (chunks)") as _:
             generate_world(config, out, overwrite=overwrite)
@@ -420,8 +454,11 @@ def score(
     uri: TrackingUri = None,
     encoding: Encoding = None,
     sep: Sep = None,
+    history: HistoryPath = None,
+    no_history: NoHistory = False,
 ) -> None:
-    """Score the prospects at a date with the champions (or explicit versions, or a run folder)."""
+    """Score the prospects at a date with the champions (or explicit versions, or a run folder);
+    the scoring is appended to the score history (`propensity monitor` reads it)."""
     from propensity.io import check_frame_suffix
     from propensity.outputs.export import ScoringConfig
     from propensity.runs.workflows import load_account_model, score_accounts
@@ -433,9 +470,12 @@ def score(
         model = load_account_model(run_dir, versions, uri)
     tables = _load(data, encoding=encoding, sep=sep)
     with user_errors():
-        scored = score_accounts(data, out, model, snapshot, tables=tables)
+        scored = score_accounts(
+            data, out, model, snapshot, tables=tables, history=history, keep_history=not no_history
+        )
     print_stability(scored.stability, ScoringConfig.from_yaml().stability_alarm_share)
     console.print(f"scored {len(scored.scored):,} prospects with {model.version}: {out}")
+    print_recorded(scored.recorded)
 
 
 @app.command()
@@ -458,8 +498,11 @@ def export(
     uri: TrackingUri = None,
     encoding: Encoding = None,
     sep: Sep = None,
+    history: HistoryPath = None,
+    no_history: NoHistory = False,
 ) -> None:
-    """Ranked, CRM-ready target list scored with the champion models (one row per account)."""
+    """Ranked, CRM-ready target list scored with the champion models (one row per account); the
+    scoring is appended to the score history (`propensity monitor` reads it)."""
     from propensity.io import check_frame_suffix
     from propensity.runs.workflows import export_target_list, load_account_model
     from propensity.spine import check_as_of
@@ -489,6 +532,8 @@ def export(
             filters=filters,
             batch_tiers=batch_tiers,
             tables=tables,
+            history=history,
+            keep_history=not no_history,
         )
     listing = target.listing
     counts = listing[listing["change"] != "dropped"]["priority"].value_counts().to_dict()
@@ -497,6 +542,40 @@ def export(
         f"priorities {counts}"
     )
     print_stability(target.stability, target.stability["alarm_share"])
+    print_recorded(target.recorded)
+
+
+ALARM_EXIT_CODE = 3
+
+
+@app.command()
+def monitor(
+    data: DataDir,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="HTML page to write (PNGs next to it).")
+    ] = None,
+    history: HistoryPath = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Alarm thresholds (default: monitor config).")
+    ] = None,
+    encoding: Encoding = None,
+    sep: Sep = None,
+) -> None:
+    """What became of the scored accounts, and whether the data still looks like the training
+    data: calibration, ranking and lift per scoring (with the scorecard), score and feature
+    drift, freshness. Exits with code 3 when an alarm fires on the latest scoring."""
+    from propensity.runs.workflows import monitor_scores
+
+    tables = _load(data, encoding=encoding, sep=sep)
+    with user_errors():
+        monitored = monitor_scores(
+            data, history=history, out=out, config_path=config, tables=tables
+        )
+    print_monitoring(monitored.result)
+    if monitored.page is not None:
+        console.print(f"wrote [bold]{monitored.page}[/]")
+    if monitored.result.current:
+        raise typer.Exit(ALARM_EXIT_CODE)
 
 
 @app.command()

@@ -63,6 +63,7 @@ class ConfigName(StrEnum):
     model = "model"
     scorecard = "scorecard"
     scoring = "scoring"
+    monitor = "monitor"
 
 
 TrackingUri = Annotated[
@@ -72,6 +73,17 @@ TrackingUri = Annotated[
         help="MLflow store (default: $MLFLOW_TRACKING_URI, else models/mlflow.db in the working "
         "folder).",
     ),
+]
+HistoryPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--history",
+        help="Score history file (default: $PROPENSITY_HISTORY, else models/history.duckdb in "
+        "the working folder).",
+    ),
+]
+NoHistory = Annotated[
+    bool, typer.Option("--no-history", help="Do not append this scoring to the score history.")
 ]
 Track = Annotated[
     bool, typer.Option("--track/--no-track", help="Log to MLflow and register the model(s).")

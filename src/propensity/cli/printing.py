@@ -138,3 +138,67 @@ def print_decisions(decisions) -> bool:
             console.print(d.comparison.to_string(index=False), highlight=False)
         refused |= not d.promoted and d.champion != d.challenger
     return refused
+
+
+def print_recorded(recorded) -> None:
+    """Where a scoring went in the score history."""
+    if recorded is None:
+        return
+    if recorded.new:
+        console.print(f"recorded in the score history {recorded.path}", highlight=False)
+    else:
+        console.print(
+            f"already in the score history {recorded.path} ({recorded.batch_id}): left as it was",
+            highlight=False,
+        )
+
+
+def print_monitoring(result) -> None:
+    """The per-period table, the current alarms and the recommendation of a monitoring."""
+    periods = result.periods
+    if periods.empty:
+        console.print(
+            "no scoring has outcomes yet: a scoring's horizon must pass before the data ends",
+            highlight=False,
+        )
+    else:
+        table = Table(title="scorings with outcomes")
+        columns = (
+            ("as_of", "as_of", "{}"),
+            ("accounts", "accounts", "{:,}"),
+            ("predicted", "predicted", "{:.2%}"),
+            ("realised", "realised", "{:.2%}"),
+            ("real/pred", "realised_to_predicted", "{:.2f}"),
+            ("z", "z", "{:+.1f}"),
+            ("AUC", "roc_auc", "{:.3f}"),
+            ("scorecard AUC", "scorecard_roc_auc", "{:.3f}"),
+            ("hot lift", "top_tier_lift", "{:.1f}"),
+            ("scorecard lift", "scorecard_top_lift", "{:.1f}"),
+        )
+        for title, _, _ in columns:
+            table.add_column(title, justify="left" if title == "as_of" else "right")
+        for row in periods.itertuples():
+            cells = []
+            for _, column, fmt in columns:
+                value = getattr(row, column)
+                cells.append(str(value.date()) if column == "as_of" else fmt.format(value))
+            table.add_row(*cells)
+        console.print(table)
+    drift = result.field_drift
+    if len(drift):
+        latest = drift[drift["as_of"] == drift["as_of"].max()].head(5)
+        moved = ", ".join(f"{r.field} {r.psi:.2f}" for r in latest.itertuples())
+        console.print(
+            f"fields that moved most on the latest scoring (PSI): {moved}", highlight=False
+        )
+    if not result.current:
+        console.print("[bold green]no alarm on the latest scoring[/]")
+    for alarm in result.current:
+        console.print(
+            f"[bold red]alarm {alarm.name}[/] ({alarm.as_of.date()}): {alarm.message} "
+            f"[{alarm.figure} vs {alarm.threshold}]",
+            highlight=False,
+            markup=True,
+        )
+    if result.recommendation:
+        console.print(f"[bold]{result.recommendation}[/]", highlight=False)

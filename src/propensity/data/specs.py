@@ -223,3 +223,37 @@ class Tables:
     def static_account_columns(self) -> tuple[str, ...]:
         """Account columns present here that are static (usable at any snapshot)."""
         return tuple(c for c in self.accounts.columns if is_static_account_column(c))
+
+    def known_before(self, day: pd.Timestamp | str) -> Tables:
+        """The tables as an export made at ``day`` would have held them: events, contacts and
+        opportunities created before ``day``, intent weeks delivered by then (a week is known
+        from its start + 7 days), and an opportunity still open at ``day`` shown open (its
+        outcome and ``closed_at`` lie after the export). Accounts are kept whole; columns known
+        only as of the real export stay as they are (the leakage screen handles them).
+
+        What a model trained at ``day`` saw: for a backtest or a monitoring test."""
+        day = pd.Timestamp(day)
+
+        def before(name: str, keep) -> pd.DataFrame | None:
+            frame = self.get(name)
+            return None if frame is None else frame[keep(frame)].reset_index(drop=True)
+
+        opportunities = before("opportunities", lambda f: f["created_at"] < day)
+        if opportunities is not None and "closed_at" in opportunities:
+            later = opportunities["closed_at"] >= day
+            opportunities.loc[later, "closed_at"] = pd.NaT
+            opportunities.loc[later, "outcome"] = "open"
+        return Tables(
+            accounts=self.accounts,
+            contacts=before(
+                "contacts",
+                lambda f: (
+                    f["created_at"].isna() | (f["created_at"] < day)
+                    if "created_at" in f
+                    else pd.Series(True, index=f.index)
+                ),
+            ),
+            events=before("events", lambda f: f["ts"] < day),
+            intent=before("intent", lambda f: f["week"] + pd.Timedelta(days=7) <= day),
+            opportunities=opportunities,
+        )

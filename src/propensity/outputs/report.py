@@ -75,7 +75,7 @@ class ReportInput:
 
 
 @cache
-def _environment() -> jinja2.Environment:
+def environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("propensity", "outputs/templates"),
         autoescape=True,
@@ -104,7 +104,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _table(frame: pd.DataFrame) -> dict:
+def html_table(frame: pd.DataFrame) -> dict:
     """A frame as header + rows of cells; numbers are flagged so the page aligns them right."""
     rows = [
         [
@@ -119,7 +119,7 @@ def _table(frame: pd.DataFrame) -> dict:
     return {"columns": [str(c) for c in frame.columns], "rows": rows}
 
 
-def _data_uri(path: Path) -> str:
+def data_uri(path: Path) -> str:
     # built here from bytes read by us: base64 has no character autoescape would change
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
@@ -173,7 +173,7 @@ def _account_protocol(summary: dict) -> dict:
         "families": [str(f) for f in summary.get("families", [])],
         "skipped": _text(summary["skipped_families"]) if summary.get("skipped_families") else "",
         "split": {k: _text(v) for k, v in (summary.get("split") or {}).items()},
-        "heads": _table(heads) if len(heads) else None,
+        "heads": html_table(heads) if len(heads) else None,
     }
 
 
@@ -215,8 +215,8 @@ def _head_sections(run: ReportInput) -> list[dict]:
         for kind, words in PLOTS:
             path = _image(run.images, kind, head)
             if path is not None:
-                images.append({"alt": f"{head} {words}", "src": _data_uri(path)})
-        sections.append({"head": head, "images": images, "deciles": _table(rows)})
+                images.append({"alt": f"{head} {words}", "src": data_uri(path)})
+        sections.append({"head": head, "images": images, "deciles": html_table(rows)})
     return sections
 
 
@@ -270,7 +270,7 @@ def _accounts(
         "model_version": _text(listing["model_version"].iloc[0])
         if "model_version" in listing
         else "",
-        "table": _table(listing[[c for c in ACCOUNT_COLUMNS if c in listing]]),
+        "table": html_table(listing[[c for c in ACCOUNT_COLUMNS if c in listing]]),
         "cards": account_cards,
     }
 
@@ -295,7 +295,7 @@ def build_report(
         "account_protocol": None if table_mode else _account_protocol(summary),
         "table_protocol": _table_protocol(summary) if table_mode else None,
         "suspects": _suspects(summary),
-        "comparison": _table(
+        "comparison": html_table(
             run.evaluation[[c for c in COMPARISON_COLUMNS if c in run.evaluation]]
         ),
         "fit_against_truth": [(str(k), _text(v)) for k, v in fit_truth.items()]
@@ -304,7 +304,7 @@ def build_report(
         "heads": _head_sections(run),
         "accounts": _accounts(target_list, scored, top, cards),
     }
-    return _environment().get_template(TEMPLATE).render(page=page)
+    return environment().get_template(TEMPLATE).render(page=page)
 
 
 __all__ = ["ReportInput", "build_report"]

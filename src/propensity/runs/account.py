@@ -188,7 +188,11 @@ def train_account_model(
         runs[head] = run = run_head(task, splitter, settings)
         if head == "fit":
             run.facts["customer_base_rows"] = len(base)
-        scorers[head] = Scorer.fit(head, run.shipped.model, task.specs, task.tiers)
+        # drift is measured against the prospects the head learned from
+        reference = learned_rows & (~learn_only if learn_only is not None else True)
+        scorers[head] = Scorer.fit(
+            head, run.shipped.model, task.specs, task.tiers, reference_rows=rows.loc[reference]
+        )
     _step(progress, "done")
     model = AccountModel(
         scorers,

@@ -31,6 +31,9 @@ from propensity.outputs.export import (
     with_changes,
     write_export,
 )
+from propensity.outputs.export import (
+    batch_tiers as batch_tier_scores,
+)
 from propensity.outputs.report import ReportInput, build_report
 from propensity.runs.account import data_fingerprint, labelled_features, train_account_model
 from propensity.runs.folder import (
@@ -43,7 +46,7 @@ from propensity.runs.folder import (
 )
 from propensity.runs.table import table_fingerprint, train_table_model
 from propensity.runs.tune import TuningResult, tune_head, with_best_params
-from propensity.scoring import AccountModel, TableModel, score_snapshot
+from propensity.scoring import AccountModel, TableModel, score_snapshot, snapshot_features
 from propensity.spine import build_labels, build_spine, check_as_of
 
 
@@ -298,10 +301,38 @@ def load_table_model(
 
 
 @dataclass
+class Recorded:
+    """Where a scoring went in the score history, and whether it was new there."""
+
+    path: Path
+    batch_id: str
+    new: bool  # False: the same as_of and model version were recorded before (nothing changed)
+
+
+@dataclass
 class ScoredFile:
     scored: pd.DataFrame
     out: Path
     stability: dict = field(default_factory=dict)
+    recorded: Recorded | None = None
+
+
+def _record(
+    matrix: pd.DataFrame,
+    scored: pd.DataFrame,
+    model: AccountModel,
+    tables: Tables,
+    config: ScoringConfig,
+    history: Path | str | None,
+    source: str,
+) -> Recorded:
+    from propensity.history import history_batch, history_path, record
+
+    batch = history_batch(
+        matrix, scored, model, tables, scorecard=Scorecard.from_yaml(), config=config, source=source
+    )
+    path = history_path(history)
+    return Recorded(path, batch.batch_id, record(batch, path))
 
 
 def score_accounts(
@@ -310,18 +341,27 @@ def score_accounts(
     model: AccountModel,
     as_of=None,
     tables: Tables | None = None,
+    *,
+    history: Path | str | None = None,
+    keep_history: bool = True,
 ) -> ScoredFile:
-    """Score the prospects at ``as_of`` (refused outside the data's span) and write every
-    scored column (CSV or Parquet)."""
+    """Score the prospects at ``as_of`` (refused outside the data's span), write every scored
+    column (CSV or Parquet), then append the scoring to the score history (``history``, see
+    :func:`propensity.history.history_path`) unless ``keep_history`` is False."""
     out = check_frame_suffix(out, "--out")
     tables = tables if tables is not None else load_tables(data_dir)
     if as_of is not None:
         as_of = check_as_of(tables, as_of, model.spine.horizon_days)
     previous = read_export(out, ("account_id", "conversion_probability"))
-    scored = score_snapshot(tables, model, as_of)
+    matrix = snapshot_features(tables, model, as_of)
+    scored = model.score_features(matrix)
     stability = _stability(scored, previous)
     write_frame(neutralise_formulas(scored), out)
-    return ScoredFile(scored, out, stability)
+    recorded = None
+    if keep_history:
+        config = ScoringConfig.from_yaml()
+        recorded = _record(matrix, scored, model, tables, config, history, str(data_dir))
+    return ScoredFile(scored, out, stability, recorded)
 
 
 def _stability(scored: pd.DataFrame, previous: pd.DataFrame | None, top_k: int = 100) -> dict:
@@ -376,6 +416,7 @@ class TargetList:
     out: Path
     stability: dict
     model_version: str
+    recorded: Recorded | None = None
 
 
 def export_target_list(
@@ -388,11 +429,14 @@ def export_target_list(
     filters: dict[str, list[str] | None] | None = None,
     batch_tiers: bool = False,
     tables: Tables | None = None,
+    history: Path | str | None = None,
+    keep_history: bool = True,
 ) -> TargetList:
     """The ranked, CRM-ready target list (one row per prospect) with changes since the previous
-    export at ``out`` and its stability figures next to it. An ``as_of`` outside the data's
-    span is refused; a file at ``out`` that is not a readable export is refused (never
-    replaced), both before anything is scored."""
+    export at ``out`` and its stability figures next to it, then the scoring appended to the
+    score history (as :func:`score_accounts`). An ``as_of`` outside the data's span is refused;
+    a file at ``out`` that is not a readable export is refused (never replaced), both before
+    anything is scored."""
     out = check_frame_suffix(out, "--out")
     config = ScoringConfig.from_yaml()
     if batch_tiers:
@@ -401,7 +445,8 @@ def export_target_list(
     if as_of is not None:
         as_of = check_as_of(tables, as_of, model.spine.horizon_days)
     previous = read_export(out)
-    scored = score_snapshot(tables, model, as_of)
+    matrix = snapshot_features(tables, model, as_of)
+    scored = model.score_features(matrix)
     listing = ranked_list(scored, tables.accounts, config, top_k=top, filters=filters)
     listing, stability = with_changes(listing, previous, top)
     stability.update(
@@ -413,4 +458,38 @@ def export_target_list(
         }
     )
     write_export(listing, out, stability)
-    return TargetList(listing, out, stability, model.version)
+    recorded = None
+    if keep_history:
+        tiered = batch_tier_scores(scored) if config.tiers == "batch" else scored
+        recorded = _record(matrix, tiered, model, tables, config, history, str(data_dir))
+    return TargetList(listing, out, stability, model.version, recorded)
+
+
+@dataclass
+class MonitorReport:
+    result: object  # propensity.monitor.Monitoring
+    page: Path | None
+    written: list[Path]
+
+
+def monitor_scores(
+    data_dir: Path | str,
+    *,
+    history: Path | str | None = None,
+    out: Path | str | None = None,
+    config_path: Path | str | None = None,
+    tables: Tables | None = None,
+) -> MonitorReport:
+    """Read the score history, join the outcomes that have arrived in ``data_dir`` since, and
+    write the monitoring page (``out``) with its PNGs; see :mod:`propensity.monitor`. Nothing is
+    written when the history cannot be read."""
+    from propensity.history import history_path, read_history
+    from propensity.monitor import MonitorConfig, monitor
+    from propensity.outputs.monitor_page import write_monitor_page
+
+    config = MonitorConfig.from_yaml(config_path)
+    scores = read_history(history_path(history))
+    tables = tables if tables is not None else load_tables(data_dir)
+    result = monitor(scores, tables, config)
+    written = write_monitor_page(result, out) if out is not None else []
+    return MonitorReport(result, Path(out) if out is not None else None, written)

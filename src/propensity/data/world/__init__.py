@@ -26,6 +26,9 @@ How the world works (all hidden, weekly):
   delivered, as intent vendors do.
 * Opportunities are created from the buying state; their outcome depends on fit and on the
   breadth of the buying group; a share of accounts were customers before the data starts.
+* Optionally a regime change at a date (``WorldConfig.regime_change``): a share of the accounts
+  loses its intent feed or its engagement events from then on, while the market is unchanged,
+  so a model trained before the change drifts (what monitoring must catch).
 * Leakage bait in ``accounts``: ``lifecycle_stage`` and ``last_activity_at`` as of the export
   date. They describe the end of the data and must never become a feature at a past snapshot.
 
@@ -35,11 +38,11 @@ stays flat for a million accounts and the same seed and config give identical fi
 One module per process, in the order a chunk runs through them (``chunk.py``): ``config``
 (settings and clock), ``accounts`` (firmographics, fit, traps, names, leakage bait), ``journey``
 (the buying-state chain and ``conversion_probability``), ``opportunities``, ``contacts``,
-``engagement`` (events), ``intent``, ``truth`` (the truth tables) and ``generate`` (chunks to
-Parquet files).
+``engagement`` (events), ``intent``, ``regime`` (what a regime change removes), ``truth`` (the
+truth tables) and ``generate`` (chunks to Parquet files).
 """
 
-from propensity.data.world.config import WorldConfig
+from propensity.data.world.config import RegimeChange, WorldConfig
 from propensity.data.world.generate import WORLD_TABLES, generate_world, iter_world_chunks
 from propensity.data.world.journey import STATE_NAMES, conversion_probability
 from propensity.data.world.truth import read_truth, truth_dates
@@ -47,6 +50,7 @@ from propensity.data.world.truth import read_truth, truth_dates
 __all__ = [
     "STATE_NAMES",
     "WORLD_TABLES",
+    "RegimeChange",
     "WorldConfig",
     "conversion_probability",
     "generate_world",

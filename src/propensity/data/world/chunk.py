@@ -32,6 +32,7 @@ from propensity.data.world.opportunities import (
     draw_history,
     opportunities_table,
 )
+from propensity.data.world.regime import change_events, change_intent, regime_rng
 from propensity.data.world.truth import truth_accounts_table, truth_conversion_table
 
 
@@ -73,6 +74,10 @@ def simulate_chunk(
         rng, config, clock, journey, eng_state, traps, contacts, firms.log_employees, first_contact
     )
     intent = draw_intent(rng, config, eng_state)
+    if config.regime_change is not None:
+        change_rng = regime_rng(config, chunk_index)
+        intent = change_intent(change_rng, config, clock, intent)
+        events = change_events(change_rng, config, n, events)
 
     # the leakage bait describes the export date
     ids = account_ids(first_account, n)

@@ -6,10 +6,32 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DAY = 86_400  # seconds
 WEEK = 7 * DAY
+
+
+class RegimeChange(BaseModel):
+    """What changes in the data from a date on (see :mod:`propensity.data.world.regime`):
+    a share of the intent-covered accounts loses its intent feed, a share of all accounts loses
+    its engagement events. The market itself does not change."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: date = Field(description="first day of the new regime")
+    intent_stop_share: float = Field(
+        0.0, ge=0, le=1, description="share of intent-covered accounts whose intent stops"
+    )
+    events_stop_share: float = Field(
+        0.0, ge=0, le=1, description="share of accounts whose engagement events stop"
+    )
+
+    @model_validator(mode="after")
+    def _something_changes(self) -> RegimeChange:
+        if self.intent_stop_share == 0 and self.events_stop_share == 0:
+            raise ValueError("a regime change needs intent_stop_share or events_stop_share above 0")
+        return self
 
 
 class WorldConfig(BaseModel):
@@ -44,6 +66,9 @@ class WorldConfig(BaseModel):
         1.0, gt=0, le=50, description="multiplies every engagement rate"
     )
     truth_dates: str = Field("weekly_and_monthly", description="snapshot dates written to truth/")
+    regime_change: RegimeChange | None = Field(
+        None, description="a change from a date on (None: the world stays the same)"
+    )
 
     @field_validator("start")
     @classmethod
