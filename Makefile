@@ -23,9 +23,10 @@ install: $(INSTALLED) ## Create .venv and install propensity with its dev tools
 demo: $(INSTALLED) ## Run the whole pipeline on the embedded synthetic world
 	$(VENV)/bin/propensity demo
 
-browser: ## Headless Chromium (Debian package) for the report rendering test, installed when missing
-	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -qq chromium >/dev/null) || echo "warning: could not install chromium (not root?); the browser test will skip"
+browser: ## Headless Chromium and its WebDriver (Debian packages) for the browser tests, installed when missing
+	@(command -v chromium && command -v chromedriver) >/dev/null 2>&1 || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) || \
+		echo "warning: could not install chromium and chromium-driver (not root?); the browser tests will skip"
 
 test: $(INSTALLED) browser ## Run the test suite
 	$(PY) -m pytest -q

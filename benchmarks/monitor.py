@@ -20,13 +20,27 @@ from model import packaged_model_config, packaged_scorecard
 
 from propensity.data.contract import load_tables
 from propensity.data.world import RegimeChange, WorldConfig, generate_world
-from propensity.evaluate import to_markdown
 from propensity.history import read_history
 from propensity.io import write_text
 from propensity.monitor import MonitorConfig, monitor
 from propensity.outputs.monitor_page import write_monitor_page
 from propensity.runs.account import train_account_model
 from propensity.runs.workflows import score_accounts
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """Any frame as a Markdown table (floats to 3 decimals)."""
+
+    def cell(value) -> str:
+        text = f"{value:.3f}" if isinstance(value, float) else str(value)
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * frame.shape[1]]
+    lines += [
+        "| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)
+    ]
+    return "\n".join(lines) + "\n"
+
 
 TRAINED_AT = "2026-01-05"
 CHANGE_AT = "2026-05-04"
@@ -102,16 +116,16 @@ def monitor_benchmark(workdir: Path, out_dir: Path, accounts: int | None = None)
             "",
             "Scorings whose 90-day horizon has passed (outcomes known):",
             "",
-            to_markdown(periods.assign(as_of=periods["as_of"].dt.date).round(3)),
+            markdown(periods.assign(as_of=periods["as_of"].dt.date).round(3)),
             "",
             "Fields that moved most on the latest scoring (PSI against the training rows, and "
             "the field's normal snapshot-to-snapshot PSI there):",
             "",
-            to_markdown(latest[["family", "field", "feature", "psi", "normal_psi"]].round(3)),
+            markdown(latest[["family", "field", "feature", "psi", "normal_psi"]].round(3)),
             "",
             "Alarms:",
             "",
-            to_markdown(monitored.alarm_table())
+            markdown(monitored.alarm_table())
             if monitored.alarms
             else "none (`propensity monitor` exits 0)",
             "",

@@ -42,6 +42,7 @@ HOSTILE = {
     "A0000003": "+49 Telecom",
     "A0000004": "@mention Ltd",
     "A0000005": "-minus & <b>bold</b>",
+    "A0000006": '<img src=x onerror="window.__pwned=1">',
 }
 
 

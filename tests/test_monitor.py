@@ -53,8 +53,8 @@ def test_normal_psi_is_how_much_one_training_snapshot_moves():
     spec = FeatureSpec("opens", "engagement", "opens", "opens", "", "")
     rows = pd.DataFrame(
         {
-            "as_of": np.repeat(pd.to_datetime(["2025-01-01", "2025-02-01"]), 100),
-            "opens": np.r_[np.zeros(100), np.ones(100)],  # one month quiet, one busy
+            "as_of": np.repeat(pd.to_datetime(["2025-01-01", "2025-02-01"]), 400),
+            "opens": np.r_[np.zeros(400), np.ones(400)],  # one month quiet, one busy
         }
     )
     bins = feature_bins(rows, [spec], ["opens"])["opens"]
@@ -292,3 +292,15 @@ def test_monitor_command_pages_on_the_changed_world_and_writes_its_page(monitore
         assert "Realised vs predicted" in html and "data:image/png;base64," in html
         assert page.with_name(f"{name}_monitor_calibration_over_time.png").is_file()
     assert "alarm calibration" in result.stdout and "retrain recommended" in result.stdout
+
+
+def test_monitor_before_any_outcome_shows_drift_and_says_no_outcome_yet(trained, tmp_path):
+    history = tmp_path / "history.duckdb"
+    assert _score(trained, tmp_path, history).returncode == 0  # at the end of the data
+    page = tmp_path / "monitor.html"
+    result = cli(
+        "monitor", "--data", str(trained.world), "--history", str(history), "--out", str(page),
+    )  # fmt: skip
+    assert result.returncode in (0, 3), result.stderr
+    assert "no scoring has outcomes yet" in result.stdout
+    assert "Feature drift on the latest scoring" in page.read_text(encoding="utf-8")

@@ -54,13 +54,14 @@ class FeatureBins:
 
     def codes(self, values: pd.Series) -> np.ndarray:
         """The bin of each value (0 .. len(labels) - 1)."""
-        missing = values.isna().to_numpy()
         if self.categories is not None:
+            missing = values.isna().to_numpy()
             lookup = {c: i for i, c in enumerate(self.categories)}
             codes = values.astype("string").map(lookup).fillna(len(self.categories))
             codes = codes.to_numpy(dtype=float).astype(int)
         else:
             numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+            missing = np.isnan(numbers)  # unreadable values count as missing too
             codes = np.searchsorted(np.asarray(self.edges, dtype=float), numbers, side="left")
         codes[missing] = len(self.labels) - 1
         return codes
@@ -79,11 +80,11 @@ def feature_bins(
     matrix: pd.DataFrame,
     specs: Sequence[FeatureSpec],
     features: Sequence[str],
-    min_snapshot_rows: int = 50,
+    min_snapshot_rows: int = 300,
 ) -> dict[str, FeatureBins]:
     """Reference bins of ``features`` on the rows of ``matrix`` (see the module docstring); with
     an ``as_of`` column, each feature's ``normal_psi`` over the snapshots of at least
-    ``min_snapshot_rows`` rows."""
+    ``min_snapshot_rows`` rows (smaller ones measure sampling noise more than movement)."""
     by_name = {s.name: s for s in specs}
     out = {}
     for feature in features:

@@ -49,8 +49,7 @@ SCHEMA = (
         fit_probability DOUBLE, fit_score INTEGER, fit_tier VARCHAR,
         conversion_probability DOUBLE, conversion_score INTEGER, conversion_tier VARCHAR,
         priority VARCHAR, scorecard_points DOUBLE,
-        fit_reasons VARCHAR, conversion_reasons VARCHAR,
-        fit_reasons_json VARCHAR, conversion_reasons_json VARCHAR, model_version VARCHAR)""",
+        fit_reasons VARCHAR, conversion_reasons VARCHAR, model_version VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS feature_shares (
         batch_id VARCHAR NOT NULL, head VARCHAR NOT NULL, feature VARCHAR NOT NULL,
         family VARCHAR, field VARCHAR, bin INTEGER NOT NULL, bin_label VARCHAR,
@@ -59,19 +58,18 @@ SCHEMA = (
 SCORE_COLUMNS = (
     "batch_id", "account_id", "as_of", "fit_probability", "fit_score", "fit_tier",
     "conversion_probability", "conversion_score", "conversion_tier", "priority",
-    "scorecard_points", "fit_reasons", "conversion_reasons", "fit_reasons_json",
-    "conversion_reasons_json", "model_version",
+    "scorecard_points", "fit_reasons", "conversion_reasons", "model_version",
 )  # fmt: skip
 SHARE_COLUMNS = (
     "batch_id", "head", "feature", "family", "field", "bin", "bin_label", "reference_share", "share",
     "normal_psi",
 )  # fmt: skip
-# when a table's newest row counts as known at as_of (intent: a week is delivered a week later)
+# the column that dates each table's rows, as the features read them
 FRESHNESS_COLUMNS = {
-    "events": ("ts", pd.Timedelta(0)),
-    "intent": ("week", pd.Timedelta(days=7)),
-    "opportunities": ("created_at", pd.Timedelta(0)),
-    "contacts": ("created_at", pd.Timedelta(0)),
+    "events": "ts",
+    "intent": "week",
+    "opportunities": "created_at",
+    "contacts": "created_at",
 }
 
 
@@ -102,12 +100,15 @@ def freshness(tables: Tables, as_of: pd.Timestamp) -> dict[str, int | None]:
     """Per table, days between ``as_of`` and its newest row known before it (None: no such row;
     tables absent from the data are left out)."""
     out = {}
-    for name, (column, delay) in FRESHNESS_COLUMNS.items():
+    for name, column in FRESHNESS_COLUMNS.items():
         frame = tables.get(name)
         if frame is None or column not in frame:
             continue
-        known = frame[column] + delay
-        latest = known[known <= as_of].max() if len(known) else pd.NaT
+        if name == "intent":  # a week is delivered when it has ended
+            known = frame[column] + pd.Timedelta(days=7)
+            latest = known[known <= as_of].max()
+        else:  # a row counts from its time on, and features use rows strictly before as_of
+            latest = frame[column][frame[column] < as_of].max()
         out[name] = None if pd.isna(latest) else int((as_of - latest).days)
     return out
 
@@ -117,13 +118,15 @@ def history_batch(
     scored: pd.DataFrame,
     model: AccountModel,
     tables: Tables,
+    as_of: pd.Timestamp,
     *,
     scorecard: Scorecard,
     config: ScoringConfig,
     source: str = "",
 ) -> HistoryBatch:
-    """One scoring (``scored`` from ``model.score_features(matrix)``) as a history batch."""
-    as_of = pd.Timestamp(scored["as_of"].iloc[0]) if len(scored) else pd.NaT
+    """One scoring at ``as_of`` (``scored`` from ``model.score_features(matrix)``, possibly no
+    rows) as a history batch."""
+    as_of = pd.Timestamp(as_of)
     batch_id = f"{as_of.date()}|{model.version}"
     scores = pd.DataFrame(
         {
@@ -136,7 +139,8 @@ def history_batch(
         }
     )
     for head in ("fit", "conversion"):
-        for column in ("probability", "score", "tier", "reasons", "reasons_json"):
+        # the worded reasons; their JSON (values, contributions) would quadruple the store
+        for column in ("probability", "score", "tier", "reasons"):
             name = f"{head}_{column}"
             scores[name] = scored[name].to_numpy() if name in scored else None
     shares = []

@@ -46,6 +46,11 @@ from propensity.drift import psi, score_bins
 from propensity.history import History
 from propensity.spine import SpineConfig, build_labels, data_end
 
+PERIOD_COLUMNS = (
+    "batch_id", "as_of", "model_version", "accounts", "positives", "predicted", "realised",
+    "realised_to_predicted", "z", "roc_auc", "scorecard_roc_auc", "top_tier_lift",
+    "scorecard_top_lift", "priority_1_rate",
+)  # fmt: skip
 PERFORMANCE_ALARMS = ("calibration", "ranking", "top_tier_lift")
 DRIFT_ALARMS = ("score_drift", "tier_changes", "feature_drift", "freshness")
 
@@ -134,7 +139,10 @@ def outcomes(history: History, tables: Tables) -> pd.DataFrame:
     )
     parts = []
     for spine_json, rows in scores.groupby("spine_json", sort=False):
-        spine = SpineConfig.model_validate(json.loads(spine_json))
+        # every scored row is judged, also after an account's first conversion
+        spine = SpineConfig.model_validate(
+            {**json.loads(spine_json), "stop_after_first_positive": False}
+        )
         keys = rows[["account_id", "as_of"]].drop_duplicates().reset_index(drop=True)
         labels = build_labels(tables, keys, spine)
         labels = labels[labels["label_complete"]][["account_id", "as_of", "conversion_label"]]
@@ -160,8 +168,9 @@ def _top_lift(label: np.ndarray, selected: np.ndarray) -> float:
 def period_table(scored: pd.DataFrame, batches: pd.DataFrame) -> pd.DataFrame:
     """One row per scoring with outcomes: calibration in the large, ranking and lift of the model
     and of the scorecard on the same accounts."""
-    rows = []
+    rows, batch_ids = [], []
     for batch_id, rows_of in scored.groupby("batch_id", sort=False):
+        batch_ids.append(batch_id)
         y = rows_of["converted"].to_numpy(dtype=float)
         p = rows_of["conversion_probability"].to_numpy(dtype=float)
         points = rows_of["scorecard_points"].to_numpy(dtype=float)
@@ -173,7 +182,6 @@ def period_table(scored: pd.DataFrame, batches: pd.DataFrame) -> pd.DataFrame:
         variance = float(np.sum(p * (1 - p)))
         rows.append(
             {
-                "batch_id": batch_id,
                 "accounts": len(y),
                 "positives": int(y.sum()),
                 "predicted": float(p.mean()),
@@ -189,17 +197,18 @@ def period_table(scored: pd.DataFrame, batches: pd.DataFrame) -> pd.DataFrame:
                 else np.nan,
             }
         )
-    periods = pd.DataFrame(rows)
-    if periods.empty:
-        return periods
+    periods = pd.DataFrame(rows, columns=PERIOD_COLUMNS[3:])
+    periods.insert(0, "batch_id", batch_ids)
     facts = batches[["batch_id", "as_of", "model_version"]]
-    return facts.merge(periods, on="batch_id").sort_values("as_of", ignore_index=True)
+    return facts.merge(periods, on="batch_id")[list(PERIOD_COLUMNS)].sort_values(
+        "as_of", ignore_index=True
+    )
 
 
 def tier_table(scored: pd.DataFrame) -> pd.DataFrame:
     """Predicted vs realised conversion per scoring and conversion tier."""
     return (
-        scored.groupby(["as_of", "conversion_tier"], sort=True)
+        scored.groupby(["as_of", "model_version", "conversion_tier"], sort=True)
         .agg(
             accounts=("converted", "size"),
             predicted=("conversion_probability", "mean"),
@@ -231,31 +240,38 @@ def decile_table(scored: pd.DataFrame) -> pd.DataFrame:
 
 
 def score_drift_table(history: History) -> pd.DataFrame:
-    """Between each scoring and the one before it (by as_of): PSI of each head's score, share of
-    the accounts scored both times whose tier changed, and whether the model version changed."""
-    batches = history.batches
+    """Between each scoring and the one before it by the same model version (an earlier as_of):
+    PSI of each head's score and the share of the accounts scored both times whose tier
+    changed. A new model moves scores on purpose, so scorings of different versions are not
+    compared."""
     rows = []
-    for previous, current in zip(batches.itertuples(), batches.iloc[1:].itertuples(), strict=False):
-        before = history.scores[history.scores["batch_id"] == previous.batch_id]
-        now = history.scores[history.scores["batch_id"] == current.batch_id]
-        both = now.merge(before, on="account_id", suffixes=("", "_before"))
-        row = {
-            "as_of": current.as_of,
-            "previous_as_of": previous.as_of,
-            "model_changed": previous.model_version != current.model_version,
-            "accounts_both": len(both),
-        }
-        for head in ("conversion", "fit"):
-            row[f"{head}_score_psi"] = psi(
-                score_bins(before[f"{head}_score"]), score_bins(now[f"{head}_score"])
-            )
-            row[f"{head}_tier_changed"] = (
-                float((both[f"{head}_tier"] != both[f"{head}_tier_before"]).mean())
-                if len(both)
-                else np.nan
-            )
-        rows.append(row)
-    return pd.DataFrame(rows)
+    for version, batches in history.batches.groupby("model_version", sort=False):
+        batches = batches.sort_values("as_of").drop_duplicates("as_of", keep="last")
+        pairs = zip(batches.itertuples(), batches.iloc[1:].itertuples(), strict=False)
+        for previous, current in pairs:
+            before = history.scores[history.scores["batch_id"] == previous.batch_id]
+            now = history.scores[history.scores["batch_id"] == current.batch_id]
+            both = now.merge(before, on="account_id", suffixes=("", "_before"))
+            row = {
+                "as_of": current.as_of,
+                "previous_as_of": previous.as_of,
+                "model_version": version,
+                "accounts_both": len(both),
+            }
+            for head in ("conversion", "fit"):
+                row[f"{head}_score_psi"] = psi(
+                    score_bins(before[f"{head}_score"]), score_bins(now[f"{head}_score"])
+                )
+                row[f"{head}_tier_changed"] = (
+                    float((both[f"{head}_tier"] != both[f"{head}_tier_before"]).mean())
+                    if len(both)
+                    else np.nan
+                )
+            rows.append(row)
+    columns = ["as_of", "previous_as_of", "model_version", "accounts_both"] + [
+        f"{h}_{m}" for h in ("conversion", "fit") for m in ("score_psi", "tier_changed")
+    ]
+    return pd.DataFrame(rows, columns=columns).sort_values("as_of", ignore_index=True)
 
 
 def feature_drift_tables(history: History) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -286,7 +302,7 @@ def feature_drift_tables(history: History) -> tuple[pd.DataFrame, pd.DataFrame]:
     top = per_feature.sort_values("psi", ascending=False).drop_duplicates(["batch_id", "field"])
     columns = ["batch_id", "as_of", "family", "field", "feature", "psi", "normal_psi"]
     per_field = top[columns].sort_values(
-        ["as_of", "psi"], ascending=[True, False], ignore_index=True
+        ["as_of", "batch_id", "psi"], ascending=[True, True, False], ignore_index=True
     )
     return per_feature.sort_values(["as_of", "feature"], ignore_index=True), per_field
 
@@ -302,11 +318,11 @@ def freshness_table(history: History) -> pd.DataFrame:
 def _performance_alarms(periods: pd.DataFrame, config: MonitorConfig) -> list[Alarm]:
     alarms = []
     low, high = config.calibration_ratio
+    # only periods with enough positives are judged, or set a model's baseline
+    periods = periods[periods["positives"] >= config.min_positives]
     for _, rows in periods.groupby("model_version", sort=False):
         rows = rows.sort_values("as_of")
         for i, p in enumerate(rows.itertuples()):
-            if p.positives < config.min_positives:
-                continue
             ratio = p.realised_to_predicted
             if (ratio < low or ratio > high) and abs(p.z) > config.calibration_z:
                 alarms.append(
@@ -350,14 +366,12 @@ def _performance_alarms(periods: pd.DataFrame, config: MonitorConfig) -> list[Al
 
 def _drift_alarms(
     score_drift: pd.DataFrame,
-    field_drift: pd.DataFrame,
+    feature_drift: pd.DataFrame,
     freshness: pd.DataFrame,
     config: MonitorConfig,
 ) -> list[Alarm]:
     alarms = []
     for row in score_drift.itertuples():
-        if row.model_changed:  # a new model moves scores on purpose
-            continue
         for head in ("conversion", "fit"):
             value = getattr(row, f"{head}_score_psi")
             if value > config.score_psi:
@@ -383,11 +397,13 @@ def _drift_alarms(
                         f"{row.previous_as_of.date()}",
                     )
                 )
-    for as_of, rows in field_drift.groupby("as_of", sort=True):
-        limit = np.maximum(config.feature_psi, config.normal_factor * rows["normal_psi"].fillna(0))
-        moved = rows[rows["psi"] > limit]
-        if moved.empty:
-            continue
+    # each feature against its own limit; a field alarms through its worst alarming feature
+    limit = np.maximum(
+        config.feature_psi, config.normal_factor * feature_drift["normal_psi"].fillna(0)
+    )
+    alarming = feature_drift[feature_drift["psi"] > limit]
+    for (_, as_of), rows in alarming.groupby(["batch_id", "as_of"], sort=False):
+        moved = rows.sort_values("psi", ascending=False).drop_duplicates("field")
         families = ", ".join(
             f"{family} ({', '.join(f'{r.field} {r.psi:.2f}' for r in part.head(3).itertuples())})"
             for family, part in moved.groupby("family", sort=False)
@@ -442,7 +458,7 @@ def monitor(history: History, tables: Tables, config: MonitorConfig) -> Monitori
     feature_drift, field_drift = feature_drift_tables(history)
     freshness = freshness_table(history)
     alarms = _performance_alarms(periods, config) + _drift_alarms(
-        score_drift, field_drift, freshness, config
+        score_drift, feature_drift, freshness, config
     )
     alarms.sort(key=lambda a: (a.as_of, a.name))
     current = []

@@ -45,6 +45,7 @@ from propensity.cli.common import (
     user_errors,
     verbose,
 )
+from propensity.cli.experiment import experiment_app
 from propensity.cli.printing import (
     print_card,
     print_coverage,
@@ -84,6 +85,7 @@ app = _App(
     pretty_exceptions_enable=False,
 )
 app.add_typer(table_app, name="table")
+app.add_typer(experiment_app, name="experiment")
 config_app = typer.Typer(help="The packaged default configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 Models = Annotated[
@@ -543,6 +545,33 @@ def export(
     )
     print_stability(target.stability, target.stability["alarm_share"])
     print_recorded(target.recorded)
+
+
+@app.command()
+def explorer(
+    data: DataDir,
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("accounts.html"),
+    as_of: AsOf = None,
+    run_dir: Annotated[Path | None, typer.Option("--run", help="A run folder instead.")] = None,
+    uri: TrackingUri = None,
+    history: HistoryPath = None,
+    encoding: Encoding = None,
+    sep: Sep = None,
+) -> None:
+    """One self-contained HTML page for sales: every scored prospect, searchable and filterable,
+    with a card per account (reasons, trend, buying group, intent, what changed)."""
+    from propensity.runs.workflows import load_account_model, write_account_explorer
+
+    snapshot = parse_date("--as-of", as_of)
+    with user_errors():
+        model = load_account_model(run_dir, None, uri)
+    tables = _load(data, encoding=encoding, sep=sep)
+    with user_errors(), steps("score prospects and build the explorer") as _:
+        path = write_account_explorer(
+            data, out, model, as_of=snapshot, history=history, tables=tables
+        )
+    size = path.stat().st_size / 1e6
+    console.print(f"wrote [bold]{path}[/] ({size:.1f} MB, {model.version})")
 
 
 ALARM_EXIT_CODE = 3

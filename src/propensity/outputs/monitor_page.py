@@ -96,7 +96,7 @@ def write_monitor_page(result: Monitoring, out: Path | str) -> list[Path]:
     """The page at ``out`` and its PNGs next to it (``<stem>_<plot>.png``); all written
     atomically. Returns the files written."""
     out = Path(out)
-    images: dict[str, Path] = {}
+    images: dict[str, Path | None] = dict.fromkeys(PLOTS)
     if len(result.periods):
         images["calibration_over_time"] = plot_calibration_over_time(
             result.periods, out.with_name(f"{out.stem}_calibration_over_time.png")
@@ -125,7 +125,7 @@ def write_monitor_page(result: Monitoring, out: Path | str) -> list[Path]:
             _dated(latest_drift.drop(columns=["batch_id"], errors="ignore").head(20))
         ),
         "freshness": html_table(_dated(result.freshness)),
-        "images": {name: data_uri(path) for name, path in images.items()},
+        "images": {name: data_uri(path) if path else None for name, path in images.items()},
     }
     html = environment().get_template(TEMPLATE).render(page=page)
-    return [write_text(html, out), *images.values()]
+    return [write_text(html, out), *(path for path in images.values() if path)]

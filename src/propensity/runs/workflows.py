@@ -47,7 +47,7 @@ from propensity.runs.folder import (
 from propensity.runs.table import table_fingerprint, train_table_model
 from propensity.runs.tune import TuningResult, tune_head, with_best_params
 from propensity.scoring import AccountModel, TableModel, score_snapshot, snapshot_features
-from propensity.spine import build_labels, build_spine, check_as_of
+from propensity.spine import build_labels, build_spine, check_as_of, data_end
 
 
 @dataclass
@@ -322,14 +322,23 @@ def _record(
     scored: pd.DataFrame,
     model: AccountModel,
     tables: Tables,
+    as_of: pd.Timestamp | None,
     config: ScoringConfig,
     history: Path | str | None,
     source: str,
 ) -> Recorded:
     from propensity.history import history_batch, history_path, record
 
+    as_of = as_of if as_of is not None else data_end(tables)
     batch = history_batch(
-        matrix, scored, model, tables, scorecard=Scorecard.from_yaml(), config=config, source=source
+        matrix,
+        scored,
+        model,
+        tables,
+        as_of,
+        scorecard=Scorecard.from_yaml(),
+        config=config,
+        source=source,
     )
     path = history_path(history)
     return Recorded(path, batch.batch_id, record(batch, path))
@@ -360,7 +369,7 @@ def score_accounts(
     recorded = None
     if keep_history:
         config = ScoringConfig.from_yaml()
-        recorded = _record(matrix, scored, model, tables, config, history, str(data_dir))
+        recorded = _record(matrix, scored, model, tables, as_of, config, history, str(data_dir))
     return ScoredFile(scored, out, stability, recorded)
 
 
@@ -461,7 +470,7 @@ def export_target_list(
     recorded = None
     if keep_history:
         tiered = batch_tier_scores(scored) if config.tiers == "batch" else scored
-        recorded = _record(matrix, tiered, model, tables, config, history, str(data_dir))
+        recorded = _record(matrix, tiered, model, tables, as_of, config, history, str(data_dir))
     return TargetList(listing, out, stability, model.version, recorded)
 
 
@@ -493,3 +502,159 @@ def monitor_scores(
     result = monitor(scores, tables, config)
     written = write_monitor_page(result, out) if out is not None else []
     return MonitorReport(result, Path(out) if out is not None else None, written)
+
+
+def write_account_explorer(
+    data_dir: Path | str,
+    out: Path | str,
+    model: AccountModel,
+    *,
+    as_of=None,
+    history: Path | str | None = None,
+    tables: Tables | None = None,
+) -> Path:
+    """The account explorer (:mod:`propensity.outputs.explorer`) of the prospects at ``as_of``
+    (refused outside the data's span), with score trends from the score history when there is
+    one."""
+    from propensity.history import history_path, read_history
+    from propensity.outputs.explorer import explorer_data, write_explorer
+
+    tables = tables if tables is not None else load_tables(data_dir)
+    if as_of is not None:
+        as_of = check_as_of(tables, as_of, model.spine.horizon_days)
+    path = history_path(history)
+    scores = read_history(path) if path.is_file() else None
+    return write_explorer(explorer_data(tables, model, as_of, scores), out)
+
+
+@dataclass
+class CampaignDesign:
+    design: dict
+    assignment: pd.DataFrame
+    strata: pd.DataFrame
+    written: list[Path]
+
+
+LIST_COLUMNS = ("account_id", "priority", "conversion_probability", "model_version", "as_of")
+
+
+def _single(listing: pd.DataFrame, column: str, path: Path) -> str:
+    values = listing[column].dropna().astype(str).unique()
+    if len(values) != 1:
+        raise ValueError(
+            f"{path}: column {column!r} must hold one value (one scoring), found {list(values[:3])}"
+        )
+    return values[0]
+
+
+def design_campaign(
+    list_path: Path | str,
+    out: Path | str,
+    plan,
+    *,
+    history: Path | str | None = None,
+) -> CampaignDesign:
+    """Design a test/control campaign on an exported target list
+    (:func:`propensity.experiment.design_experiment`): the design as JSON at ``out`` and the
+    assignment (the list's picked accounts with ``stratum``, ``picked_by``, ``arm``) as CSV next
+    to it (``<out stem>.assignment.csv``), written together. The scorecard's points come from
+    the score history's record of the same scoring."""
+    from propensity.experiment import design_experiment
+    from propensity.history import history_path, read_history
+    from propensity.io import atomic_paths, read_frame
+
+    list_path, out = Path(list_path), Path(out)
+    listing = read_frame(list_path, dtype={"account_id": str})
+    missing = [c for c in LIST_COLUMNS if c not in listing.columns]
+    if missing:
+        raise ValueError(f"{list_path} is not a target list from `propensity export`: no {missing}")
+    as_of, version = (
+        _single(listing, "as_of", list_path),
+        _single(listing, "model_version", list_path),
+    )
+    points, horizon_days = None, 90
+    if plan.compare_scorecard:
+        stored = read_history(history_path(history))
+        batch_id = f"{as_of}|{version}"
+        batch = stored.batches[stored.batches["batch_id"] == batch_id]
+        if batch.empty:
+            raise LookupError(
+                f"the score history {history_path(history)} has no scoring on {as_of} by "
+                f"{version}: export the list with the history on, or pass --no-scorecard"
+            )
+        horizon_days = int(batch["horizon_days"].iloc[0])
+        scores = stored.scores[stored.scores["batch_id"] == batch_id]
+        points = scores.set_index("account_id")["scorecard_points"]
+    assignment, strata = design_experiment(listing, points, plan)
+    assignment_path = out.with_name(f"{out.stem}.assignment.csv")
+    design = {
+        "list": str(list_path),
+        "as_of": as_of,
+        "model_version": version,
+        "horizon_days": horizon_days,
+        "plan": plan.model_dump(mode="json"),
+        "assignment": assignment_path.name,
+        "strata": json.loads(strata.to_json(orient="records")),
+    }
+    with atomic_paths(out, assignment_path) as (design_tmp, assignment_tmp):
+        design_tmp.write_text(json.dumps(design, indent=2) + "\n", encoding="utf-8")
+        assignment.to_csv(assignment_tmp, index=False)
+    return CampaignDesign(design, assignment, strata, [out, assignment_path])
+
+
+@dataclass
+class CampaignReadout:
+    design: dict
+    readout: pd.DataFrame
+    written: list[Path]
+
+
+def read_out_campaign(
+    design_path: Path | str,
+    *,
+    data_dir: Path | str | None = None,
+    outcomes: Path | str | None = None,
+    start=None,
+    out: Path | str | None = None,
+    tables: Tables | None = None,
+) -> CampaignReadout:
+    """The readout of a designed campaign (:func:`propensity.experiment.read_out`). What
+    happened comes from ``outcomes`` (a CSV or Parquet with account_id and converted), else from
+    the data: a new-business opportunity created within the design's horizon after ``start``
+    (default: the list's as_of), refused until that horizon has passed."""
+    from propensity.experiment import read_out
+    from propensity.io import read_frame
+    from propensity.spine import SpineConfig
+
+    design_path = Path(design_path)
+    try:
+        design = json.loads(design_path.read_text(encoding="utf-8"))
+        assignment_path = design_path.with_name(design["assignment"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"{design_path} is not a campaign design ({exc})") from None
+    assignment = read_frame(assignment_path, dtype={"account_id": str})
+    if outcomes is not None:
+        frame = read_frame(outcomes, dtype={"account_id": str})
+        if not {"account_id", "converted"} <= set(frame.columns):
+            raise ValueError(f"{outcomes} needs columns account_id and converted")
+        truthy = frame["converted"].astype(str).str.lower().isin(("true", "1", "yes", "won"))
+        converted = pd.Series(truthy.to_numpy(), index=frame["account_id"])
+    else:
+        tables = tables if tables is not None else load_tables(data_dir)
+        begin = pd.Timestamp(start or design["as_of"]).normalize()
+        spine = pd.DataFrame({"account_id": assignment["account_id"], "as_of": begin})
+        labels = build_labels(tables, spine, SpineConfig(horizon_days=design["horizon_days"]))
+        if not labels["label_complete"].all():
+            end = begin + pd.Timedelta(days=design["horizon_days"])
+            raise ValueError(
+                f"the campaign's {design['horizon_days']}-day horizon after {begin.date()} ends "
+                f"{end.date()}, after the data ({data_end(tables).date()}): read out later"
+            )
+        converted = pd.Series(
+            labels["conversion_label"].astype(bool).to_numpy(), index=labels["account_id"]
+        )
+    readout = read_out(assignment, converted, alpha=design["plan"]["alpha"])
+    written = []
+    if out is not None:
+        written.append(write_frame(readout, out))
+    return CampaignReadout(design, readout, written)
