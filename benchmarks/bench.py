@@ -11,13 +11,16 @@
 * ``monitor.py`` (``--monitor``): the default world one year longer, scored monthly over its
   last year by a model trained on its first two, with and without a regime change, and
   monitored -> ``benchmarks/monitor.md`` / ``.json``;
+* ``explorer.py`` (``--explorer``): the account explorer for a 100,000-account world: file size,
+  build time, load and search time in headless Chromium, screenshots -> ``benchmarks/explorer.md``;
 * ``real_data.py`` (``--real``): table mode on the three public exports in the real-data folder
   (``$PROPENSITY_REAL_DATA``, else ``../shared/data/real``) -> ``benchmarks/real_data.md`` /
   ``.json``.
 
 Usage: ``python benchmarks/bench.py [--sizes 1M,10M,20M,100M] [--workdir data/bench]
-[--out benchmarks] [--features|--model|--account-sizes|--monitor|--real]``; with none of them,
-features, model, sizes, then monitoring (``--sizes`` is the feature benchmark's list of sizes).
+[--out benchmarks] [--features|--model|--account-sizes|--monitor|--explorer|--real]``; with none
+of them, features, model, sizes, monitoring, then the explorer (``--sizes`` is the feature
+benchmark's list of sizes).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ def parser() -> argparse.ArgumentParser:
         help="only the size benchmark (worlds of 1,000 to 20,000 accounts)",
     )
     only.add_argument("--monitor", action="store_true", help="only the monitoring benchmark")
+    only.add_argument("--explorer", action="store_true", help="only the explorer benchmark")
     only.add_argument("--real", action="store_true", help="only the real-data table-mode benchmark")
     return parser
 
@@ -74,6 +78,13 @@ def main(argv: list[str] | None = None) -> None:
         from monitor import monitor_benchmark
 
         monitor_benchmark(args.workdir, args.out, accounts=args.accounts)
+        return
+    if args.explorer:
+        from explorer import explorer_benchmark
+
+        explorer_benchmark(
+            args.workdir, args.out, **({"accounts": args.accounts} if args.accounts else {})
+        )
         return
     if args.measure:
         from features import measure
@@ -99,6 +110,9 @@ def main(argv: list[str] | None = None) -> None:
         from monitor import monitor_benchmark
 
         monitor_benchmark(args.workdir, args.out)
+        from explorer import explorer_benchmark
+
+        explorer_benchmark(args.workdir, args.out)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ more than not working it, and compare with the accounts the old scorecard would 
 * :func:`read_out` takes the assignment and what happened (converted: a new-business
   opportunity within the horizon after the campaign start) and reports, per stratum and for
   each list (the model's; the scorecard's), conversion in treat vs holdout, the uplift with its
-  confidence interval and the p-value (statsmodels' two-proportion Wald test). Because every
+  confidence interval and the p-value (statsmodels: Newcombe's interval and the score test for
+  two proportions). Because every
   stratum has the same holdout share, a list's pooled comparison is unbiased.
 * :func:`simulate_campaign` (for the synthetic world): each treated account that did not convert
   on its own converts with probability ``effect``, so the planted uplift on the treated is
@@ -155,8 +156,8 @@ def design_experiment(
 
 
 def compare_arms(converted: pd.Series, arm: pd.Series, alpha: float = 0.05) -> dict:
-    """Conversion in treat vs holdout: rates, uplift (treat - holdout), its Wald confidence
-    interval and two-sided p-value."""
+    """Conversion in treat vs holdout: rates, uplift (treat - holdout), its confidence interval
+    (Newcombe) and two-sided p-value (score test)."""
     treat, holdout = converted[arm == "treat"], converted[arm == "holdout"]
     out = {
         "treat": len(treat),
@@ -175,8 +176,13 @@ def compare_arms(converted: pd.Series, arm: pd.Series, alpha: float = 0.05) -> d
             "p_value": float("nan"),
         }
     counts = (out["treat_converted"], len(treat), out["holdout_converted"], len(holdout))
-    low, high = confint_proportions_2indep(*counts, method="wald", compare="diff", alpha=alpha)
-    test = test_proportions_2indep(*counts, method="wald", compare="diff")
+    # Newcombe's interval and the score test stay sound at 0 % or 100 % conversion, where the
+    # Wald versions have no variance; both arms all-0 or all-1 means no difference (p = 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low, high = confint_proportions_2indep(
+            *counts, method="newcomb", compare="diff", alpha=alpha
+        )
+        test = test_proportions_2indep(*counts, method="score", compare="diff")
     p_value = float(test.pvalue) if np.isfinite(test.pvalue) else 1.0
     return {**out, "uplift_lo": float(low), "uplift_hi": float(high), "p_value": p_value}
 
