@@ -12,6 +12,7 @@ sync); the market itself is unchanged. Packaged configs only.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -92,7 +93,9 @@ def monitor_benchmark(workdir: Path, out_dir: Path, accounts: int | None = None)
         started = time.perf_counter()
         monitored = monitor(read_history(history), tables[name], config)
         monitor_seconds = time.perf_counter() - started
-        write_monitor_page(monitored, workdir / f"monitor_{name}.html")
+        written = write_monitor_page(monitored, workdir / f"monitor_{name}.html")
+        for png in written[1:]:  # the plots, next to the figures
+            shutil.copyfile(png, out_dir / png.name)
         periods = monitored.periods.drop(columns=["batch_id", "model_version"])
         figures["worlds"][name] = {
             "scorings": len(SCORED),
@@ -130,6 +133,9 @@ def monitor_benchmark(workdir: Path, out_dir: Path, accounts: int | None = None)
             else "none (`propensity monitor` exits 0)",
             "",
             f"Recommendation: {monitored.recommendation or 'none'}",
+            "",
+            f"![realised vs predicted](monitor_{name}_calibration_over_time.png)",
+            f"![ranking and lift](monitor_{name}_ranking_over_time.png)",
             "",
         ]
     header = [

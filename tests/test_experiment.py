@@ -48,7 +48,7 @@ def test_every_stratum_holds_out_the_same_share_and_the_seed_fixes_the_arms():
     pd.testing.assert_frame_equal(assignment, again)
     other, _ = design_experiment(listing, points, plan.model_copy(update={"seed": 5}))
     assert not other["arm"].equals(assignment["arm"])
-    model_picks = listing["priority"].isin(plan.priorities).sum()
+    model_picks = listing["priority"].isin(plan.values).sum()
     assert (assignment["picked_by"] != "scorecard").sum() == model_picks
     assert (assignment["picked_by"] != "model").sum() == model_picks  # as many by points
     assert set(strata["stratum"]) == {"priority 1", "priority 2", SCORECARD_ONLY}
@@ -64,8 +64,19 @@ def test_sample_size_is_statsmodels_power_for_two_proportions():
 
 def test_a_priority_the_list_does_not_have_is_refused_by_name():
     listing, points = _listing()
-    with pytest.raises(ValueError, match="no account in \\['priority 9'\\]"):
-        design_experiment(listing, points, CampaignPlan(priorities=("priority 9",)))
+    with pytest.raises(ValueError, match="no account with priority in \\['priority 9'\\]"):
+        design_experiment(listing, points, CampaignPlan(values=("priority 9",)))
+
+
+def test_a_campaign_on_conversion_tiers_stratifies_by_tier():
+    listing, points = _listing()
+    listing["conversion_tier"] = np.where(listing["conversion_probability"] > 0.15, "hot", "cold")
+    assignment, strata = design_experiment(
+        listing, points, CampaignPlan(column="conversion_tier", values=("hot",))
+    )
+    assert set(strata["stratum"]) == {"hot", SCORECARD_ONLY}
+    picked = assignment[assignment["picked_by"] != "scorecard"]["account_id"]
+    assert set(picked) == set(listing.loc[listing["conversion_tier"] == "hot", "account_id"])
 
 
 def test_readout_compares_treat_and_holdout_within_each_list():
@@ -106,6 +117,7 @@ def test_a_planted_campaign_effect_is_recovered_within_its_interval(trained, tmp
     assert designed.returncode == 0, designed.stderr
     assignment = pd.read_csv(tmp_path / "design.assignment.csv", dtype={"account_id": str})
     assert set(assignment["picked_by"]) == {"model", "both", "scorecard"}
+    assert {"account_name", "priority", "arm", "model_version"} <= set(assignment.columns)
 
     # what the accounts did on their own, then a campaign that converts 30 % of the rest
     tables = load_tables(trained.world)

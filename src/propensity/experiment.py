@@ -3,10 +3,10 @@ more than not working it, and compare with the accounts the old scorecard would 
 
 * :func:`design_experiment` takes the target list (the export), the scorecard's points on the
   same prospects at the same as_of (from the score history) and a :class:`CampaignPlan`. The
-  campaign works the list's accounts in the planned priorities; the scorecard's pick is as many
-  prospects, highest points first. Every account picked by either is assigned at random to
-  ``treat`` or ``holdout``, stratified by stratum (each planned priority; "scorecard only" for
-  the scorecard's picks outside them), the same holdout share in every stratum, with a seeded
+  campaign works the list's accounts in the planned priorities (or conversion or fit tiers);
+  the scorecard's pick is as many prospects, highest points first. Every account picked by
+  either is assigned at random to ``treat`` or ``holdout``, stratified by stratum (each planned
+  priority or tier; "scorecard only" for the scorecard's picks outside them), the same holdout share in every stratum, with a seeded
   generator (same seed and list -> same assignment). Per stratum: the expected conversion rate
   (the calibrated probability's mean), the accounts per arm needed to detect the planned
   uplift at ``alpha`` and ``power`` (statsmodels' normal power for two proportions, one-sided),
@@ -25,10 +25,11 @@ more than not working it, and compare with the accounts the old scorecard would 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import (
     confint_proportions_2indep,
@@ -40,12 +41,23 @@ SCORECARD_ONLY = "scorecard only"
 ASSIGNMENT_COLUMNS = ("account_id", "stratum", "picked_by", "arm", "expected_rate")
 
 
+STRATA_DEFAULTS = {
+    "priority": ("priority 1", "priority 2"),
+    "conversion_tier": ("hot",),
+    "fit_tier": ("A",),
+}
+
+
 class CampaignPlan(BaseModel):
-    """A planned campaign on a target list."""
+    """A planned campaign on a target list: the accounts it works are those whose ``column``
+    (priority, conversion tier or fit tier) is one of ``values``; each value is a stratum."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    priorities: tuple[str, ...] = Field(
-        ("priority 1", "priority 2"), min_length=1, description="priorities the campaign works"
+    column: Literal["priority", "conversion_tier", "fit_tier"] = Field(
+        "priority", description="the list column that says which accounts the campaign works"
+    )
+    values: tuple[str, ...] | None = Field(
+        None, description="its values the campaign works (default: priority 1 and 2, hot, A)"
     )
     minimal_uplift: float = Field(
         0.02, gt=0, lt=1, description="smallest absolute uplift in conversion worth detecting"
@@ -56,12 +68,13 @@ class CampaignPlan(BaseModel):
     seed: int = Field(0, ge=0, description="random seed of the assignment")
     compare_scorecard: bool = Field(True, description="also randomise the scorecard's pick")
 
-    @field_validator("priorities")
-    @classmethod
-    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if len(set(value)) != len(value):
-            raise ValueError(f"priorities are repeated: {list(value)}")
-        return value
+    @model_validator(mode="after")
+    def _values(self) -> CampaignPlan:
+        values = self.values or STRATA_DEFAULTS[self.column]
+        if len(set(values)) != len(values):
+            raise ValueError(f"values are repeated: {list(values)}")
+        object.__setattr__(self, "values", tuple(values))
+        return self
 
 
 def detectable_uplift(rate: float, treat: int, holdout: int, alpha: float, power: float) -> float:
@@ -95,20 +108,20 @@ def design_experiment(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(assignment, strata) for a campaign on ``listing`` (see the module docstring).
 
-    ``listing``: the export's rows (account_id, priority, conversion_probability);
+    ``listing``: the export's rows (account_id, the plan's column, conversion_probability);
     ``scorecard_points``: the scorecard's points per prospect (index account_id), or None to
     leave the scorecard out.
     """
     rows = listing[listing["change"] != "dropped"] if "change" in listing else listing
     rows = rows.drop_duplicates("account_id").set_index("account_id")
-    unknown = sorted(set(plan.priorities) - set(rows["priority"]))
+    unknown = sorted(set(plan.values) - set(rows[plan.column].astype(str)))
     if unknown:
         raise ValueError(
-            f"the list has no account in {unknown}; its priorities are "
-            f"{sorted(rows['priority'].unique())}"
+            f"the list has no account with {plan.column} in {unknown}; its values are "
+            f"{sorted(rows[plan.column].astype(str).unique())}"
         )
-    picked = rows[rows["priority"].isin(plan.priorities)]
-    stratum = picked["priority"].astype(str)
+    picked = rows[rows[plan.column].astype(str).isin(plan.values)]
+    stratum = picked[plan.column].astype(str)
     picked_by = pd.Series("model", index=picked.index)
     if plan.compare_scorecard and scorecard_points is not None:
         points = scorecard_points[scorecard_points.index.isin(rows.index)]

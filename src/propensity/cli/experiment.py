@@ -44,7 +44,15 @@ def design(
         Path, typer.Option("--out", help="Design JSON; the assignment CSV is written next to it.")
     ] = Path("design.json"),
     priority: Annotated[
-        list[str] | None, typer.Option("--priority", help="Priorities the campaign works.")
+        list[str] | None,
+        typer.Option("--priority", help="Priorities the campaign works (default 1 and 2)."),
+    ] = None,
+    conversion_tier: Annotated[
+        list[str] | None,
+        typer.Option("--conversion-tier", help="Or: conversion tiers it works."),
+    ] = None,
+    fit_tier: Annotated[
+        list[str] | None, typer.Option("--fit-tier", help="Or: fit tiers it works.")
     ] = None,
     uplift: Annotated[
         float, typer.Option("--uplift", help="Smallest absolute conversion uplift to detect.")
@@ -60,13 +68,24 @@ def design(
     ] = False,
     history: HistoryPath = None,
 ) -> None:
-    """Sample size per stratum and a seeded, stratified treat/holdout assignment."""
+    """Sample size per stratum and a seeded, stratified treat/holdout assignment (written with
+    the list's columns, ready for the CRM)."""
     from propensity.experiment import CampaignPlan
     from propensity.runs.workflows import design_campaign
 
+    chosen = {
+        k: v
+        for k, v in (("priority", priority), ("conversion_tier", conversion_tier),
+                     ("fit_tier", fit_tier))
+        if v
+    }  # fmt: skip
     with user_errors():
+        if len(chosen) > 1:
+            raise ValueError("give one of --priority, --conversion-tier or --fit-tier")
+        column, values = next(iter(chosen.items()), ("priority", None))
         plan = CampaignPlan(
-            priorities=tuple(priority or ("priority 1", "priority 2")),
+            column=column,
+            values=tuple(values) if values else None,
             minimal_uplift=uplift,
             alpha=alpha,
             power=power,

@@ -289,26 +289,72 @@ def fold_metrics(
     return pd.DataFrame(rows)
 
 
+def _auc_text(row) -> str:
+    return f"ROC-AUC {row['roc_auc']:.3f} [{row['roc_auc_lo']:.3f}, {row['roc_auc_hi']:.3f}]"
+
+
 def verdict(evaluation: pd.DataFrame) -> tuple[bool, str]:
-    """Whether the model beats the base rate, in one plain sentence with the evidence."""
-    row = evaluation.set_index("scorer").loc["model"]
-    auc = f"ROC-AUC {row['roc_auc']:.3f} [{row['roc_auc_lo']:.3f}, {row['roc_auc_hi']:.3f}]"
+    """Whether the model beats the base rate, in one plain sentence with the evidence; it reads
+    every row of the comparison (the model, the logistic baseline, the base rate), so it tells
+    apart: the model beats the base rate; the ranking is inverted on the held-out rows (the
+    relationship changed: drift); the columns carry signal but this model fails on held-out rows
+    where the logistic baseline does not; the model ranks but its probabilities are off (they
+    need recalibrating on recent rows); no signal in any model."""
+    rows = evaluation.set_index("scorer")
+    model = rows.loc["model"]
+    logistic = rows.loc["logistic"] if "logistic" in rows.index else None
+    auc = _auc_text(model)
     skill = (
-        f"Brier skill over the base rate {row['brier_skill']:+.3f} "
-        f"[{row['brier_skill_lo']:+.3f}, {row['brier_skill_hi']:+.3f}]"
+        f"Brier skill over the base rate {model['brier_skill']:+.3f} "
+        f"[{model['brier_skill_lo']:+.3f}, {model['brier_skill_hi']:+.3f}]"
     )
-    ranks = row["roc_auc_lo"] > 0.5
-    calibrated_gain = row["brier_skill_lo"] > 0
+    ranks = model["roc_auc_lo"] > 0.5
+    calibrated_gain = model["brier_skill_lo"] > 0
+    logistic_ranks = logistic is not None and logistic["roc_auc_lo"] > 0.5
+    # clearly better: the baseline's lower bound is above the model's own estimate
+    logistic_better = logistic_ranks and logistic["roc_auc_lo"] > model["roc_auc"]
+    if model["roc_auc_hi"] < 0.5:
+        advice = (
+            f"the logistic baseline still ranks them ({_auc_text(logistic)}): use it, and "
+            "retrain on recent rows"
+            if logistic_ranks
+            else "do not use this model to prioritise; retrain on recent rows"
+        )
+        return False, (
+            f"Ranking inverted on the held-out rows: the model ranks them worse than chance "
+            f"({auc}), so what it learned from earlier rows reverses later (the relationship "
+            f"changed: drift); {advice}."
+        )
+    if logistic_better and ranks and calibrated_gain:
+        return True, (
+            f"The model beats the base rate ({auc}, {skill}), but the logistic baseline ranks the "
+            f"held-out rows better ({_auc_text(logistic)}): use the logistic baseline."
+        )
+    if logistic_better:
+        return False, (
+            f"The columns predict the outcome, but this model fails on the held-out rows: the "
+            f"logistic baseline ranks them with {_auc_text(logistic)} against the model's {auc}; "
+            "use the logistic baseline."
+        )
     if ranks and calibrated_gain:
         return True, f"The model beats the base rate: {auc}, {skill}."
     if ranks:
         return False, (
             f"The model ranks rows better than chance ({auc}) but its probabilities are no better "
-            f"than the base rate ({skill}): use its order, not its probabilities."
+            f"than the base rate ({skill}): use its order, not its probabilities, or recalibrate "
+            "them on recent rows."
+        )
+    if logistic_ranks:
+        return False, (
+            f"The columns predict the outcome, but this model does not rank the held-out rows "
+            f"({auc}) while the logistic baseline does ({_auc_text(logistic)}); use the logistic "
+            "baseline."
         )
     return False, (
-        f"No signal beyond the base rate: {auc}, {skill}. The columns given do not predict the "
-        "outcome on held-out rows; do not use this model to prioritise."
+        f"No signal beyond the base rate in any model: {auc}, {skill}"
+        + (f"; logistic baseline {_auc_text(logistic)}" if logistic is not None else "")
+        + ". The columns given do not predict the outcome on held-out rows; do not use them to "
+        "prioritise."
     )
 
 

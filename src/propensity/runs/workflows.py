@@ -535,7 +535,10 @@ class CampaignDesign:
     written: list[Path]
 
 
-LIST_COLUMNS = ("account_id", "priority", "conversion_probability", "model_version", "as_of")
+LIST_COLUMNS = (
+    "account_id", "priority", "fit_tier", "conversion_tier", "conversion_probability",
+    "model_version", "as_of",
+)  # fmt: skip
 
 
 def _single(listing: pd.DataFrame, column: str, path: Path) -> str:
@@ -586,6 +589,11 @@ def design_campaign(
         scores = stored.scores[stored.scores["batch_id"] == batch_id]
         points = scores.set_index("account_id")["scorecard_points"]
     assignment, strata = design_experiment(listing, points, plan)
+    # the list's own columns next to the arm, so the file loads into the CRM as it is
+    extra = [c for c in listing.columns if c not in assignment.columns and c != "change"]
+    rows = listing[listing["change"] != "dropped"] if "change" in listing else listing
+    rows = rows.drop_duplicates("account_id")
+    assignment = assignment.merge(rows[["account_id", *extra]], on="account_id", how="left")
     assignment_path = out.with_name(f"{out.stem}.assignment.csv")
     design = {
         "list": str(list_path),
@@ -598,7 +606,7 @@ def design_campaign(
     }
     with atomic_paths(out, assignment_path) as (design_tmp, assignment_tmp):
         design_tmp.write_text(json.dumps(design, indent=2) + "\n", encoding="utf-8")
-        assignment.to_csv(assignment_tmp, index=False)
+        neutralise_formulas(assignment).to_csv(assignment_tmp, index=False)
     return CampaignDesign(design, assignment, strata, [out, assignment_path])
 
 
