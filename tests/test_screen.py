@@ -92,6 +92,21 @@ def test_export_time_names_are_caught_and_plain_names_pass(honest):
     assert "export_time_name" not in verdicts(result, "visits")
 
 
+def test_the_outcome_of_an_earlier_campaign_is_not_an_export_time_name(honest):
+    frame, label, rng = honest
+    earlier = rng.choice(["success", "failure", "none"], len(label))
+    frame = frame.assign(
+        previous_outcome=earlier, poutcome=earlier, **{"Prior Deal Result": earlier},
+        outcome=earlier, last_outcome=earlier,
+    )  # fmt: skip
+    result = screen(frame, label)
+    for name in ("previous_outcome", "poutcome", "Prior Deal Result"):
+        assert "export_time_name" not in verdicts(result, name), name
+        assert "single_column_auc" in verdicts(result, name)  # the data checks still run
+    for name in ("outcome", "last_outcome"):
+        assert verdicts(result, name)["export_time_name"] == "exclude", name
+
+
 def test_x_education_screen_flags_the_post_outcome_fields():
     from pathlib import Path
 

@@ -277,6 +277,7 @@ def test_table_mode_trains_registers_and_scores_through_the_cli_and_a_real_serve
         and open_rows["model_version"].str.startswith("propensity-table-deals:v1:").all()
     )
     assert open_rows["probability"].is_monotonic_decreasing
+    assert open_rows["rank"].tolist() == list(range(1, 61))  # the open rows' own ranks
 
     # the same registry life as the account heads: a second version, the gate, rollback
     again = cli(

@@ -25,6 +25,8 @@ Checks:
   was filled in by sales while working the outcome (``last ...``, ``status``, ``stage``,
   ``quality``, ``tags``, ``notes``, ``reason``, ``closed``/``won``/``lost``, ``outcome``):
   the same rule that keeps ``lifecycle_stage`` and ``last_activity_at`` out of account features.
+  The outcome of an earlier, finished interaction (``previous_outcome``, ``prior deal result``,
+  ``poutcome``) is known before the row and passes the name rule; the data checks still apply.
 
 An honest strong feature (say AUC 0.8 when the next is 0.7) passes: the thresholds are for
 the tell-tale signs of leakage, not for predictive power.
@@ -67,6 +69,13 @@ class ScreenConfig(BaseModel):
 EXPORT_TIME_NAME = re.compile(
     r"(^last[\s_])|(^latest)|(status)|(stage)|(quality)|(^tags?$)|(notes?$)|(reason)|(^close)|"
     r"(^won)|(^lost)|(outcome)|(^result)",
+    re.IGNORECASE,
+)
+# the outcome of an earlier, finished interaction (a previous campaign, a prior deal) was known
+# before the row: its name alone does not make it an export-time field (the data checks still
+# apply to it); "poutcome" is the bank-marketing exports' spelling
+PRIOR_OUTCOME_NAME = re.compile(
+    r"^(prev(ious)?|prior|past|earlier|p)[\s_-]*([a-z]+[\s_-]+)?(outcome|result)s?$",
     re.IGNORECASE,
 )
 
@@ -191,7 +200,10 @@ def _derived_from_late_date(column, values, late_days: dict, config: ScreenConfi
 
 
 def _export_time_name(column, config: ScreenConfig) -> tuple | None:
-    if not config.name_check or not EXPORT_TIME_NAME.search(str(column).strip()):
+    name = str(column).strip()
+    if not config.name_check or not EXPORT_TIME_NAME.search(name):
+        return None
+    if PRIOR_OUTCOME_NAME.match(name):
         return None
     return (column, "export_time_name", "name suggests an as-of-export or post-outcome field", True)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from propensity import settings
@@ -413,6 +414,8 @@ def score_table(
     scored = model.score(frame, table.stem, reasons=reasons)
     if open_only and "outcome" in scored:
         scored = scored[scored["outcome"] == "open"].reset_index(drop=True)
+        if "rank" in scored:  # the open rows' own ranks, 1..n
+            scored["rank"] = np.arange(1, len(scored) + 1)
     if top:
         scored = scored.head(top)
     write_frame(neutralise_formulas(scored), out)
