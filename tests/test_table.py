@@ -223,3 +223,22 @@ def test_too_few_distinct_rows_for_k_fold_is_a_clear_error():
     frame = leads(400)[["lead_id", "source", "outcome"]]
     with pytest.raises(SplitError, match="distinct feature vectors per class"):
         train_table_model(frame, config())
+
+
+@pytest.mark.slow(seconds=20)
+def test_runs_points_to_the_table_runs_when_the_store_holds_only_those(tmp_path):
+    from conftest import cli
+
+    leads(600).to_csv(tmp_path / "leads.csv", index=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    trained = cli(
+        "table", "train", str(tmp_path / "leads.csv"), "--id", "lead_id", "--label", "outcome",
+        "--positive", "Won", "--time", "created", "--out", str(tmp_path / "run"),
+        "--tracking-uri", uri, cwd=tmp_path,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    listed = cli("runs", "--tracking-uri", uri, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "holds table runs" in listed.stdout and "propensity runs --table" in listed.stdout
+    table_runs = cli("runs", "--table", "--tracking-uri", uri, cwd=tmp_path)
+    assert "table_auc" in table_runs.stdout

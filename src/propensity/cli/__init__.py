@@ -431,10 +431,18 @@ def runs(
     """Recent training runs with their key metrics."""
     from propensity.tracking import recent_runs
 
+    kind, other = ("table", "account") if table_runs else ("account", "table")
     with user_errors():
-        table = recent_runs(limit, uri, kind="table" if table_runs else "account")
+        table = recent_runs(limit, uri, kind=kind)
+        others = recent_runs(1, uri, kind=other) if table.empty else None
     if table.empty:
-        console.print("no runs yet: `propensity train` logs one")
+        if others is not None and not others.empty:
+            flag = "" if table_runs else " --table"
+            console.print(
+                f"no {kind} runs in this store, but it holds {other} runs: `propensity runs{flag}`"
+            )
+        else:
+            console.print("no runs yet: `propensity train` logs one")
         return
     numeric = table.select_dtypes("number").columns
     table[numeric] = table[numeric].round(4)
