@@ -72,6 +72,14 @@ def cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.C
     )
 
 
+def browser_missing(reason: str) -> None:
+    """A browser test without Chromium: skipped on a developer's machine, a failure in CI, where
+    `make test` installs it first (a CI run must never pass without the browser tests)."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}, and CI must run the browser tests (`make browser` installs it)")
+    pytest.skip(reason)
+
+
 def kill_at(
     stage: str, args: list[str], cwd: Path, tmpdir: Path, timeout: float = 600, **env: str
 ) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOSTILE, cli
+from conftest import HOSTILE, browser_missing, cli
 
 
 def _payload(page: Path) -> dict:
@@ -49,7 +49,7 @@ def test_the_page_embeds_every_prospect_and_no_raw_markup_from_names(explorer_pa
 def browser(tmp_path_factory):
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and driver):
-        pytest.skip("chromium and chromedriver are not installed (`make browser` installs them)")
+        browser_missing("chromium and chromedriver are not installed")
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service

@@ -11,7 +11,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from conftest import HOSTILE, cli
+from conftest import HOSTILE, browser_missing, cli
 from propensity.data.contract import load_tables
 from propensity.outputs.export import ScoringConfig, neutralise_formulas, priority
 from propensity.runs.folder import read_run
@@ -152,7 +152,7 @@ def test_report_escapes_every_value_and_embeds_plots(trained, tmp_path):
 def test_report_renders_in_headless_chromium(trained, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium to run this check)")
+        browser_missing("Chromium is not installed (`make browser` installs it)")
     world, run_dir, root = trained.world, trained.run_dir, tmp_path
     from propensity.outputs.export import ranked_list
     from propensity.outputs.report import build_report

@@ -568,7 +568,8 @@ def explorer(
 ) -> None:
     """One self-contained HTML page for sales: every scored prospect, searchable and filterable,
     with a card per account (reasons, trend, buying group, intent, what changed)."""
-    from propensity.runs.workflows import load_account_model, write_account_explorer
+    from propensity.runs.follow_up import write_account_explorer
+    from propensity.runs.workflows import load_account_model
 
     snapshot = parse_date("--as-of", as_of)
     with user_errors():
@@ -601,7 +602,7 @@ def monitor(
     """What became of the scored accounts, and whether the data still looks like the training
     data: calibration, ranking and lift per scoring (with the scorecard), score and feature
     drift, freshness. Exits with code 3 when an alarm fires on the latest scoring."""
-    from propensity.runs.workflows import monitor_scores
+    from propensity.runs.follow_up import monitor_scores
 
     tables = _load(data, encoding=encoding, sep=sep)
     with user_errors():

@@ -71,7 +71,7 @@ def design(
     """Sample size per stratum and a seeded, stratified treat/holdout assignment (written with
     the list's columns, ready for the CRM)."""
     from propensity.experiment import CampaignPlan
-    from propensity.runs.workflows import design_campaign
+    from propensity.runs.follow_up import design_campaign
 
     chosen = {
         k: v
@@ -121,7 +121,7 @@ def readout(
     out: Annotated[Path | None, typer.Option("--out", help="Readout, .csv or .parquet.")] = None,
 ) -> None:
     """Treat vs holdout per stratum and per list (model, scorecard): uplift, interval, p-value."""
-    from propensity.runs.workflows import read_out_campaign
+    from propensity.runs.follow_up import read_out_campaign
 
     if (data is None) == (outcomes is None):
         with user_errors():
