@@ -13,13 +13,15 @@
   monitored -> ``benchmarks/monitor.md`` / ``.json``;
 * ``explorer.py`` (``--explorer``): the account explorer for a 100,000-account world: file size,
   build time, load and search time in headless Chromium, screenshots -> ``benchmarks/explorer.md``;
+* ``table_drift.py`` (``--table-drift``): table mode on the planted-drift campaign export, with
+  the measurements its defaults rest on -> ``benchmarks/table_drift.md`` / ``.json``;
 * ``real_data.py`` (``--real``): table mode on the three public exports in the real-data folder
   (``$PROPENSITY_REAL_DATA``, else ``../shared/data/real``) -> ``benchmarks/real_data.md`` /
   ``.json``.
 
 Usage: ``python benchmarks/bench.py [--sizes 1M,10M,20M,100M] [--workdir data/bench]
-[--out benchmarks] [--features|--model|--account-sizes|--monitor|--explorer|--real]``; with none
-of them, features, model, sizes, monitoring, then the explorer (``--sizes`` is the feature
+[--out benchmarks] [--features|--model|--account-sizes|--monitor|--explorer|--table-drift|--real]``; with
+none of them, features, model, sizes, monitoring, the explorer, then table mode under drift (``--sizes`` is the feature
 benchmark's list of sizes).
 """
 
@@ -58,6 +60,9 @@ def parser() -> argparse.ArgumentParser:
     only.add_argument("--monitor", action="store_true", help="only the monitoring benchmark")
     only.add_argument("--explorer", action="store_true", help="only the explorer benchmark")
     only.add_argument("--real", action="store_true", help="only the real-data table-mode benchmark")
+    only.add_argument(
+        "--table-drift", action="store_true", help="only table mode on the planted-drift export"
+    )
     return parser
 
 
@@ -68,6 +73,11 @@ def main(argv: list[str] | None = None) -> None:
         from real_data import real_data_benchmark
 
         real_data_benchmark(args.out)
+        return
+    if args.table_drift:
+        from table_drift import table_drift_benchmark
+
+        table_drift_benchmark(args.out)
         return
     if args.account_sizes:
         from sizes import sizes_benchmark
@@ -113,6 +123,9 @@ def main(argv: list[str] | None = None) -> None:
         from explorer import explorer_benchmark
 
         explorer_benchmark(args.workdir, args.out)
+        from table_drift import table_drift_benchmark
+
+        table_drift_benchmark(args.out)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,18 @@ def table_figures(result: RunResult, seconds: float) -> dict:
         "features": len(facts["features"]),
         "verdict": facts["verdict"],
         "beats_base_rate": facts["beats_base_rate"],
+        "shipped": facts["shipped"]["reason"],
+        "warnings": facts["warnings"],
+        "base_rates": {k: round(v, 4) for k, v in facts["base_rates"].items()},
+        "period_auc": facts["period_auc"],
+        "period_auc_without_indicators": facts["period_auc_without_indicators"],
+        "period_indicators": [
+            c
+            for c, check, verdict in result.screen.table[["column", "check", "verdict"]].itertuples(
+                index=False
+            )
+            if check == "period_indicator" and verdict == "exclude"
+        ],
         "seconds": round(seconds, 1),
     }
 
@@ -190,15 +202,43 @@ def real_data_markdown(report: dict, real_dir: Path) -> str:
         "",
         *(f"- **{name}**: {figures['verdict']}" for name, figures in results.items()),
         "",
+        "## What ships, drift, warnings",
+        "",
+        "Period AUC: how well the columns together tell the later rows from the earlier ones (out",
+        "of time: validation window vs training window; K-fold: the last 40 % of the file vs the",
+        "first), all columns / without the period indicators. Spread: ROC-AUC over the successive",
+        "out-of-time folds (rolling origin) or the K-fold folds.",
+        "",
+        "| run | ships | base rate train / valid / test | period AUC | period indicators | model ROC-AUC spread |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, figures in results.items():
+        r, spread = figures["base_rates"], figures["fold_roc_auc"]["model"]
+        lines.append(
+            f"| {name} | {figures['shipped']} | {r['train']:.3f} / {r['validation']:.3f} / "
+            f"{'-' if r['test'] != r['test'] else format(r['test'], '.3f')} | "
+            f"{figures['period_auc']:.3f} / "
+            f"{figures['period_auc_without_indicators']:.3f} | "
+            f"{', '.join(figures['period_indicators']) or 'none'} | "
+            f"{spread['mean']:.3f} ± {spread['sd']:.3f} |"
+        )
+    lines += ["", "Warnings:", ""]
+    lines += [
+        f"- **{name}**: {warning}"
+        for name, figures in results.items()
+        for warning in figures["warnings"]
+    ] or ["- none"]
+    lines += [
+        "",
         "## Duplicates among labelled rows",
         "",
-        "| run | rows | exact duplicate rows | vectors with both outcomes | their rows |",
-        "|---|---:|---:|---:|---:|",
+        "| run | rows | exact duplicate rows in the file | on the model's columns | vectors with both outcomes | their rows |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name, figures in results.items():
         d = figures["duplicates"]
         lines.append(
-            f"| {name} | {d['rows']:,} | {d['exact_duplicate_rows']:,} | {d['conflicting_vectors']:,} | {d['conflicting_rows']:,} |"
+            f"| {name} | {d['rows']:,} | {d['exact_duplicate_rows_in_file']:,} | {d['exact_duplicate_rows']:,} | {d['conflicting_vectors']:,} | {d['conflicting_rows']:,} |"
         )
     spread = results["x_education"]["fold_roc_auc"]["model"]
     lines += [

@@ -242,3 +242,57 @@ def test_runs_points_to_the_table_runs_when_the_store_holds_only_those(tmp_path)
     assert "holds table runs" in listed.stdout and "propensity runs --table" in listed.stdout
     table_runs = cli("runs", "--table", "--tracking-uri", uri, cwd=tmp_path)
     assert "table_auc" in table_runs.stdout
+
+
+@pytest.mark.slow(seconds=20)
+def test_a_new_users_export_without_ids_semicolons_and_new_values_reads_right(tmp_path):
+    """As a new user meets table mode: a ';'-separated export with no id column and a few
+    duplicated rows trains with a hint for each; a later file with a category value the model
+    never saw is scored with a warning and reasons that say so; a mistake names the flag."""
+    from conftest import cli
+
+    frame = leads(900).drop(columns=["lead_id"])
+    frame = pd.concat([frame, frame.iloc[:3]], ignore_index=True)  # 3 exact duplicates
+    frame.to_csv(tmp_path / "leads.csv", index=False, sep=";")
+    run_dir = tmp_path / "run"
+    trained = cli(
+        "table", "train", str(tmp_path / "leads.csv"), "--label", "outcome", "--positive",
+        "Won", "--folds", "3", "--repeats", "1", "--out", str(run_dir), "--no-track",
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "separated by ';'" in trained.stderr
+    assert "rows are named by their number in the file" in trained.stdout
+    assert "duplicates: 3 exact duplicate rows in the file" in trained.stdout
+    scores = pd.read_csv(run_dir / "scores.csv")
+    assert sorted(scores["id"]) == list(range(1, 904))
+
+    later = leads(40, seed=9).drop(columns=["lead_id"])
+    later.loc[:4, "source"] = "podcast"
+    later.to_csv(tmp_path / "later.csv", index=False)
+    scored = cli(
+        "table", "score", str(tmp_path / "later.csv"), "--run", str(run_dir),
+        "--out", str(tmp_path / "later_scored.csv"),
+    )  # fmt: skip
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    assert "column 'source' has 5 rows with values the model never saw" in scored.stderr
+    rows = pd.read_csv(tmp_path / "later_scored.csv")
+    new = rows[rows["id"].isin([1, 2, 3, 4, 5])]
+    naming_source = new[new["reasons_json"].str.contains('"field": "source"')]
+    assert len(naming_source) and naming_source["reasons"].str.contains("podcast").all()
+    assert (
+        naming_source["reasons_json"]
+        .str.contains("podcast (not seen in training", regex=False)
+        .all()
+    )
+
+    wrong = cli(
+        "table", "train", str(tmp_path / "leads.csv"), "--positive", "Won", "--time", "created",
+        "--time-ordered", "--out", str(tmp_path / "run2"), "--no-track",
+    )  # fmt: skip
+    assert wrong.returncode == 2 and "--label (label_column): required" in wrong.stderr
+    both = cli(
+        "table", "train", str(tmp_path / "leads.csv"), "--label", "outcome", "--positive", "Won",
+        "--time", "created", "--time-ordered", "--out", str(tmp_path / "run2"), "--no-track",
+    )  # fmt: skip
+    assert both.returncode == 2
+    assert "--time (time_column) or --time-ordered (rows_in_time_order)" in both.stderr

@@ -286,6 +286,16 @@ def test_table_mode_trains_registers_and_scores_through_the_cli_and_a_real_serve
         "--out", str(tmp_path / "run2"), "--tracking-uri", mlflow_server,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr[-3000:]
+    # a run on the leaky columns, for comparison: registered for the record, not challenger
+    leaky = cli(
+        "table", "train", str(table), "--id", "deal_id", "--label", "stage",
+        "--positive", "Won", "--negative", "Lost", "--time", "created", "--keep-suspects",
+        "--out", str(tmp_path / "run_leaky"), "--tracking-uri", mlflow_server,
+    )  # fmt: skip
+    assert leaky.returncode == 0, leaky.stderr[-3000:]
+    assert "not registered as challenger" in leaky.stderr and "keep_suspects" in leaky.stderr
+    still = client.get_model_version_by_alias("propensity-table-deals", "challenger")
+    assert still.version == "2"
     first = cli("promote", "--model", "propensity-table-deals", "--tracking-uri", mlflow_server)
     assert first.returncode in (0, 1), first.stderr[-3000:]
     assert "challenger's test window" in first.stdout or "no champion yet" in first.stdout

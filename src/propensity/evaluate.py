@@ -318,6 +318,30 @@ def _weighted_auc(tie_group: np.ndarray, label: np.ndarray, weights: np.ndarray)
     return aucs
 
 
+def _weighted_average_precision(
+    tie_group: np.ndarray, label: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """Average precision (PR-AUC, as scikit-learn's ``average_precision_score``: one threshold
+    per distinct score) for each row of ``weights`` (draws x rows)."""
+    groups = int(tie_group.max()) + 1
+    values = np.empty(len(weights))
+    for i, w in enumerate(weights):
+        # distinct scores from the highest down
+        positive = np.bincount(tie_group, w * label, minlength=groups)[::-1]
+        negative = np.bincount(tie_group, w * (1 - label), minlength=groups)[::-1]
+        found, flagged = np.cumsum(positive), np.cumsum(positive + negative)
+        total = found[-1]
+        if total <= 0:
+            values[i] = np.nan
+            continue
+        precision = np.divide(found, flagged, out=np.zeros_like(found), where=flagged > 0)
+        values[i] = float((positive / total * precision).sum())
+    return values
+
+
+RANKING_METRICS = {"roc_auc": _weighted_auc, "pr_auc": _weighted_average_precision}
+
+
 def auc_difference_bound(
     label,
     score_a,
@@ -327,19 +351,22 @@ def auc_difference_bound(
     level: float = 0.95,
     n_bootstrap: int = 200,
     seed: int = 0,
+    metric: str = "roc_auc",
 ) -> tuple[float, float]:
-    """(ROC-AUC(a) - ROC-AUC(b), its one-sided lower bound at ``level``) from a paired bootstrap
-    over groups: both scorers on the same draws. The bound is NaN when no draw has both classes."""
+    """(metric(a) - metric(b), its one-sided lower bound at ``level``) from a paired bootstrap
+    over groups: both scorers on the same draws. ``metric``: ``roc_auc`` or ``pr_auc`` (average
+    precision). The bound is NaN when no draw has both classes."""
+    measure = RANKING_METRICS[metric]
     label = np.asarray(label, dtype=float)
     ties_a = np.unique(np.asarray(score_a, dtype=float), return_inverse=True)[1]
     ties_b = np.unique(np.asarray(score_b, dtype=float), return_inverse=True)[1]
     codes, uniques = pd.factorize(pd.Series(np.asarray(group)))
     ones = np.ones((1, len(label)))
-    difference = float((_weighted_auc(ties_a, label, ones) - _weighted_auc(ties_b, label, ones))[0])
+    difference = float((measure(ties_a, label, ones) - measure(ties_b, label, ones))[0])
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(len(uniques), np.full(len(uniques), 1 / len(uniques)), n_bootstrap)
     weights = draws[:, codes].astype(float)
-    differences = _weighted_auc(ties_a, label, weights) - _weighted_auc(ties_b, label, weights)
+    differences = measure(ties_a, label, weights) - measure(ties_b, label, weights)
     differences = differences[~np.isnan(differences)]
     bound = float(np.quantile(differences, 1 - level)) if len(differences) else float("nan")
     return difference, bound

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ from propensity.data.table import (
     coerce,
     label_values,
     model_matrix,
+    row_numbers,
     row_time,
 )
 from propensity.drift import FeatureBins, feature_bins
@@ -312,6 +314,13 @@ def account_card(
 # a table-mode model
 
 
+class UnseenValueWarning(UserWarning):
+    """A table scored with category values its model was not trained on."""
+
+
+UNSEEN_MARK = " (not seen in training: scored as missing)"
+
+
 @dataclass
 class TableModel:
     """A trained table model as scoring uses it: the table's schema, how each column was typed,
@@ -325,6 +334,11 @@ class TableModel:
     verdict: str
     beats_base_rate: bool = True
     notes: list[str] = field(default_factory=list)
+    # what the user must read before using it (time-ordered rows under K-fold, a shipped scorer
+    # below another candidate, ...)
+    warnings: list[str] = field(default_factory=list)
+    # each categorical column's values in the labelled rows it was trained on
+    categories: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
@@ -340,7 +354,7 @@ class TableModel:
 
     def matrix(self, frame: pd.DataFrame, name: str = "table") -> pd.DataFrame:
         """The model's columns typed as in training (dates as days before the row's time)."""
-        needed = [self.schema.id_column, *self.columns]
+        needed = [c for c in (self.schema.id_column, *self.columns) if c is not None]
         dated = any(k == "date" for k in self.kinds.values())
         if dated and self.schema.time_column:
             needed.append(self.schema.time_column)
@@ -350,7 +364,25 @@ class TableModel:
                 f"{name}: the model needs columns {missing} which the table does not have"
             )
         time = row_time(frame, self.schema, name) if dated else None
-        return model_matrix(coerce(frame, self.kinds), self.kinds, time)
+        return model_matrix(self._mark_unseen(coerce(frame, self.kinds), name), self.kinds, time)
+
+    def _mark_unseen(self, typed: pd.DataFrame, name: str) -> pd.DataFrame:
+        """Category values the training table never had are scored as missing (the models know
+        nothing of them); they are marked so their reasons say so, with a warning per column."""
+        for column, known in (getattr(self, "categories", None) or {}).items():
+            values = typed[column]
+            unseen = values.notna() & ~values.isin(known)
+            if unseen.any():
+                examples = ", ".join(map(repr, values[unseen].unique()[:3]))
+                warnings.warn(
+                    f"{name}: column {column!r} has {int(unseen.sum()):,} rows with values the "
+                    f"model never saw in training ({examples}): they are scored as missing and "
+                    "their reasons say so; retrain once such rows have outcomes",
+                    UnseenValueWarning,
+                    stacklevel=2,
+                )
+                typed[column] = values.where(~unseen, values + UNSEEN_MARK)
+        return typed
 
     def score(
         self,
@@ -364,7 +396,12 @@ class TableModel:
         label column is present; ``ranked``: best first with a ``rank`` column, else input order."""
         frame = frame.reset_index(drop=True)
         scored = self.scorer.score(self.matrix(frame, name), reasons=reasons, version=version)
-        scored.insert(0, "id", frame[self.schema.id_column].astype("string").to_numpy())
+        ids = (
+            row_numbers(frame)
+            if self.schema.id_column is None
+            else frame[self.schema.id_column].astype("string")
+        )
+        scored.insert(0, "id", ids.to_numpy())
         if self.schema.label_column in frame:
             label = label_values(frame, self.schema, require_both=False).to_numpy()
             outcome = np.where(label == 1, "won", np.where(label == 0, "lost", "open"))

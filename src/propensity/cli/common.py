@@ -272,8 +272,9 @@ def input_notes() -> Iterator[None]:
     as ``warning:`` lines on stderr; other warnings pass through unchanged."""
     from propensity.data.contract import ContractWarning
     from propensity.io import CsvFormatWarning
+    from propensity.scoring import UnseenValueWarning
 
-    notes = (CsvFormatWarning, ContractWarning)
+    notes = (CsvFormatWarning, ContractWarning, UnseenValueWarning)
     caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:

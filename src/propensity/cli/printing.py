@@ -3,6 +3,7 @@ feature coverage, an account's card. Printing only; nothing here computes."""
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 from propensity.cli.common import console, err_console
@@ -71,6 +72,9 @@ def print_evaluation(result) -> None:
     for head, run in result.heads.items():
         style = "green" if run.beats_base_rate else "yellow"
         console.print(f"[bold {style}]{head}: {run.verdict}[/]", highlight=False)
+        console.print(f"  {head} ships {escape(run.shipped.reason)}", highlight=False)
+        for warning in run.shipped.warnings:
+            err_console.print(f"[bold yellow]warning:[/] {head}: {escape(warning)}")
 
 
 def print_coverage(feature_set) -> None:

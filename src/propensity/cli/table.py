@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from propensity.cli.common import (
     Encoding,
@@ -56,7 +57,10 @@ def _adapted(source: Source, real_dir: Path | None, join_closed_deals: bool):
 
 TableFile = Annotated[Path | None, typer.Argument(help="CSV or Parquet file, one row per record.")]
 RunOut = Annotated[Path, typer.Option("--out", help="Run folder to write.")]
-IdColumn = Annotated[str | None, typer.Option("--id", help="Id column.")]
+IdColumn = Annotated[
+    str | None,
+    typer.Option("--id", help="Id column (none: rows are named by their number in the file)."),
+]
 LabelColumn = Annotated[str | None, typer.Option("--label", help="Outcome column.")]
 Positive = Annotated[
     list[str] | None, typer.Option("--positive", help="Value meaning won (repeatable).")
@@ -121,7 +125,6 @@ def train(
 ) -> None:
     """Train and evaluate a model on a won/lost table: screen, protocol, model vs logistic vs
     base rate, verdict, reasons, scores; registered as challenger."""
-    from propensity.model.config import TableConfig
     from propensity.runs.folder import check_run_target
     from propensity.runs.workflows import train_table
 
@@ -145,7 +148,7 @@ def train(
         "model_name": model_name,
     }
     with user_errors("table settings:"):
-        table_config = TableConfig.layered(config, schema, overrides)
+        table_config = table_settings(config, schema, overrides)
     with user_errors(), steps("table", total=5) as advance:
         trained = train_table(
             frame, table_config, out, name=name, source=origin, track=track, uri=uri,
@@ -154,6 +157,51 @@ def train(
     _print_table_run(trained.result)
     console.print(f"run folder: [bold]{out}[/] (summary.md, report.html, scores.csv, screen.csv)")
     print_registration(trained)
+
+
+# the settings a user gives as flags: errors name the flag they typed (and the key, for --config)
+FLAGS = {
+    "id_column": "--id",
+    "label_column": "--label",
+    "positive": "--positive",
+    "negative": "--negative",
+    "time_column": "--time",
+    "rows_in_time_order": "--time-ordered",
+    "exclude": "--exclude",
+    "keep_suspects": "--keep-suspects",
+    "folds": "--folds",
+    "repeats": "--repeats",
+    "model_name": "--model-name",
+}
+
+
+def table_settings(config: Path | None, schema: dict, overrides: dict):
+    """The validated :class:`TableConfig`; a mistake is one line naming the flag (and the
+    config key) that is wrong and what is allowed."""
+    import re
+
+    from pydantic import ValidationError
+
+    from propensity.model.config import TableConfig
+
+    try:
+        return TableConfig.layered(config, schema, overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = str(error["loc"][0]) if error["loc"] else ""
+            where = f"{FLAGS[key]} ({key})" if key in FLAGS else key
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "missing":
+                message = "required"
+            # a check across keys names them: say the flags too
+            message = re.sub(
+                r"\b(" + "|".join(FLAGS) + r")\b",
+                lambda m: f"{FLAGS[m.group(1)]} ({m.group(1)})",
+                message,
+            )
+            problems.append(f"{where}: {message}" if where else message)
+        raise fail("table settings: " + "; ".join(problems)) from None
 
 
 _SCHEMA_KEYS = ("id_column", "label_column", "positive", "negative", "time_column", "exclude")
@@ -182,6 +230,8 @@ def _input(
 
 
 def _print_table_run(result) -> None:
+    from propensity.runs.table import fold_spread_lines
+
     facts = result.summary
     console.print(
         f"{facts['table']}: {facts['rows']:,} rows, {facts['labelled_rows']:,} labelled "
@@ -190,20 +240,35 @@ def _print_table_run(result) -> None:
     )
     duplicates = facts["duplicates"]
     console.print(
-        f"duplicates: {duplicates['exact_duplicate_rows']:,} exact duplicate rows; "
+        f"duplicates: {duplicates['exact_duplicate_rows_in_file']:,} exact duplicate rows in the "
+        f"file; on the model's columns {duplicates['exact_duplicate_rows']:,} exact duplicates and "
         f"{duplicates['conflicting_vectors']:,} feature vectors with both outcomes "
         f"({duplicates['conflicting_rows']:,} rows)"
     )
     for note in result.scoring_model.notes:
         console.print(f"  {note}")
     print_screen(result.screen, result.config.keep_suspects)
-    print_evaluation(result)
-    if not result.config.out_of_time:
-        spread = result.folds
-        spread = spread[spread["scorer"] == "model"]["roc_auc"]
+    if facts.get("period_auc") is not None:
         console.print(
-            f"model ROC-AUC over {len(spread)} folds: {spread.mean():.3f} ± {spread.std():.3f} (sd)"
+            f"the columns together tell later rows from earlier ones with ROC-AUC "
+            f"{facts['period_auc']:.3f} ({facts['period_auc_without_indicators']:.3f} without "
+            "the period indicators; 0.5: the periods look alike)"
         )
+    print_evaluation(result)
+    for line in fold_spread_lines(result):
+        console.print(line, highlight=False)
+    rates = facts["base_rates"]
+    if result.config.out_of_time:
+        console.print(
+            f"base rate: training {rates['train']:.3f}, validation {rates['validation']:.3f}, "
+            f"test {rates['test']:.3f} ({rates['test_over_train']:.2f}x training); "
+            f"calibration: {facts['heads']['table']['calibration_rows']}",
+            highlight=False,
+        )
+    said = {w for run in result.heads.values() for w in run.shipped.warnings}
+    for warning in result.scoring_model.warnings:
+        if warning not in said:
+            err_console.print(f"[bold yellow]warning:[/] {escape(warning)}")
 
 
 @table_app.command("score")

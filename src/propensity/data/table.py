@@ -61,7 +61,12 @@ class TableSchema(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id_column: str = Field(min_length=1)
+    id_column: str | None = Field(
+        None,
+        min_length=1,
+        description="the row's id; none: rows are named by their number in the file (1 = the "
+        "first data row)",
+    )
     label_column: str = Field(min_length=1)
     positive: tuple[str, ...] = Field(min_length=1, description="label values that mean won")
     negative: tuple[str, ...] | None = Field(
@@ -201,7 +206,7 @@ def row_time(frame: pd.DataFrame, config: TableSchema, name: str = "table") -> p
         raise TableError(
             f"{name}: time column {config.time_column!r} has {int(parsed.failed.sum())} values "
             "that are not dates (ISO 8601 text, e.g. 2024-01-31 or 2024-01-31T09:30:00Z):\n"
-            + _examples(frame, parsed.failed, [config.id_column, config.time_column])
+            + _examples(frame, parsed.failed, _named(config.id_column, config.time_column))
         )
     return parsed.values
 
@@ -231,6 +236,7 @@ class PreparedTable:
     candidates: pd.DataFrame  # typed; dates still dates (the screen checks them)
     kinds: dict[str, Kind]
     set_aside: dict[str, str]  # column -> why it is not a candidate
+    position: pd.Series | None = None  # each row's number in the file as read (0 = first)
 
     @property
     def labelled(self) -> np.ndarray:
@@ -250,8 +256,16 @@ def _check_columns(frame: pd.DataFrame, config: TableSchema, name: str) -> None:
         )
 
 
+def row_numbers(frame: pd.DataFrame) -> pd.Series:
+    """The ids of a table without an id column: each row's number in the file, from 1."""
+    return pd.Series(np.arange(1, len(frame) + 1).astype(str), dtype="string")
+
+
 def _row_ids(frame: pd.DataFrame, config: TableSchema, name: str) -> pd.Series:
-    """The id column as text; missing (or empty) and repeated ids are errors."""
+    """The id column as text (row numbers without one); missing (or empty) and repeated ids
+    are errors."""
+    if config.id_column is None:
+        return row_numbers(frame)
     ids = parse_ids(frame[config.id_column]).values
     if ids.isna().any():
         raise TableError(
@@ -313,16 +327,26 @@ def prepare_table(frame: pd.DataFrame, config: TableSchema, name: str = "table")
         if no_time.any():
             raise TableError(
                 f"{name}: {int(no_time.sum())} labelled rows have no {config.time_column!r}, e.g.\n"
-                + _examples(frame, no_time, [config.id_column, config.label_column])
+                + _examples(frame, no_time, _named(config.id_column, config.label_column))
             )
     kinds, set_aside = _triage(frame, config, time, name)
     if not kinds:
         raise TableError(f"{name}: no candidate feature columns left; set aside: {set_aside}")
-    if not config.rows_in_time_order:  # rows sorted by id: input order never changes results
+    position = pd.Series(np.arange(len(frame)))
+    if not config.rows_in_time_order and config.id_column is not None:
+        # rows sorted by id: input order never changes results
         order = np.argsort(ids.to_numpy(dtype=str), kind="stable")
-        frame, ids, label = (x.iloc[order].reset_index(drop=True) for x in (frame, ids, label))
+        frame, ids, label, position = (
+            x.iloc[order].reset_index(drop=True) for x in (frame, ids, label, position)
+        )
         time = None if time is None else time.iloc[order].reset_index(drop=True)
-    return PreparedTable(name, frame, ids, label, time, coerce(frame, kinds), kinds, set_aside)
+    return PreparedTable(
+        name, frame, ids, label, time, coerce(frame, kinds), kinds, set_aside, position
+    )
+
+
+def _named(*columns: str | None) -> list[str]:
+    return [c for c in columns if c is not None]
 
 
 def duplicate_counts(matrix: pd.DataFrame, label: pd.Series) -> dict[str, int]:

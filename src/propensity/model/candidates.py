@@ -6,8 +6,9 @@ scorecard. Each candidate has the same scoring face as ``HeadModel``: ``features
 ``predict_proba(X)``, ``contributions(X)`` (log-odds per feature column plus
 ``expected_value``, summing to the margin, so reasons are worded the same way whichever
 candidate made them), ``validation_probability_`` (the probabilities that set the scorer's score
-and tiers), ``positive_medians_`` (for the wording) and ``fingerprint()`` (what the model version
-hashes).
+and tiers), ``positive_medians_`` (for the wording), ``fingerprint()`` (what the model version
+hashes) and ``recalibrated(X, y)`` (a copy whose probabilities are refitted on newer labelled
+rows, which also become its score and tier reference rows: the ranking is unchanged).
 
 * :class:`LogisticCandidate`: contributions are each input's term of the linear margin,
   centred on the reference rows' mean (a one-hot category and its missing indicator count for
@@ -19,6 +20,8 @@ hashes).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -32,6 +35,13 @@ from sklearn.pipeline import Pipeline
 from propensity.model.scorecard import Scorecard
 
 EXPECTED_VALUE = "expected_value"
+
+
+def platt(margin: np.ndarray, y: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """(slope, intercept) of a logistic fit of ``y`` on a margin (log-odds): Platt scaling."""
+    fitted = LogisticRegression(C=1e6, max_iter=1000, random_state=seed)
+    fitted.fit(np.asarray(margin, dtype=float).reshape(-1, 1), np.asarray(y, dtype=int))
+    return float(fitted.coef_[0, 0]), float(fitted.intercept_[0])
 
 
 def _dense(values) -> np.ndarray:
@@ -85,6 +95,22 @@ class LogisticCandidate:
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return self.pipeline.predict_proba(X[self.features_])
+
+    def recalibrated(self, X: pd.DataFrame, y: np.ndarray) -> LogisticCandidate:
+        """A copy with its margin Platt-scaled on ``X`` (coefficients and intercept scaled,
+        so contributions still sum to the margin); ``X`` becomes the reference rows."""
+        pipeline = copy.deepcopy(self.pipeline)
+        slope, intercept = platt(pipeline.decision_function(X[self.features_]), y)
+        model = pipeline.named_steps["model"]
+        model.coef_ = model.coef_ * slope
+        model.intercept_ = model.intercept_ * slope + intercept
+        transformed = _dense(pipeline.named_steps["prepare"].transform(X[self.features_]))
+        return dataclasses.replace(
+            self,
+            pipeline=pipeline,
+            background_mean_=transformed.mean(axis=0),
+            validation_probability_=pipeline.predict_proba(X[self.features_])[:, 1],
+        )
 
     def _sources(self) -> list[str]:
         """The input column of each transformed column."""
@@ -148,14 +174,13 @@ class ScorecardCandidate:
         ``reference``."""
         points = scorecard.points_by_column(development, head)
         columns = list(points.columns)
-        platt = LogisticRegression(C=1e6, max_iter=1000, random_state=seed)
-        platt.fit(points.sum(axis=1).to_numpy().reshape(-1, 1), np.asarray(y_development))
+        slope, intercept = platt(points.sum(axis=1).to_numpy(), y_development, seed)
         candidate = cls(
             scorecard,
             head,
             columns,
-            float(platt.coef_[0, 0]),
-            float(platt.intercept_[0]),
+            slope,
+            intercept,
             np.zeros(len(columns)),
             np.array([]),
         )
@@ -178,6 +203,14 @@ class ScorecardCandidate:
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         probability = 1 / (1 + np.exp(-self.margin(X)))
         return np.column_stack([1 - probability, probability])
+
+    def recalibrated(self, X: pd.DataFrame, y: np.ndarray) -> ScorecardCandidate:
+        """A copy with the points' Platt fit redone on ``X``, which becomes the reference rows."""
+        slope, intercept = platt(self._points(X).sum(axis=1).to_numpy(), y)
+        candidate = dataclasses.replace(self, slope=slope, intercept=intercept)
+        candidate.background_mean_ = candidate._points(X).mean(axis=0).to_numpy()
+        candidate.validation_probability_ = candidate.predict_proba(X)[:, 1]
+        return candidate
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         table = (self._points(X) - self.background_mean_) * self.slope

@@ -43,6 +43,16 @@ SelectionLevel = Annotated[
     ),
 ]
 
+SelectionMetric = Annotated[
+    Literal["roc_auc", "pr_auc"],
+    Field(
+        description="what the shipped scorer is chosen on, on the selection rows: ROC-AUC, or "
+        "PR-AUC (average precision) where only the top of the list is worked. Both are read "
+        "from the order alone: log-loss would favour the LightGBM model, calibrated on those "
+        "very rows"
+    ),
+]
+
 
 class TuningConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -75,6 +85,7 @@ class ModelConfig(BaseModel):
     min_positives: int = Field(50, ge=1, description="refuse to train a head with fewer positives")
     min_calibration_positives: MinCalibrationPositives = 50
     selection_level: SelectionLevel = 0.84
+    selection_metric: SelectionMetric = "roc_auc"
     negative_sample_rate: float = Field(1.0, gt=0, le=1, description="keep this share of negatives")
     capacity_k: int = Field(500, ge=1, description="accounts sales can work per snapshot date")
     n_bootstrap: int = Field(200, ge=0, le=10_000)
@@ -103,9 +114,23 @@ class TableConfig(TableSchema):
     test_share: float = Field(0.2, gt=0, lt=0.5)
     folds: int = Field(5, ge=2, le=20)
     repeats: int = Field(2, ge=1, le=20)
+    origins: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description="out of time: successive out-of-time folds (rolling origin), each cut half "
+        "a test window earlier; the comparison table is the latest's, the spread is over all",
+    )
+    recalibrate: Literal["latest", "validation"] = Field(
+        "latest",
+        description="out of time: the shipped scorer's probabilities are refitted on the most "
+        "recent labelled window (the test window, once it has been reported) or kept from the "
+        "validation window",
+    )
     min_positives: int = Field(30, ge=1, description="refuse to train with fewer positives")
     min_calibration_positives: MinCalibrationPositives = 50
     selection_level: SelectionLevel = 0.84
+    selection_metric: SelectionMetric = "roc_auc"
     capacity_k: int = Field(100, ge=1, description="rows sales can work (precision/recall@k)")
     seed: int = Field(7, ge=0)
     n_jobs: int = Field(

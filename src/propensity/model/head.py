@@ -33,8 +33,10 @@ TreeSHAP value for it.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import lightgbm as lgb
 import numpy as np
@@ -79,9 +81,46 @@ class LightGBMParams(BaseModel):
         2000, ge=1, description="upper bound; early stopping picks the number"
     )
     early_stopping_rounds: int = Field(100, ge=1)
+    early_stopping_metric: Literal["recentred_logloss", "binary_logloss", "auc"] = Field(
+        "recentred_logloss",
+        description="what early stopping watches on the validation rows: log-loss after the "
+        "margins are shifted to the rows' own base rate (a base-rate shift between windows "
+        "alone cannot stop it), plain log-loss, or ROC-AUC",
+    )
 
 
 ISOTONIC_MIN_POSITIVES = 200
+
+
+def recentred_log_loss(label: np.ndarray, probability: np.ndarray) -> float:
+    """Log-loss after one constant shift of the log-odds that makes the mean probability equal
+    the rows' base rate: what the ranking and the spread of the probabilities cost, not where
+    their average sits (a later window converting twice as often leaves it unchanged)."""
+    label = np.asarray(label, dtype=float)
+    p = np.clip(np.asarray(probability, dtype=float), 1e-12, 1 - 1e-12)
+    margin = np.log(p) - np.log1p(-p)
+    rate = float(np.clip(label.mean(), 1e-9, 1 - 1e-9))
+
+    def excess(shift: float) -> float:
+        return float((1 / (1 + np.exp(-(margin + shift)))).mean()) - rate
+
+    # the shift of the log-odds of the means is close; Newton from there, bisection if it strays
+    mean = float(np.clip(p.mean(), 1e-9, 1 - 1e-9))
+    shift = np.log(rate / (1 - rate)) - np.log(mean / (1 - mean))
+    for _ in range(8):
+        q = 1 / (1 + np.exp(-(margin + shift)))
+        error, slope = float(q.mean()) - rate, float((q * (1 - q)).mean())
+        if abs(error) < 1e-9 * max(rate, 1e-3) or slope <= 1e-12:
+            break
+        shift -= float(np.clip(error / slope, -2.0, 2.0))
+    if abs(excess(shift)) > 1e-6 * max(rate, 1e-3):
+        shift = brentq(excess, -40.0, 40.0, xtol=1e-10)
+    q = np.clip(1 / (1 + np.exp(-(margin + shift))), 1e-12, 1 - 1e-12)
+    return float(-np.mean(label * np.log(q) + (1 - label) * np.log1p(-q)))
+
+
+def _recentred_log_loss_metric(y_true, y_pred):
+    return "recentred_logloss", recentred_log_loss(y_true, y_pred), False
 
 
 class InsufficientDataError(ValueError):
@@ -152,9 +191,11 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         frame = X[self.features_].copy()
         for column in self.features_:
             if column in self.categories_:
-                frame[column] = pd.Categorical(
-                    frame[column].astype("object"), categories=self.categories_[column]
-                )
+                # a value not seen in training is missing to the trees (said so explicitly, as
+                # pandas will refuse to do it silently)
+                known = self.categories_[column]
+                values = frame[column].astype("object")
+                frame[column] = pd.Categorical(values.where(values.isin(known)), categories=known)
             else:
                 frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
         return frame
@@ -239,11 +280,14 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         rows = X.loc[keep] if isinstance(X, pd.DataFrame) else X
         prior = self._fit_prior(rows, y[keep])
         train = self._prepare(rows)
-        settings = params.model_dump(exclude={"early_stopping_rounds"})
+        settings = params.model_dump(exclude={"early_stopping_rounds", "early_stopping_metric"})
         if trees is not None:
             settings["n_estimators"] = trees
+        watched = params.early_stopping_metric
         model = lgb.LGBMClassifier(
             objective="binary",
+            # one metric only, so early stopping watches it and nothing else
+            metric="None" if watched == "recentred_logloss" else watched,
             **settings,
             random_state=self.seed,
             n_jobs=self.n_jobs,
@@ -263,7 +307,9 @@ class HeadModel(ClassifierMixin, BaseEstimator):
                 eval_X=(self._prepare(held),),
                 eval_y=(y_held,),
                 eval_init_score=None if prior is None else [prior.margin(held)],
-                eval_metric="binary_logloss",
+                eval_metric=(
+                    _recentred_log_loss_metric if watched == "recentred_logloss" else None
+                ),
                 callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
             )
         return model, keep, prior
@@ -348,6 +394,30 @@ class HeadModel(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return self.calibrator_.predict_proba(self._margin(X))
 
+    def recalibrated(self, X: pd.DataFrame, y) -> HeadModel:
+        """A copy whose calibrator is refitted on ``X`` (newer labelled rows: the trees are
+        kept, the ranking is unchanged), choosing the method again; ``X`` becomes the score and
+        tier reference rows."""
+        model = copy.copy(self)
+        y = np.asarray(y, dtype=int)
+        margin = model._margin(X)
+        model.calibration_method_, model.calibration_losses_ = model._choose_calibration(
+            margin, y, _groups(X)
+        )
+        model.calibrator_ = CalibratedClassifierCV(
+            FrozenEstimator(_PrecomputedMargin.of(model.model_.classes_)),
+            method=model.calibration_method_,
+        ).fit(margin, y)
+        model.validation_probability_ = model.calibrator_.predict_proba(margin)[:, 1]
+        model.validation_margin_, model.validation_label_ = margin[:, 0], y
+        model.calibration_positives_ = int(y.sum())
+        model.calibration_basis_ = f"recalibrated on {len(y):,} newer rows"
+        # the same trees with another calibration are another model version
+        model.recalibration_ = hashlib.sha256(
+            np.round(model.validation_probability_, 12).tobytes()
+        ).hexdigest()
+        return model
+
     def predict_margin(self, X: pd.DataFrame) -> np.ndarray:
         """Log-odds before calibration (prior + trees), as the contributions sum to."""
         return self._margin(X)[:, 0] - self.prior_shift_
@@ -367,7 +437,9 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         """What the model version hashes: the booster's text (and the prior's)."""
         text = self.model_.booster_.model_to_string()
         prior = getattr(self, "prior_", None)
-        return text if prior is None else text + prior.fingerprint()
+        text = text if prior is None else text + prior.fingerprint()
+        recalibration = getattr(self, "recalibration_", None)
+        return text if recalibration is None else text + recalibration
 
     @property
     def booster_(self) -> lgb.Booster:

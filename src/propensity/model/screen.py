@@ -9,7 +9,13 @@ Checks:
 * ``single_column_auc``: the column alone, encoded out of fold (numbers in quantile bins,
   categories by value, missing as its own level; target mean learned on the other folds),
   ranks the label with ROC-AUC >= ``max_single_auc``, or >= ``dominant_auc`` while beating
-  every other column by >= ``dominant_gap``;
+  every other column by >= ``dominant_gap``, or >= ``towering_auc`` while beating every other
+  column by >= ``towering_gap`` when the best of them carries signal too (>= ``informative_auc``):
+  a field filled in after the outcome, as a call's duration, is rarely near-perfect but towers
+  over the several fields that honestly describe a lead, while a table whose only signal is one
+  column is not suspicious for that alone (``tests/test_screen.py`` has both). "Every other column" leaves
+  out the period indicators: they carry the base rate of their period, which differs between
+  protocols (the whole file, or the training window), so the verdict would too;
 * ``missing_in_one_class``: the rows where the column is missing, or the rows where it is
   filled in, belong almost only to one class (>= ``missing_purity`` of them, at least
   ``min_support`` rows) while the base rate is far from that (a field filled in only for won
@@ -21,6 +27,20 @@ Checks:
   ``close_date``;
 * ``determines_label``: the column's values map to the label almost deterministically
   (weighted value purity >= ``determine_purity``), or the column equals the label;
+* ``period_indicator``: the column alone tells the later rows from the earlier ones
+  (out-of-fold ROC-AUC >= ``max_period_auc``; the recipe says which rows are later: the
+  validation window against the training window, or the last rows of the file against the
+  first) *and* its value is fixed by the row's period (the period explains >= ``period_share``
+  of its variation, periods being ``periods`` equal-count blocks of rows in time or file order),
+  as an economy-wide rate or an index that moves with the calendar does. A column that grows
+  with time but differs between the rows of one period (an account's count of earlier deals)
+  describes the row and is kept, its figure shown. A period indicator says which
+  period a row is from, not which row converts: trees split on its exact values, which a later
+  period never takes again, and carry the training period's base rate into a period it does not
+  describe. Excluded by default: on the planted-drift table (``benchmarks/table_drift.md``),
+  excluding them leaves the model's ranking within a month as good or better, and the
+  probabilities' level is the latest window's calibration job. The table's own period AUC (a
+  classifier of every column telling the periods apart) is reported next to it;
 * ``export_time_name``: the column's name says it describes the record as of the export or
   was filled in by sales while working the outcome (``last ...``, ``status``, ``stage``,
   ``quality``, ``tags``, ``notes``, ``reason``, ``closed``/``won``/``lost``, ``outcome``):
@@ -50,11 +70,21 @@ class ScreenConfig(BaseModel):
     max_single_auc: float = Field(0.95, gt=0.5, le=1.0)
     dominant_auc: float = Field(0.85, gt=0.5, le=1.0)
     dominant_gap: float = Field(0.12, ge=0, le=0.5)
+    towering_auc: float = Field(0.75, gt=0.5, le=1.0)
+    towering_gap: float = Field(0.2, ge=0, le=0.5)
+    informative_auc: float = Field(0.55, ge=0.5, le=1.0)
     missing_purity: float = Field(0.97, gt=0.5, le=1.0)
     min_support: int = Field(30, ge=1)
     late_date_share: float = Field(0.01, gt=0, le=1)
     derived_correlation: float = Field(0.98, gt=0.5, le=1)
     determine_purity: float = Field(0.97, gt=0.5, le=1.0)
+    max_period_auc: float = Field(
+        0.9, gt=0.5, le=1.0, description="a column that alone tells later rows from earlier ones"
+    )
+    period_share: float = Field(
+        0.9, gt=0, le=1.0, description="of a column's variation that its period explains"
+    )
+    periods: int = Field(20, ge=2, le=500)
     bins: int = Field(20, ge=2, le=200)
     folds: int = Field(5, ge=2, le=20)
     name_check: bool = Field(
@@ -84,6 +114,10 @@ PRIOR_OUTCOME_NAME = re.compile(
 class ScreenResult:
     table: pd.DataFrame  # column, check, figure, verdict
     suspects: tuple[str, ...]
+    # how well every column together tells the later rows from the earlier ones, and every
+    # column but the period indicators (None: the screen was not told which rows are later)
+    period_auc: float | None = None
+    period_auc_without_indicators: float | None = None
 
     def kept(self, columns) -> list[str]:
         return [c for c in columns if c not in self.suspects]
@@ -145,12 +179,19 @@ def _rank_correlation(values: pd.Series, days: pd.Series, min_support: int) -> f
     return float(abs(values[both].rank().corr(days[both].rank())))
 
 
-def _single_column_auc(column, aucs: dict, config: ScreenConfig) -> tuple:
+def _single_column_auc(column, aucs: dict, periodic: set, config: ScreenConfig) -> tuple:
     auc = aucs[column]
-    others = [a for c, a in aucs.items() if c != column]
+    others = [a for c, a in aucs.items() if c != column and c not in periodic]
     best_other = max(others) if others else 0.5
-    suspect = auc >= config.max_single_auc or (
-        auc >= config.dominant_auc and auc - best_other >= config.dominant_gap
+    gap = auc - best_other
+    suspect = (
+        auc >= config.max_single_auc
+        or (auc >= config.dominant_auc and gap >= config.dominant_gap)
+        or (
+            auc >= config.towering_auc
+            and gap >= config.towering_gap
+            and best_other >= config.informative_auc
+        )
     )
     return (column, "single_column_auc", f"{auc:.3f} (best other {best_other:.3f})", suspect)
 
@@ -221,10 +262,63 @@ def _determines_label(column, codes, label, base_rate, config: ScreenConfig) -> 
     return (column, "determines_label", f"{purity:.3f} value purity (base {base:.3f})", suspect)
 
 
+def _period_indicator(column, period_aucs: dict) -> tuple | None:
+    if column not in period_aucs:
+        return None
+    auc, share, suspect = period_aucs[column]
+    return (
+        column,
+        "period_indicator",
+        f"tells later rows from earlier ones with ROC-AUC {auc:.3f}; its period explains "
+        f"{share:.0%} of it",
+        suspect,
+    )
+
+
+def period_explained(values: pd.Series, period: np.ndarray) -> float:
+    """How much of a column the row's period fixes: for numbers and dates, the share of the
+    variance of their ranks between periods (R squared of the period means); for categories,
+    the share of rows holding their period's most common value. Missing is a value."""
+    period = np.asarray(period)
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
+        ranks = values.rank(pct=True).fillna(-1.0).to_numpy(dtype=float)
+        total = ranks.var()
+        if total == 0:
+            return 1.0
+        means = pd.Series(ranks).groupby(period).transform("mean").to_numpy()
+        return float(1 - ((ranks - means) ** 2).mean() / total)
+    text = values.astype("string").fillna("\0missing")
+    counts = pd.crosstab(period, text.to_numpy())
+    return float(counts.max(axis=1).sum() / len(text))
+
+
+def period_auc(frame: pd.DataFrame, later: np.ndarray, config: ScreenConfig) -> float:
+    """How well every column together tells the later rows from the earlier ones: a gradient-
+    boosted classifier's out-of-fold ROC-AUC (0.5: the periods look alike)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import cross_val_predict
+
+    encoded = pd.DataFrame(
+        {c: level_codes(frame[c], config.bins) for c in frame.columns}, index=frame.index
+    )
+    folds = StratifiedKFold(config.folds, shuffle=True, random_state=config.seed)
+    classifier = HistGradientBoostingClassifier(max_iter=100, random_state=config.seed)
+    score = cross_val_predict(classifier, encoded, later, cv=folds, method="predict_proba")[:, 1]
+    return float(roc_auc_score(later, score))
+
+
 def screen(
-    frame: pd.DataFrame, label, *, time: pd.Series | None = None, config: ScreenConfig | None = None
+    frame: pd.DataFrame,
+    label,
+    *,
+    time: pd.Series | None = None,
+    later: np.ndarray | None = None,
+    order: np.ndarray | None = None,
+    config: ScreenConfig | None = None,
 ) -> ScreenResult:
-    """Screen every column of ``frame`` against the 0/1 ``label`` (and the rows' ``time``)."""
+    """Screen every column of ``frame`` against the 0/1 ``label`` (and the rows' ``time``);
+    with ``later`` (1 for the rows of the later period, 0 for the earlier) and ``order`` (each
+    row's place in time or file order; default: as given), also for period indicators."""
     config = config or ScreenConfig()
     label = np.asarray(label, dtype=int)
     if len(np.unique(label)) != 2:
@@ -234,23 +328,43 @@ def screen(
         keep = np.sort(rng.choice(len(label), config.max_rows, replace=False))
         frame, label = frame.iloc[keep].reset_index(drop=True), label[keep]
         time = None if time is None else pd.Series(np.asarray(time)[keep])
+        later = None if later is None else np.asarray(later)[keep]
+        order = None if order is None else np.asarray(order)[keep]
     base_rate = label.mean()
     codes = {c: level_codes(frame[c], config.bins) for c in frame.columns}
     aucs = {c: out_of_fold_auc(codes[c], label, config) for c in frame.columns}
     late_days = _late_date_offsets(frame, time, config)
+    period_aucs = {}
+    if later is not None:
+        later = np.asarray(later, dtype=int)
+        # equal-count blocks of rows in time (or file) order
+        place = np.arange(len(later)) if order is None else np.argsort(np.argsort(order))
+        period = place * config.periods // len(later)
+        for column in frame.columns:
+            auc = out_of_fold_auc(codes[column], later, config)
+            share = period_explained(frame[column], period)
+            suspect = auc >= config.max_period_auc and share >= config.period_share
+            period_aucs[column] = (auc, share, suspect)
+    periodic = {c for c, (*_, suspect) in period_aucs.items() if suspect}
     rows = []
     for column in frame.columns:
         values = frame[column]
         checks = (
-            _single_column_auc(column, aucs, config),
+            _single_column_auc(column, aucs, periodic, config),
             _missing_in_one_class(column, values, label, base_rate, config),
             _date_after_row_time(column, values, time, config),
             _derived_from_late_date(column, values, late_days, config),
             _export_time_name(column, config),
             _determines_label(column, codes[column], label, base_rate, config),
+            _period_indicator(column, period_aucs),
         )
         rows += [check for check in checks if check is not None]
     table = pd.DataFrame(rows, columns=["column", "check", "figure", "suspect"])
     table["verdict"] = np.where(table["suspect"], "exclude", "ok")
     suspects = tuple(dict.fromkeys(table.loc[table["suspect"], "column"]))
-    return ScreenResult(table.drop(columns="suspect"), suspects)
+    together = rest = None
+    if later is not None:
+        together = period_auc(frame, later, config)
+        others = [c for c in frame.columns if c not in periodic]
+        rest = period_auc(frame[others], later, config) if others and periodic else together
+    return ScreenResult(table.drop(columns="suspect"), suspects, together, rest)

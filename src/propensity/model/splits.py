@@ -211,30 +211,61 @@ ROW_TIME = "__row_time__"
 class RowOutOfTime(_ThreeWaySplitter):
     """Train on the earliest rows, validate on the next ``valid_share``, test on the latest
     ``test_share`` of ``X[ROW_TIME]``; cuts fall between distinct times, so one time is never in
-    two parts. Each part needs both classes of ``y``."""
+    two parts. Each part needs both classes of ``y``.
 
-    def __init__(self, valid_share: float = 0.2, test_share: float = 0.2):
+    Rolling origin: with ``origins`` > 1, the same three windows are also cut ``step_share``,
+    2 x ``step_share``, ... of the rows earlier (less training history, an earlier test window),
+    so the spread of the figures over successive out-of-time folds can be read next to the
+    latest one. Folds come earliest first; the latest is ``repeat`` 0 and last (the one the
+    comparison table and the final model use). An earlier origin whose windows lack a class is
+    left out."""
+
+    def __init__(
+        self,
+        valid_share: float = 0.2,
+        test_share: float = 0.2,
+        origins: int = 1,
+        step_share: float | None = None,
+    ):
         self.valid_share = valid_share
         self.test_share = test_share
+        self.origins = origins
+        self.step_share = test_share / 2 if step_share is None else step_share
 
     def folds(self, X, y=None, groups=None) -> list[Fold]:
         values = np.asarray(X[ROW_TIME])
         label = np.asarray(y)
         order = np.argsort(values, kind="stable")
         n = len(values)
-        test_start = values[order[int(np.floor(n * (1 - self.test_share)))]]
-        valid_start = values[order[int(np.floor(n * (1 - self.test_share - self.valid_share)))]]
-        test = np.flatnonzero(values >= test_start)
-        valid = np.flatnonzero((values >= valid_start) & (values < test_start))
-        train = np.flatnonzero(values < valid_start)
-        for part, rows in (("training", train), ("validation", valid), ("test", test)):
-            if len(rows) == 0 or label[rows].min() == label[rows].max():
+
+        def cut(share: float):
+            return values[order[min(n - 1, max(0, int(np.floor(n * share))))]]
+
+        folds = []
+        for origin in range(self.origins):
+            end = 1 - origin * self.step_share
+            test_start = cut(end - self.test_share)
+            valid_start = cut(end - self.test_share - self.valid_share)
+            in_range = values < cut(end) if origin else np.ones(n, bool)
+            test = np.flatnonzero((values >= test_start) & in_range)
+            valid = np.flatnonzero((values >= valid_start) & (values < test_start))
+            train = np.flatnonzero(values < valid_start)
+            parts = (("training", train), ("validation", valid), ("test", test))
+            empty = [
+                (part, rows)
+                for part, rows in parts
+                if len(rows) == 0 or label[rows].min() == label[rows].max()
+            ]
+            if empty and origin == 0:
+                part, rows = empty[0]
                 raise SplitError(
                     f"the {part} part of the out-of-time split has {len(rows)} rows and "
                     f"{int(label[rows].sum()) if len(rows) else 0} positives: it needs both "
                     "classes; change valid_share/test_share or use K-fold (no time column)"
                 )
-        return [Fold(0, 0, train, valid, test)]
+            if not empty:
+                folds.append(Fold(origin, 0, train, valid, test))
+        return folds[::-1]
 
 
 class StratifiedGroupFolds(StratifiedGroupKFold):

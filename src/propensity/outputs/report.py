@@ -153,6 +153,7 @@ def _shipped(summary: dict) -> list[dict]:
             "head": None if head is None else str(head),
             "text": _text(shipped.get("reason")),
             "problems": [_text(p) for p in shipped.get("problems") or []],
+            "warnings": [_text(w) for w in shipped.get("warnings") or []],
         }
         for head, shipped in found.items()
         if shipped

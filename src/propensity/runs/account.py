@@ -116,6 +116,7 @@ def fit_settings(config: ModelConfig, head: str) -> FitSettings:
         n_bootstrap=config.n_bootstrap,
         min_calibration_positives=config.min_calibration_positives,
         selection_level=config.selection_level,
+        selection_metric=config.selection_metric,
         # the fit head's features are static: an account's validation rows repeat its training
         # rows (whose censored label already counts a win in the validation window), so the
         # validation window is no hold-out for it; its rows are cross-fitted by account

@@ -62,6 +62,7 @@ class FitSettings:
     n_bootstrap: int = 200
     min_calibration_positives: int = 50
     selection_level: float = 0.84
+    selection_metric: str = "roc_auc"
     cross_fit: bool = False  # always cross-fit (rows of one account in both windows)
     boost_from_scorecard: bool = False  # the trees start from the task's scorecard (a prior)
 
@@ -367,6 +368,18 @@ def importance_rows(task: HeadTask, fold: Fold, seed: int) -> pd.DataFrame:
     return rows
 
 
+def window_base_rates(task: HeadTask, fold: Fold) -> dict[str, float]:
+    """The positive rate of the rows scores apply to in each window of the fold, and the test
+    window's over the training window's (a moving base rate: the calibration's problem)."""
+    y = task.label.astype(int)
+    rates = {
+        window: float(y[task.scored(rows)].mean()) if len(task.scored(rows)) else float("nan")
+        for window, rows in (("train", fold.train), ("validation", fold.valid), ("test", fold.test))
+    }
+    rates["test_over_train"] = rates["test"] / rates["train"] if rates["train"] else float("nan")
+    return rates
+
+
 def run_head(task: HeadTask, splitter, settings: FitSettings) -> HeadRun:
     """The protocol for one head (see the module docstring)."""
     y = task.training_label
@@ -384,14 +397,24 @@ def run_head(task: HeadTask, splitter, settings: FitSettings) -> HeadRun:
     else:
         fitted = fit_fold(task, final_fold, settings)
     specs = tuple(s for s in task.specs if s.name in task.columns or s.kind == "context")
-    shipped = ship(task, final_fold, fitted, settings.selection_level, settings.seed)
+    shipped = ship(
+        task,
+        final_fold,
+        fitted,
+        settings.selection_level,
+        settings.seed,
+        settings.selection_metric,
+    )
     if shipped.kind != "lightgbm" or shipped.problems:
         problems = f"; problems: {'; '.join(shipped.problems)}" if shipped.problems else ""
         log.warning("head %s ships %s%s", task.head, shipped.reason, problems)
+    for warning in shipped.warnings:  # the CLI and the report say it to the user
+        log.info("head %s: %s", task.head, warning)
     facts = {
         "train_rows": int(len(final_fold.train)),
         "train_positives": int(y[final_fold.train].sum()),
         "validation_positives": int(y[final_fold.valid].sum()),
+        "base_rates": window_base_rates(task, final_fold),
         "trees": int(fitted.model.best_iteration_),
         "calibration": fitted.model.calibration_method_,
         "calibration_rows": fitted.model.calibration_basis_,

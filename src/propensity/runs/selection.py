@@ -5,13 +5,15 @@ The rule (pre-declared, the same for every head and both recipes):
 
 1. Candidates: the head's LightGBM model, the logistic baseline and, where the recipe has one,
    the hand-made points scorecard.
-2. Each is judged by ROC-AUC on *selection rows* it was not fitted on: the validation window
+2. Each is judged by a ranking metric declared in the config before any run (``selection_metric``:
+   ROC-AUC by default, or PR-AUC, the average precision, where the top of the list is all that is
+   worked) on *selection rows* it was not fitted on: the validation window
    (the logistic baseline refitted on the training window alone for this), or, when the model
    was cross-fitted (the validation window has too few positives, or the head's rows repeat
    across windows), every candidate's out-of-fold predictions on train + validation (same folds).
 3. A challenger replaces an incumbent only when it is better there with confidence: the
    one-sided lower bound (at ``selection_level``, 0.84 by default: by more than one bootstrap
-   standard error) of its ROC-AUC advantage, paired bootstrap over accounts (rows for a table),
+   standard error) of its advantage, paired bootstrap over accounts (rows for a table),
    is above zero. This is the one-standard-error rule: with a few dozen wins the simpler scorer
    is kept unless the data show otherwise.
 4. The learned scorer is the LightGBM model, unless it is degenerate (:func:`health`) or the
@@ -20,7 +22,9 @@ The rule (pre-declared, the same for every head and both recipes):
    (also a LightGBM model boosted from the scorecard, as the fit head's: its trees are what the
    data says the points miss, and they must show it on rows they were not fitted on).
 6. The run, the report and the exported ``model_version`` (``scorecard-sha-...``,
-   ``logistic-sha-...``) say which ships and why. The shipped scorer is checked by
+   ``logistic-sha-...``) say which ships and why; when the shipped scorer is below another
+   candidate on the selection rows (within the noise, or it would not ship), the run says so in
+   a warning (``Shipped.warnings``). The shipped scorer is checked by
    :func:`health`; a run whose shipped scorer has a problem is written and logged but not
    registered as ``challenger`` (unless forced, with a reason).
 """
@@ -32,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
 from propensity.evaluate import auc_difference_bound
@@ -60,21 +64,30 @@ class Shipped:
     basis: str  # the selection rows
     reason: str
     problems: list[str] = field(default_factory=list)  # empty: fit to register
+    metric: str = "roc_auc"
+    warnings: list[str] = field(default_factory=list)  # said loudly, do not block registering
 
     def describe(self) -> dict:
         return {
             "kind": self.kind,
             "reason": self.reason,
             "selection_rows": self.basis,
-            "selection_roc_auc": {k: round(v, 4) for k, v in self.figures.items()},
+            "selection_metric": self.metric,
+            f"selection_{self.metric}": {k: round(v, 4) for k, v in self.figures.items()},
             "problems": self.problems,
+            "warnings": self.warnings,
         }
 
 
-def _auc(label: np.ndarray, score: np.ndarray) -> float:
+METRIC_NAMES = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC"}
+
+
+def _measure(label: np.ndarray, score: np.ndarray, metric: str = "roc_auc") -> float:
     label = np.asarray(label)
     if label.min() == label.max():
         return float("nan")
+    if metric == "pr_auc":
+        return float(average_precision_score(label, score))
     return float(roc_auc_score(label, score))
 
 
@@ -126,11 +139,20 @@ def _groups(frame: pd.DataFrame) -> np.ndarray:
     return frame["account_id"].to_numpy() if "account_id" in frame else np.arange(len(frame))
 
 
-def _better(label, challenger, incumbent, groups, level, n_bootstrap, seed) -> tuple[bool, float]:
-    """Whether the challenger's ROC-AUC beats the incumbent's with confidence ``level``, and the
-    bound."""
+def _better(
+    label, challenger, incumbent, groups, level, n_bootstrap, seed, metric
+) -> tuple[bool, float]:
+    """Whether the challenger beats the incumbent on ``metric`` with confidence ``level``, and
+    the bound."""
     _, bound = auc_difference_bound(
-        label, challenger, incumbent, groups, level=level, n_bootstrap=n_bootstrap, seed=seed
+        label,
+        challenger,
+        incumbent,
+        groups,
+        level=level,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        metric=metric,
     )
     return bool(bound > 0), bound
 
@@ -139,7 +161,7 @@ def _better(label, challenger, incumbent, groups, level, n_bootstrap, seed) -> t
 SELECTION_DRAWS = 200
 
 
-def ship(task, fold: Fold, fitted, level: float, seed: int) -> Shipped:
+def ship(task, fold: Fold, fitted, level: float, seed: int, metric: str = "roc_auc") -> Shipped:
     """The scorer a head ships (the module docstring's rule) from the final fold's fits."""
     model = fitted.model
     y = task.training_label.astype(int)
@@ -177,10 +199,13 @@ def ship(task, fold: Fold, fitted, level: float, seed: int) -> Shipped:
         )
         points = task.scorecard.points_by_column(reference, task.head).sum(axis=1)
         scores["scorecard"] = points.to_numpy(dtype=float)
-    figures = {name: _auc(y_selection, score) for name, score in scores.items()}
+    figures = {name: _measure(y_selection, score, metric) for name, score in scores.items()}
     problems = {name: health(c, task.tiers, figures[name]) for name, c in candidates.items()}
+    if problems["model"]:
+        problems["model"] += _base_rate_shift(y, fold, task)
     groups = _groups(reference)
-    compare = dict(level=level, n_bootstrap=SELECTION_DRAWS, seed=seed)
+    compare = dict(level=level, n_bootstrap=SELECTION_DRAWS, seed=seed, metric=metric)
+    measure = METRIC_NAMES[metric]
 
     learned, why = "model", ""
     if problems["model"] and not problems["logistic"]:
@@ -191,7 +216,7 @@ def ship(task, fold: Fold, fitted, level: float, seed: int) -> Shipped:
         figures["logistic_minus_model_bound"] = bound
         if better:
             learned = "logistic"
-            why = f"it beats the LightGBM model ({figures['model']:.3f}) with confidence"
+            why = f"it beats the LightGBM model ({measure} {figures['model']:.3f}) with confidence"
     chosen = learned
     if "scorecard" in candidates and not problems["scorecard"]:
         better, bound = _better(
@@ -202,12 +227,58 @@ def ship(task, fold: Fold, fitted, level: float, seed: int) -> Shipped:
             chosen = "scorecard"
             learned_name = "LightGBM" if learned == "model" else learned
             why = (
-                f"the learned {learned_name} ({figures[learned]:.3f}) is not better than the "
+                f"the learned {learned_name} ({measure} {figures[learned]:.3f}) is not better than the "
                 f"incumbent scorecard with {level:.0%} confidence (lower bound of the difference "
                 f"{bound:+.3f})"
             )
     log.info("selection figures: %s", figures)
     name = "LightGBM" if chosen == "model" else chosen
-    reason = f"{name}: ROC-AUC {figures[chosen]:.3f} on the {basis}" + (f"; {why}" if why else "")
+    reason = f"{name}: {measure} {figures[chosen]:.3f} on the {basis}" + (f"; {why}" if why else "")
     shipped = candidates[chosen]
-    return Shipped(shipped, shipped.kind, figures, basis, reason, problems[chosen])
+    return Shipped(
+        shipped,
+        shipped.kind,
+        figures,
+        basis,
+        reason,
+        problems[chosen],
+        metric,
+        _below_others(chosen, figures, measure, basis, problems),
+    )
+
+
+def _base_rate_shift(y: np.ndarray, fold: Fold, task) -> list[str]:
+    """The likely cause of a degenerate model when the validation window converts far more (or
+    less) often than the training window: early stopping then judges the level, not the order."""
+    train, valid = task.scored(fold.train), task.scored(fold.valid)
+    if not len(train) or not len(valid) or y[train].mean() == 0:
+        return []
+    ratio = float(y[valid].mean() / y[train].mean())
+    if 0.8 <= ratio <= 1.25:
+        return []
+    return [
+        f"the validation window's base rate is {ratio:.2f}x the training window's: early "
+        "stopping under a base-rate shift (early_stopping_metric: recentred_logloss is not "
+        "moved by it)"
+    ]
+
+
+def _below_others(
+    chosen: str, figures: dict[str, float], measure: str, basis: str, problems: dict
+) -> list[str]:
+    """The loud line when the shipped scorer is below another candidate (one fit to ship) on the
+    selection rows."""
+    names = {"model": "LightGBM model", "logistic": "logistic baseline", "scorecard": "scorecard"}
+    above = {
+        name: value
+        for name, value in figures.items()
+        if name in names and not problems[name] and value == value and value > figures[chosen]
+    }
+    if not above:
+        return []
+    others = ", ".join(f"the {names[n]} ({v:.3f})" for n, v in above.items())
+    return [
+        f"the shipped {names[chosen]} ranks the {basis} below {others}: {measure} "
+        f"{figures[chosen]:.3f}; the difference is within the noise of these rows (the rule "
+        "keeps the incumbent), so compare them again on the next run's rows"
+    ]

@@ -24,6 +24,7 @@ import logging
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from propensity.data.table import (
     Kind,
@@ -45,6 +46,9 @@ from propensity.scoring import TABLE_TIERS, Scorer, TableModel
 log = logging.getLogger(__name__)
 
 HEAD = "table"
+# the label's rate changes with the row's position in the file by at least this ROC-AUC (a
+# shuffled export gives 0.5 +- 0.01 at a few thousand rows)
+LABEL_DRIFT_AUC = 0.6
 
 
 def feature_specs(kinds: dict[str, Kind], time_column: str | None) -> tuple[FeatureSpec, ...]:
@@ -78,7 +82,7 @@ def vector_groups(matrix: pd.DataFrame) -> np.ndarray:
 def splitter_for(config: TableConfig):
     """Out of time when the rows have a time or an order, else repeated grouped K-fold."""
     if config.out_of_time:
-        return RowOutOfTime(config.valid_share, config.test_share)
+        return RowOutOfTime(config.valid_share, config.test_share, origins=config.origins)
     return RepeatedGroupKFold(config.folds, config.repeats, config.seed)
 
 
@@ -92,25 +96,48 @@ def _labelled(prepared: PreparedTable, config: TableConfig, name: str):
         )
     candidates = prepared.candidates.loc[labelled].reset_index(drop=True)
     time = prepared.time[labelled].reset_index(drop=True) if prepared.time is not None else None
-    return labelled, label, candidates, time
+    # each labelled row's rank in the file (0 = first): K-fold's "later" rows are the last ones
+    position = prepared.position[labelled].rank(method="first").to_numpy() - 1
+    return labelled, label, candidates, time, position
+
+
+# K-fold rows in file order: the last share of the rows is "later" for the period check
+FILE_ORDER_LATER_SHARE = 0.4
 
 
 def screen_columns(
-    candidates: pd.DataFrame, label: np.ndarray, time, config: TableConfig, name: str
+    candidates: pd.DataFrame,
+    label: np.ndarray,
+    time,
+    config: TableConfig,
+    name: str,
+    position: np.ndarray | None = None,
 ) -> tuple[ScreenResult, list[str], np.ndarray | None]:
-    """The leakage screen on the development rows; the columns the model may use."""
+    """The leakage screen on the development rows; the columns the model may use.
+
+    The period check compares the later rows with the earlier ones: out of time, the
+    validation window against the training window (the test window is not looked at); with
+    K-fold, the last rows of the file against the first (if the file is in time order, period
+    indicators show there too, and the screen's verdict does not depend on the protocol)."""
     development = None
     if config.out_of_time:
         fold = RowOutOfTime(config.valid_share, config.test_share).folds(
             pd.DataFrame({ROW_TIME: time}), label
         )[0]
         development = np.concatenate([fold.train, fold.valid])
+        later = np.r_[np.zeros(len(fold.train), dtype=int), np.ones(len(fold.valid), dtype=int)]
+        order = np.argsort(np.argsort(np.asarray(time)[development], kind="stable"))
+    else:
+        order = np.arange(len(label)) if position is None else np.asarray(position)
+        later = (order >= len(label) * (1 - FILE_ORDER_LATER_SHARE)).astype(int)
     rows = development if development is not None else np.arange(len(label))
     date_time = time if (time is not None and config.time_column) else None
     screened = screen(
         candidates.iloc[rows].reset_index(drop=True),
         label[rows],
         time=date_time.iloc[rows].reset_index(drop=True) if date_time is not None else None,
+        later=later,
+        order=order,
         config=config.screen,
     )
     columns = (
@@ -125,6 +152,37 @@ def screen_columns(
     return screened, columns, development
 
 
+def file_order_drift(
+    label: np.ndarray, position: np.ndarray, screened: ScreenResult, config: TableConfig
+) -> str | None:
+    """For K-fold: a warning when the rows look time-ordered (the label's rate or the columns
+    change with the row's position in the file), else None. Random folds then mix later rows
+    into training and flatter the model."""
+    if config.out_of_time:
+        return None
+    signs = []
+    label = np.asarray(label)[np.argsort(position, kind="stable")]  # in file order
+    position_auc = roc_auc_score(label, np.arange(len(label)))
+    position_auc = max(position_auc, 1 - position_auc)
+    if position_auc >= LABEL_DRIFT_AUC:
+        first, last = np.array_split(label, 5)[0].mean(), np.array_split(label, 5)[-1].mean()
+        signs.append(
+            f"the positive rate moves with the row's position (ROC-AUC of the position "
+            f"{position_auc:.3f}; first fifth {first:.1%}, last fifth {last:.1%})"
+        )
+    table = screened.table
+    periodic = table[(table["check"] == "period_indicator") & (table["verdict"] == "exclude")]
+    if len(periodic):
+        signs.append(f"columns tell the last rows from the first ({', '.join(periodic['column'])})")
+    if not signs:
+        return None
+    return (
+        "the rows look time-ordered: " + "; ".join(signs) + ". K-fold mixes later rows into "
+        "training and flatters the model: pass --time-ordered (rows in time order) or --time "
+        "COLUMN to evaluate out of time"
+    )
+
+
 def protocol_facts(config: TableConfig, splitter, matrix: pd.DataFrame, label, time) -> dict:
     if not config.out_of_time:
         return {
@@ -133,10 +191,12 @@ def protocol_facts(config: TableConfig, splitter, matrix: pd.DataFrame, label, t
             "repeats": config.repeats,
             "grouping": "identical feature vectors share a fold",
         }
-    fold = splitter.folds(matrix, label)[0]
+    folds = splitter.folds(matrix, label)
+    fold = folds[-1]  # the latest
     return {
         "protocol": "out_of_time",
         "time": config.time_column or "row order",
+        "origins": len(folds),
         "train_rows": len(fold.train),
         "valid_rows": len(fold.valid),
         "test_rows": len(fold.test),
@@ -152,13 +212,17 @@ def train_table_model(
     """Prepare, screen, evaluate by the protocol, fit the final model (see the module docstring)."""
     _step(progress, "prepare", name)
     prepared = prepare_table(frame, config, name)
-    labelled, label, candidates, time = _labelled(prepared, config, name)
+    labelled, label, candidates, time, position = _labelled(prepared, config, name)
     _step(progress, "screen", name)
-    screened, columns, _ = screen_columns(candidates, label, time, config, name)
+    screened, columns, _ = screen_columns(candidates, label, time, config, name, position)
     kinds = {c: prepared.kinds[c] for c in columns}
     date_time = time if (time is not None and config.time_column) else None
     matrix = model_matrix(candidates[columns], kinds, date_time)
-    duplicates = duplicate_counts(matrix, pd.Series(label))
+    duplicates = {
+        # the file as given (every column but the id), before any column is dropped
+        "exact_duplicate_rows_in_file": file_duplicates(prepared, labelled, config),
+        **duplicate_counts(matrix, pd.Series(label)),
+    }
     ids = prepared.ids[labelled].to_numpy()
     task_matrix = matrix.assign(**{ROW_TIME: time.to_numpy()}) if time is not None else matrix
     groups = vector_groups(matrix)
@@ -178,23 +242,51 @@ def train_table_model(
     splitter = splitter_for(config)
     head = run_head(task, _KFoldGroups(splitter, groups), _settings(config))
     _step(progress, "final model", name)
+    shipped = head.shipped.model
+    if config.out_of_time and config.recalibrate == "latest":
+        # the test window has been reported; its rows are the most recent labelled ones
+        latest = head.final_fold.test
+        shipped = shipped.recalibrated(task.matrix.iloc[latest], label[latest])
+        head.facts["calibration_rows"] = (
+            f"recalibrated on the latest window ({len(latest):,} rows, "
+            f"{int(label[latest].sum()):,} positives) after the test"
+        )
     model = TableModel(
         schema=config,
-        scorer=Scorer.fit(HEAD, head.shipped.model, task.specs, TABLE_TIERS),
+        scorer=Scorer.fit(HEAD, shipped, task.specs, TABLE_TIERS),
         columns=columns,
         kinds=kinds,
         screen=screened.table,
         verdict=head.verdict,
         beats_base_rate=head.beats_base_rate,
+        categories={
+            c: sorted(candidates[c].dropna().astype(str).unique().tolist())
+            for c in columns
+            if kinds[c] == "categorical"
+        },
     )
     notes = [f"set aside {c}: {why}" for c, why in prepared.set_aside.items()]
+    if config.id_column is None:
+        notes.append("no id column: rows are named by their number in the file (1 = first row)")
     if screened.suspects:
         action = "kept (keep_suspects)" if config.keep_suspects else "excluded"
         notes.append(f"leakage screen suspects {action}: {', '.join(screened.suspects)}")
     model.notes = notes
+    if config.keep_suspects and screened.suspects:
+        # a comparison run: it must not become the model the next `table score` picks up
+        head.shipped.problems.append(
+            f"trained on columns the leakage screen flags ({', '.join(screened.suspects)}; "
+            "keep_suspects): for comparison, not for scoring"
+        )
+    model.warnings = [
+        *filter(None, [file_order_drift(label, position, screened, config)]),
+        *head.shipped.warnings,
+        *(f"the shipped scorer has a problem: {p}" for p in head.shipped.problems),
+    ]
     protocol = protocol_facts(config, splitter, task_matrix, label, time)
     summary = table_summary(prepared, head, screened, columns, duplicates, protocol, config)
     summary["model_version"] = model.version
+    summary["warnings"] = model.warnings
     result = RunResult(
         kind="table",
         name=prepared.name,
@@ -212,6 +304,14 @@ def train_table_model(
     result.markdown = summary_markdown(result)
     _step(progress, "done", name)
     return result
+
+
+def file_duplicates(prepared: PreparedTable, labelled: np.ndarray, config: TableConfig) -> int:
+    """Labelled rows equal in every column but the id to an earlier row of the file."""
+    rows = prepared.frame.loc[labelled]
+    if config.id_column is not None:
+        rows = rows.drop(columns=config.id_column)
+    return int(rows.duplicated().sum())
 
 
 class _KFoldGroups:
@@ -238,6 +338,7 @@ def _settings(config: TableConfig) -> FitSettings:
         n_bootstrap=config.n_bootstrap,
         min_calibration_positives=config.min_calibration_positives,
         selection_level=config.selection_level,
+        selection_metric=config.selection_metric,
     )
 
 
@@ -259,7 +360,7 @@ def _test_window(prepared, labelled, label, head, config: TableConfig) -> pd.Dat
 
 
 def _input_example(frame: pd.DataFrame, model: TableModel) -> pd.DataFrame:
-    needed = [model.schema.id_column, *model.columns]
+    needed = [c for c in (model.schema.id_column, *model.columns) if c is not None]
     if any(k == "date" for k in model.kinds.values()) and model.schema.time_column:
         needed.append(model.schema.time_column)  # dates are measured from the row's time
     rows = frame[needed]
@@ -296,6 +397,10 @@ def table_summary(prepared, head, screened, columns, duplicates, protocol, confi
         "set_aside": prepared.set_aside,
         "suspects": list(screened.suspects),
         "suspects_kept": config.keep_suspects,
+        "period_auc": screened.period_auc,
+        "period_auc_without_indicators": screened.period_auc_without_indicators,
+        "base_rates": head.facts["base_rates"],
+        "shipped": head.shipped.describe(),
         "features": columns,
         "verdict": head.verdict,
         "beats_base_rate": head.beats_base_rate,
@@ -309,6 +414,29 @@ def table_summary(prepared, head, screened, columns, duplicates, protocol, confi
     }
 
 
+def fold_spread_lines(result: RunResult) -> list[str]:
+    """ROC-AUC per scorer over the folds (K-fold) or the successive out-of-time folds (rolling
+    origin): mean, sd, and each origin's figure from the earliest."""
+    folds = result.folds
+    lines = []
+    for scorer in ("model", "logistic"):
+        values = folds[folds["scorer"] == scorer].sort_values(["repeat", "fold"])["roc_auc"]
+        if len(values) < 2:
+            continue
+        if result.config.out_of_time:
+            each = ", ".join(f"{v:.3f}" for v in values.to_numpy()[::-1])
+            lines.append(
+                f"{scorer} ROC-AUC over {len(values)} successive out-of-time folds (earliest "
+                f"first): {each}; mean {values.mean():.3f} ± {values.std():.3f} (sd)"
+            )
+        else:
+            lines.append(
+                f"{scorer} ROC-AUC over {len(values)} folds: {values.mean():.3f} ± "
+                f"{values.std():.3f} (sd)"
+            )
+    return lines
+
+
 def summary_markdown(result: RunResult) -> str:
     """A readable account of the run: verdict, evaluation, screen, duplicates, set-aside columns."""
     facts, config = result.summary, result.config
@@ -316,6 +444,7 @@ def summary_markdown(result: RunResult) -> str:
     table = result.screen.table
     suspects = table[table["verdict"] == "exclude"]
     evaluation = result.evaluation
+    rates = facts["base_rates"]
     repeated = config.repeats > 1 and not config.out_of_time
     lines = [
         f"# Table mode: {facts['table']}",
@@ -325,15 +454,41 @@ def summary_markdown(result: RunResult) -> str:
         f"- rows {facts['rows']:,} (labelled {facts['labelled_rows']:,}, open {facts['open_rows']:,}); "
         f"positives {facts['positives']:,}, base rate {facts['base_rate']:.3f}",
         f"- protocol: {json.dumps(facts['protocol'])}",
-        f"- duplicates among labelled rows: {duplicates['exact_duplicate_rows']:,} exact duplicate "
-        f"rows; {duplicates['conflicting_vectors']:,} feature vectors with both outcomes "
-        f"({duplicates['conflicting_rows']:,} rows); {duplicates['distinct_vectors']:,} distinct vectors",
+        f"- duplicates among labelled rows: {duplicates['exact_duplicate_rows_in_file']:,} exact "
+        "duplicate rows in the file (every column but the id); on the model's columns "
+        f"{duplicates['exact_duplicate_rows']:,} exact duplicates, "
+        f"{duplicates['conflicting_vectors']:,} feature vectors with both outcomes "
+        f"({duplicates['conflicting_rows']:,} rows), {duplicates['distinct_vectors']:,} distinct "
+        "vectors (identical vectors share a fold)",
         f"- model: {facts['trees']} trees, {facts['calibration']} calibration, version "
         f"{facts['model_version']}",
+        f"- ships: {facts['shipped']['reason']}",
+        *(
+            [
+                f"- base rate: training {rates['train']:.3f}, validation "
+                f"{rates['validation']:.3f}, test {rates['test']:.3f} "
+                f"({rates['test_over_train']:.2f}x training); calibration: "
+                f"{facts['heads']['table']['calibration_rows']}"
+            ]
+            if config.out_of_time
+            else []
+        ),
+        *(
+            [
+                f"- the columns together tell later rows from earlier ones with ROC-AUC "
+                f"{facts['period_auc']:.3f} ({facts['period_auc_without_indicators']:.3f} "
+                "without the period indicators)"
+            ]
+            if facts.get("period_auc") is not None
+            else []
+        ),
+        *(f"- **warning: {w}**" for w in facts.get("warnings", [])),
         "",
         "## Evaluation (held-out rows" + (", first repeat" if repeated else "") + ")",
         "",
         to_markdown(evaluation),
+        "",
+        *(f"- {line}" for line in fold_spread_lines(result)),
         "",
         "| scorer | Brier skill over the base rate |",
         "|---|---|",
