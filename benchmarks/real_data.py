@@ -64,7 +64,7 @@ def table_figures(result: RunResult, seconds: float) -> dict:
         "beats_base_rate": facts["beats_base_rate"],
         "shipped": facts["shipped"]["reason"],
         "warnings": facts["warnings"],
-        "base_rates": {k: round(v, 4) for k, v in facts["base_rates"].items()},
+        "base_rates": {k: v if v is None else round(v, 4) for k, v in facts["base_rates"].items()},
         "period_auc": facts["period_auc"],
         "period_auc_without_indicators": facts["period_auc_without_indicators"],
         "period_indicators": [
@@ -143,6 +143,10 @@ def real_data_benchmark(out_dir: Path) -> dict:
     return report
 
 
+def _figure(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def _cell(figures: dict, metric: str, digits: int = 3) -> str:
     value, lo, hi = figures.get(metric), figures.get(f"{metric}_lo"), figures.get(f"{metric}_hi")
     if value is None or value != value:
@@ -216,9 +220,9 @@ def real_data_markdown(report: dict, real_dir: Path) -> str:
         r, spread = figures["base_rates"], figures["fold_roc_auc"]["model"]
         lines.append(
             f"| {name} | {figures['shipped']} | {r['train']:.3f} / {r['validation']:.3f} / "
-            f"{'-' if r['test'] != r['test'] else format(r['test'], '.3f')} | "
+            f"{'-' if r['test'] is None else format(r['test'], '.3f')} | "
             f"{figures['period_auc']:.3f} / "
-            f"{figures['period_auc_without_indicators']:.3f} | "
+            f"{_figure(figures['period_auc_without_indicators'])} | "
             f"{', '.join(figures['period_indicators']) or 'none'} | "
             f"{spread['mean']:.3f} ± {spread['sd']:.3f} |"
         )

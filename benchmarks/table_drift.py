@@ -211,7 +211,7 @@ def markdown(run: dict, runs: pd.DataFrame, summary: pd.DataFrame, machine: str)
         "### Drift and leakage screen",
         "",
         f"The columns together tell the validation window from the training window with ROC-AUC "
-        f"{run['period_auc']:.3f}; without the period indicators {run['period_auc_without_indicators']:.3f}.",
+        f"{run['period_auc']:.3f}; without the period indicators {run['period_auc_without_indicators'] or float('nan'):.3f}.",
         "",
         to_markdown(run["screen"]),
         "",

@@ -16,7 +16,7 @@ def print_screen(result, keep_suspects: bool) -> None:
     if result is None:
         return
     checks = result.table
-    if not result.suspects:
+    if not result.suspects and not (checks["verdict"] == "warn").any():
         best = checks[checks["check"] == "single_column_auc"]["figure"].str[:5].astype(float).max()
         console.print(
             f"leakage screen: no suspects among {checks['column'].nunique()} columns "
@@ -26,8 +26,9 @@ def print_screen(result, keep_suspects: bool) -> None:
     table = Table(title="leakage screen (suspects, then each kept column's single-column AUC)")
     for column in ("column", "check", "figure", "verdict"):
         table.add_column(column)
-    for row in checks[checks["verdict"] == "exclude"].itertuples(index=False):
-        table.add_row(str(row.column), row.check, row.figure, f"[red]{row.verdict}[/]")
+    for row in checks[checks["verdict"].isin(["exclude", "warn"])].itertuples(index=False):
+        colour = "red" if row.verdict == "exclude" else "yellow"
+        table.add_row(str(row.column), row.check, row.figure, f"[{colour}]{row.verdict}[/]")
     kept = checks[
         ~checks["column"].isin(result.suspects) & (checks["check"] == "single_column_auc")
     ]

@@ -189,7 +189,7 @@ def table_settings(config: Path | None, schema: dict, overrides: dict):
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            key = str(error["loc"][0]) if error["loc"] else ""
+            key = ".".join(str(part) for part in error["loc"])
             where = f"{FLAGS[key]} ({key})" if key in FLAGS else key
             message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "missing":
@@ -230,7 +230,7 @@ def _input(
 
 
 def _print_table_run(result) -> None:
-    from propensity.runs.table import fold_spread_lines
+    from propensity.runs.table import fold_spread_lines, without_indicators_text
 
     facts = result.summary
     console.print(
@@ -251,7 +251,7 @@ def _print_table_run(result) -> None:
     if facts.get("period_auc") is not None:
         console.print(
             f"the columns together tell later rows from earlier ones with ROC-AUC "
-            f"{facts['period_auc']:.3f} ({facts['period_auc_without_indicators']:.3f} without "
+            f"{facts['period_auc']:.3f} ({without_indicators_text(facts)} without "
             "the period indicators; 0.5: the periods look alike)"
         )
     print_evaluation(result)
@@ -301,6 +301,8 @@ def score(
             table, out, model, open_only=open_only, top=top, reasons=reasons, encoding=encoding,
             sep=sep,
         )  # fmt: skip
+    for warning in getattr(model, "warnings", None) or []:
+        err_console.print(f"[bold yellow]warning (from training):[/] {escape(warning)}")
     if not model.beats_base_rate:
         err_console.print(
             f"[bold yellow]warning:[/] this model did not beat the base rate when it was trained: "

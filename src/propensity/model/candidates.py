@@ -96,11 +96,14 @@ class LogisticCandidate:
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return self.pipeline.predict_proba(X[self.features_])
 
-    def recalibrated(self, X: pd.DataFrame, y: np.ndarray) -> LogisticCandidate:
+    def recalibrated(self, X: pd.DataFrame, y: np.ndarray) -> LogisticCandidate | None:
         """A copy with its margin Platt-scaled on ``X`` (coefficients and intercept scaled,
-        so contributions still sum to the margin); ``X`` becomes the reference rows."""
+        so contributions still sum to the margin); ``X`` becomes the reference rows. None when
+        the slope is not positive (the ranking would reverse)."""
         pipeline = copy.deepcopy(self.pipeline)
         slope, intercept = platt(pipeline.decision_function(X[self.features_]), y)
+        if slope <= 0:
+            return None
         model = pipeline.named_steps["model"]
         model.coef_ = model.coef_ * slope
         model.intercept_ = model.intercept_ * slope + intercept
@@ -204,9 +207,12 @@ class ScorecardCandidate:
         probability = 1 / (1 + np.exp(-self.margin(X)))
         return np.column_stack([1 - probability, probability])
 
-    def recalibrated(self, X: pd.DataFrame, y: np.ndarray) -> ScorecardCandidate:
-        """A copy with the points' Platt fit redone on ``X``, which becomes the reference rows."""
+    def recalibrated(self, X: pd.DataFrame, y: np.ndarray) -> ScorecardCandidate | None:
+        """A copy with the points' Platt fit redone on ``X``, which becomes the reference rows
+        (None when the slope is not positive)."""
         slope, intercept = platt(self._points(X).sum(axis=1).to_numpy(), y)
+        if slope <= 0:
+            return None
         candidate = dataclasses.replace(self, slope=slope, intercept=intercept)
         candidate.background_mean_ = candidate._points(X).mean(axis=0).to_numpy()
         candidate.validation_probability_ = candidate.predict_proba(X)[:, 1]

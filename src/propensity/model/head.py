@@ -54,7 +54,7 @@ from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from propensity.model.candidates import EXPECTED_VALUE, ScorecardCandidate
+from propensity.model.candidates import EXPECTED_VALUE, ScorecardCandidate, platt
 from propensity.model.scorecard import Scorecard
 
 log = logging.getLogger(__name__)
@@ -394,16 +394,16 @@ class HeadModel(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return self.calibrator_.predict_proba(self._margin(X))
 
-    def recalibrated(self, X: pd.DataFrame, y) -> HeadModel:
-        """A copy whose calibrator is refitted on ``X`` (newer labelled rows: the trees are
-        kept, the ranking is unchanged), choosing the method again; ``X`` becomes the score and
-        tier reference rows."""
+    def recalibrated(self, X: pd.DataFrame, y) -> HeadModel | None:
+        """A copy whose calibrator is refitted on ``X`` (newer labelled rows) by Platt scaling
+        with a positive slope, so the ranking is unchanged (None when the slope is not positive:
+        on these rows the order reversed); ``X`` becomes the score and tier reference rows."""
         model = copy.copy(self)
         y = np.asarray(y, dtype=int)
         margin = model._margin(X)
-        model.calibration_method_, model.calibration_losses_ = model._choose_calibration(
-            margin, y, _groups(X)
-        )
+        if platt(margin[:, 0], y, self.seed)[0] <= 0:
+            return None
+        model.calibration_method_, model.calibration_losses_ = "sigmoid", {}
         model.calibrator_ = CalibratedClassifierCV(
             FrozenEstimator(_PrecomputedMargin.of(model.model_.classes_)),
             method=model.calibration_method_,

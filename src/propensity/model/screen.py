@@ -314,11 +314,14 @@ def screen(
     time: pd.Series | None = None,
     later: np.ndarray | None = None,
     order: np.ndarray | None = None,
+    period_verdict: str = "exclude",
     config: ScreenConfig | None = None,
 ) -> ScreenResult:
     """Screen every column of ``frame`` against the 0/1 ``label`` (and the rows' ``time``);
     with ``later`` (1 for the rows of the later period, 0 for the earlier) and ``order`` (each
-    row's place in time or file order; default: as given), also for period indicators."""
+    row's place in time or file order; default: as given), also for period indicators, which
+    get ``period_verdict``: "exclude" where the order is time, "warn" where it is only the
+    file's (a file sorted by amount makes the amount look like a period)."""
     config = config or ScreenConfig()
     label = np.asarray(label, dtype=int)
     if len(np.unique(label)) != 2:
@@ -360,11 +363,20 @@ def screen(
         )
         rows += [check for check in checks if check is not None]
     table = pd.DataFrame(rows, columns=["column", "check", "figure", "suspect"])
-    table["verdict"] = np.where(table["suspect"], "exclude", "ok")
+    if period_verdict != "exclude":
+        warned = table["suspect"] & (table["check"] == "period_indicator")
+        table["suspect"] = table["suspect"].astype(object).where(~warned, "warn")
+    table["verdict"] = table["suspect"].map(
+        lambda s: s if s == "warn" else ("exclude" if s else "ok")
+    )
+    table["suspect"] = table["suspect"].eq(True)
     suspects = tuple(dict.fromkeys(table.loc[table["suspect"], "column"]))
     together = rest = None
     if later is not None:
         together = period_auc(frame, later, config)
         others = [c for c in frame.columns if c not in periodic]
-        rest = period_auc(frame[others], later, config) if others and periodic else together
+        if not periodic:
+            rest = together
+        elif others:
+            rest = period_auc(frame[others], later, config)
     return ScreenResult(table.drop(columns="suspect"), suspects, together, rest)

@@ -238,14 +238,20 @@ class RowOutOfTime(_ThreeWaySplitter):
         order = np.argsort(values, kind="stable")
         n = len(values)
 
-        def cut(share: float):
-            return values[order[min(n - 1, max(0, int(np.floor(n * share))))]]
+        def cut(position: int):
+            return values[order[min(n - 1, max(0, position))]]
 
+        # window sizes in rows, so every origin's windows are the same size (no float drift)
+        test_rows = n - int(np.floor(n * (1 - self.test_share)))
+        valid_rows = int(np.floor(n * (1 - self.test_share))) - int(
+            np.floor(n * (1 - self.test_share - self.valid_share))
+        )
+        step_rows = int(round(n * self.step_share))
         folds = []
         for origin in range(self.origins):
-            end = 1 - origin * self.step_share
-            test_start = cut(end - self.test_share)
-            valid_start = cut(end - self.test_share - self.valid_share)
+            end = n - origin * step_rows
+            test_start = cut(end - test_rows)
+            valid_start = cut(end - test_rows - valid_rows)
             in_range = values < cut(end) if origin else np.ones(n, bool)
             test = np.flatnonzero((values >= test_start) & in_range)
             valid = np.flatnonzero((values >= valid_start) & (values < test_start))

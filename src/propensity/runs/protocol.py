@@ -368,15 +368,16 @@ def importance_rows(task: HeadTask, fold: Fold, seed: int) -> pd.DataFrame:
     return rows
 
 
-def window_base_rates(task: HeadTask, fold: Fold) -> dict[str, float]:
+def window_base_rates(task: HeadTask, fold: Fold) -> dict[str, float | None]:
     """The positive rate of the rows scores apply to in each window of the fold, and the test
     window's over the training window's (a moving base rate: the calibration's problem)."""
     y = task.label.astype(int)
     rates = {
-        window: float(y[task.scored(rows)].mean()) if len(task.scored(rows)) else float("nan")
+        window: float(y[task.scored(rows)].mean()) if len(task.scored(rows)) else None
         for window, rows in (("train", fold.train), ("validation", fold.valid), ("test", fold.test))
     }
-    rates["test_over_train"] = rates["test"] / rates["train"] if rates["train"] else float("nan")
+    both = rates["test"] is not None and rates["train"]
+    rates["test_over_train"] = rates["test"] / rates["train"] if both else None
     return rates
 
 

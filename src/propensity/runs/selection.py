@@ -200,7 +200,9 @@ def ship(task, fold: Fold, fitted, level: float, seed: int, metric: str = "roc_a
         points = task.scorecard.points_by_column(reference, task.head).sum(axis=1)
         scores["scorecard"] = points.to_numpy(dtype=float)
     figures = {name: _measure(y_selection, score, metric) for name, score in scores.items()}
-    problems = {name: health(c, task.tiers, figures[name]) for name, c in candidates.items()}
+    # health reads ROC-AUC whatever the selection metric (0.5 is chance for it alone)
+    ranking = {name: _measure(y_selection, score) for name, score in scores.items()}
+    problems = {name: health(c, task.tiers, ranking[name]) for name, c in candidates.items()}
     if problems["model"]:
         problems["model"] += _base_rate_shift(y, fold, task)
     groups = _groups(reference)

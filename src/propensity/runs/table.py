@@ -117,8 +117,10 @@ def screen_columns(
 
     The period check compares the later rows with the earlier ones: out of time, the
     validation window against the training window (the test window is not looked at); with
-    K-fold, the last rows of the file against the first (if the file is in time order, period
-    indicators show there too, and the screen's verdict does not depend on the protocol)."""
+    K-fold, the last rows of the file against the first. Out of time a period indicator is
+    excluded; with K-fold it is only warned about (a file sorted by amount makes the amount look
+    like one), and in both it is left out of the "far above every other column" comparison, so
+    a leak's verdict does not depend on the protocol."""
     development = None
     if config.out_of_time:
         fold = RowOutOfTime(config.valid_share, config.test_share).folds(
@@ -138,6 +140,7 @@ def screen_columns(
         time=date_time.iloc[rows].reset_index(drop=True) if date_time is not None else None,
         later=later,
         order=order,
+        period_verdict="exclude" if config.out_of_time else "warn",
         config=config.screen,
     )
     columns = (
@@ -171,9 +174,13 @@ def file_order_drift(
             f"{position_auc:.3f}; first fifth {first:.1%}, last fifth {last:.1%})"
         )
     table = screened.table
-    periodic = table[(table["check"] == "period_indicator") & (table["verdict"] == "exclude")]
+    periodic = table[(table["check"] == "period_indicator") & (table["verdict"] == "warn")]
     if len(periodic):
-        signs.append(f"columns tell the last rows from the first ({', '.join(periodic['column'])})")
+        signs.append(
+            f"columns tell the last rows from the first and are fixed by the row's place in the "
+            f"file ({', '.join(periodic['column'])}; kept: if the file is sorted by them rather "
+            "than by time, ignore this)"
+        )
     if not signs:
         return None
     return (
@@ -242,15 +249,7 @@ def train_table_model(
     splitter = splitter_for(config)
     head = run_head(task, _KFoldGroups(splitter, groups), _settings(config))
     _step(progress, "final model", name)
-    shipped = head.shipped.model
-    if config.out_of_time and config.recalibrate == "latest":
-        # the test window has been reported; its rows are the most recent labelled ones
-        latest = head.final_fold.test
-        shipped = shipped.recalibrated(task.matrix.iloc[latest], label[latest])
-        head.facts["calibration_rows"] = (
-            f"recalibrated on the latest window ({len(latest):,} rows, "
-            f"{int(label[latest].sum()):,} positives) after the test"
-        )
+    shipped = recalibrate_on_latest(head, task, label, config)
     model = TableModel(
         schema=config,
         scorer=Scorer.fit(HEAD, shipped, task.specs, TABLE_TIERS),
@@ -259,8 +258,8 @@ def train_table_model(
         screen=screened.table,
         verdict=head.verdict,
         beats_base_rate=head.beats_base_rate,
-        categories={
-            c: sorted(candidates[c].dropna().astype(str).unique().tolist())
+        categories={  # what the final model's trees learned from
+            c: sorted(candidates[c].iloc[head.final_fold.train].dropna().astype(str).unique())
             for c in columns
             if kinds[c] == "categorical"
         },
@@ -304,6 +303,34 @@ def train_table_model(
     result.markdown = summary_markdown(result)
     _step(progress, "done", name)
     return result
+
+
+def recalibrate_on_latest(head, task, label: np.ndarray, config: TableConfig):
+    """The shipped scorer, its probabilities refitted (Platt, positive slope: the ranking is
+    unchanged, so the rank figures ``promote`` reads on the test window are too) on the most
+    recent labelled window once the test has been reported; kept as it is with K-fold, with
+    ``recalibrate: validation``, with too few positives there, or when the order reversed."""
+    shipped = head.shipped.model
+    if not config.out_of_time or config.recalibrate != "latest":
+        return shipped
+    latest = head.final_fold.test
+    positives = int(label[latest].sum())
+    window = f"the latest window ({len(latest):,} rows, {positives:,} positives)"
+    if positives < config.min_calibration_positives:
+        head.facts["calibration_rows"] += (
+            f"; not recalibrated on {window}: fewer than min_calibration_positives"
+        )
+        return shipped
+    recalibrated = shipped.recalibrated(task.matrix.iloc[latest], label[latest])
+    if recalibrated is None:
+        head.facts["calibration_rows"] += (
+            f"; not recalibrated on {window}: the scores rank it in reverse (drift)"
+        )
+        return shipped
+    head.facts["calibration_rows"] = f"recalibrated (Platt) on {window} after the test"
+    head.facts["calibration"] = "sigmoid"
+    head.facts["calibration_log_loss"] = {}
+    return recalibrated
 
 
 def file_duplicates(prepared: PreparedTable, labelled: np.ndarray, config: TableConfig) -> int:
@@ -414,6 +441,11 @@ def table_summary(prepared, head, screened, columns, duplicates, protocol, confi
     }
 
 
+def without_indicators_text(facts: dict) -> str:
+    value = facts.get("period_auc_without_indicators")
+    return "-, every column is one" if value is None else f"{value:.3f}"
+
+
 def fold_spread_lines(result: RunResult) -> list[str]:
     """ROC-AUC per scorer over the folds (K-fold) or the successive out-of-time folds (rolling
     origin): mean, sd, and each origin's figure from the earliest."""
@@ -442,7 +474,7 @@ def summary_markdown(result: RunResult) -> str:
     facts, config = result.summary, result.config
     duplicates = facts["duplicates"]
     table = result.screen.table
-    suspects = table[table["verdict"] == "exclude"]
+    suspects = table[table["verdict"].isin(["exclude", "warn"])]
     evaluation = result.evaluation
     rates = facts["base_rates"]
     repeated = config.repeats > 1 and not config.out_of_time
@@ -476,7 +508,7 @@ def summary_markdown(result: RunResult) -> str:
         *(
             [
                 f"- the columns together tell later rows from earlier ones with ROC-AUC "
-                f"{facts['period_auc']:.3f} ({facts['period_auc_without_indicators']:.3f} "
+                f"{facts['period_auc']:.3f} ({without_indicators_text(facts)} "
                 "without the period indicators)"
             ]
             if facts.get("period_auc") is not None
