@@ -15,13 +15,18 @@
   build time, load and search time in headless Chromium, screenshots -> ``benchmarks/explorer.md``;
 * ``table_drift.py`` (``--table-drift``): table mode on the planted-drift campaign export, with
   the measurements its defaults rest on -> ``benchmarks/table_drift.md`` / ``.json``;
+* ``scoring.py`` (``--scoring``): scoring with reasons at scale: the conversion head's trees
+  against its ROC-AUC and reasons speed, and 100,000 and 1,000,000 accounts scored with and
+  without reasons by the code of ``score`` and ``export`` -> ``benchmarks/scoring.md`` /
+  ``.json``;
 * ``real_data.py`` (``--real``): table mode on the three public exports in the real-data folder
   (``$PROPENSITY_REAL_DATA``, else ``../shared/data/real``) -> ``benchmarks/real_data.md`` /
   ``.json``.
 
 Usage: ``python benchmarks/bench.py [--sizes 1M,10M,20M,100M] [--workdir data/bench]
-[--out benchmarks] [--features|--model|--account-sizes|--monitor|--explorer|--table-drift|--real]``; with
-none of them, features, model, sizes, monitoring, the explorer, then table mode under drift (``--sizes`` is the feature
+[--out benchmarks] [--features|--model|--account-sizes|--monitor|--explorer|--table-drift|--scoring|--real]``;
+with none of them, features, model, sizes, monitoring, the explorer, table mode under drift, then
+scoring at scale (``--sizes`` is the feature
 benchmark's list of sizes).
 """
 
@@ -63,6 +68,7 @@ def parser() -> argparse.ArgumentParser:
     only.add_argument(
         "--table-drift", action="store_true", help="only table mode on the planted-drift export"
     )
+    only.add_argument("--scoring", action="store_true", help="only scoring with reasons at scale")
     return parser
 
 
@@ -78,6 +84,11 @@ def main(argv: list[str] | None = None) -> None:
         from table_drift import table_drift_benchmark
 
         table_drift_benchmark(args.out)
+        return
+    if args.scoring:
+        from scoring import scoring_benchmark
+
+        scoring_benchmark(args.out, args.workdir / "scoring")
         return
     if args.account_sizes:
         from sizes import sizes_benchmark
@@ -126,6 +137,9 @@ def main(argv: list[str] | None = None) -> None:
         from table_drift import table_drift_benchmark
 
         table_drift_benchmark(args.out)
+        from scoring import scoring_benchmark
+
+        scoring_benchmark(args.out, args.workdir / "scoring")
 
 
 if __name__ == "__main__":

@@ -210,3 +210,16 @@ def test_formula_cells_are_neutralised_and_safe_text_kept():
     out = neutralise_formulas(frame)
     assert out["name"].tolist()[:5] == ["'=1+1", "'+x", "'-y", "'@z", "plain"]
     assert out["n"].tolist() == [1, 2, 3, 4, 5, 6]
+
+
+def test_scoring_part_by_part_gives_the_rows_of_one_scoring(trained):
+    from propensity.scoring import snapshot_features
+
+    model = trained.result.scoring_model
+    matrix = snapshot_features(trained.tables, model).head(120)
+    whole = model.score_features(matrix)
+    parts = list(model.score_parts(matrix, part_rows=50))
+    assert [len(p) for p in parts] == [50, 50, 20]
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
+    empty = list(model.score_parts(matrix.head(0)))
+    assert len(empty) == 1 and empty[0].empty and list(empty[0].columns) == list(whole.columns)

@@ -46,3 +46,34 @@ def test_an_unknown_suffix_is_refused_with_the_name(tmp_path):
     with pytest.raises(ValueError, match=r"\.csv or \.parquet, got rows\.xlsx"):
         write_frame(pd.DataFrame({"a": [1]}), tmp_path / "rows.xlsx")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["rows.csv", "rows.parquet"])
+def test_parts_are_written_as_one_frame(tmp_path, name):
+    frame = pd.DataFrame(
+        {"account_id": [f"A{i}" for i in range(7)], "reasons": ["x; y"] * 7, "p": range(7)}
+    )
+    parts = (frame.iloc[start : start + 3] for start in range(0, 7, 3))
+    read = read_frame(write_frame(parts, tmp_path / name), dtype={"account_id": str})
+    pd.testing.assert_frame_equal(read, frame, check_dtype=False)
+
+
+def test_a_part_that_fails_keeps_the_previous_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "scores.parquet"
+    write_frame(pd.DataFrame({"a": [1]}), target)
+
+    def parts():
+        yield pd.DataFrame({"a": [2]})
+        raise MemoryError("killed half way")
+
+    with pytest.raises(MemoryError):
+        write_frame(parts(), target)
+    assert read_frame(target)["a"].tolist() == [1]
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
+
+
+def test_parts_with_other_columns_are_refused(tmp_path):
+    parts = iter([pd.DataFrame({"a": [1]}), pd.DataFrame({"b": [2]})])
+    with pytest.raises(ValueError, match="columns"):
+        write_frame(parts, tmp_path / "rows.csv")
+    assert list(tmp_path.iterdir()) == []

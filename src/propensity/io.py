@@ -33,7 +33,7 @@ import io
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,17 +190,56 @@ def check_frame_suffix(path: Path | str, what: str = "file") -> Path:
     return path
 
 
-def write_frame(frame: pd.DataFrame, path: Path | str) -> Path:
-    """Write ``frame`` as CSV or Parquet by the suffix of ``path``, atomically."""
+def write_frame(frame: pd.DataFrame | Iterable[pd.DataFrame], path: Path | str) -> Path:
+    """Write ``frame`` (or its parts, one after the other) as CSV or Parquet by the suffix of
+    ``path``, atomically."""
     path = check_frame_suffix(path)
     return write_atomic(path, frame_writer(frame, path))
 
 
-def frame_writer(frame: pd.DataFrame, path: Path | str) -> Callable[[Path], None]:
-    """A function writing ``frame`` to a given (temporary) path in the format ``path`` names."""
-    if Path(path).suffix.lower() == ".parquet":
-        return lambda tmp: frame.to_parquet(tmp, index=False)
-    return lambda tmp: frame.to_csv(tmp, index=False)
+def frame_writer(
+    frame: pd.DataFrame | Iterable[pd.DataFrame], path: Path | str
+) -> Callable[[Path], None]:
+    """A function writing ``frame`` to a given (temporary) path in the format ``path`` names.
+
+    ``frame`` may be an iterable of parts with the same columns (the first part's column
+    types hold for all): they are written as they come, so only one part is in memory at a
+    time (a Parquet row group per part; a CSV header once)."""
+    parquet = Path(path).suffix.lower() == ".parquet"
+    if isinstance(frame, pd.DataFrame):
+        if parquet:
+            return lambda tmp: frame.to_parquet(tmp, index=False)
+        return lambda tmp: frame.to_csv(tmp, index=False)
+    return lambda tmp: _write_parts(frame, tmp, parquet)
+
+
+def _write_parts(parts: Iterable[pd.DataFrame], tmp: Path, parquet: bool) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer, schema, columns = None, None, None
+    try:
+        for part in parts:
+            if columns is None:
+                columns = list(part.columns)
+                if parquet:
+                    schema = pa.Schema.from_pandas(part, preserve_index=False)
+                    writer = pq.ParquetWriter(tmp, schema)
+                else:
+                    part.to_csv(tmp, index=False)
+                    continue
+            elif list(part.columns) != columns:
+                raise ValueError(f"a part has columns {list(part.columns)}, not {columns}")
+            if parquet:
+                table = pa.Table.from_pandas(part, schema=schema, preserve_index=False)
+                writer.write_table(table)
+            else:
+                part.to_csv(tmp, mode="a", header=False, index=False)
+        if columns is None:
+            raise ValueError("no parts to write")
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 # --------------------------------------------------------------------------------------------

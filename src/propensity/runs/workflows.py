@@ -364,14 +364,27 @@ def score_accounts(
         as_of = check_as_of(tables, as_of, model.spine.horizon_days)
     previous = read_export(out, ("account_id", "conversion_probability"))
     matrix = snapshot_features(tables, model, as_of)
-    scored = model.score_features(matrix)
+    kept: list[pd.DataFrame] = []
+
+    def parts():
+        # written part by part; only the columns the history and stability read are kept
+        for part in model.score_parts(matrix):
+            kept.append(without_reasons_json(part))
+            yield neutralise_formulas(part)
+
+    write_frame(parts(), out)
+    scored = pd.concat(kept, ignore_index=True)
     stability = _stability(scored, previous)
-    write_frame(neutralise_formulas(scored), out)
     recorded = None
     if keep_history:
         config = ScoringConfig.from_yaml()
         recorded = _record(matrix, scored, model, tables, as_of, config, history, str(data_dir))
     return ScoredFile(scored, out, stability, recorded)
+
+
+def without_reasons_json(scored: pd.DataFrame) -> pd.DataFrame:
+    """Scored rows without the ``<head>_reasons_json`` columns (the bulk of a scored row)."""
+    return scored.drop(columns=[c for c in scored.columns if c.endswith("reasons_json")])
 
 
 def _stability(scored: pd.DataFrame, previous: pd.DataFrame | None, top_k: int = 100) -> dict:
@@ -458,7 +471,8 @@ def export_target_list(
         as_of = check_as_of(tables, as_of, model.spine.horizon_days)
     previous = read_export(out)
     matrix = snapshot_features(tables, model, as_of)
-    scored = model.score_features(matrix)
+    # the list carries the worded reasons, not their JSON: drop it part by part
+    scored = pd.concat(map(without_reasons_json, model.score_parts(matrix)), ignore_index=True)
     listing = ranked_list(scored, tables.accounts, config, top_k=top, filters=filters)
     listing, stability = with_changes(listing, previous, top)
     stability.update(
