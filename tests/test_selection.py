@@ -12,7 +12,7 @@ from propensity.evaluate import auc_difference_bound
 from propensity.model.candidates import ScorecardCandidate
 from propensity.model.head import HeadModel, LightGBMParams
 from propensity.model.scorecard import Scorecard
-from propensity.runs.selection import health
+from propensity.runs.selection import _better, health
 from propensity.scoring import CONVERSION_TIERS, model_version
 
 SMALL = LightGBMParams(n_estimators=200, learning_rate=0.05, num_leaves=7, min_child_samples=5)
@@ -210,3 +210,17 @@ def test_a_baseline_that_learned_from_customers_is_shifted_to_the_prospects_base
     after = logistic.predict_proba(prospects[columns])[:, 1]
     assert after.mean() == pytest.approx(y.mean(), abs=1e-6)
     assert roc_auc_score(y, after) == pytest.approx(roc_auc_score(y, before))
+
+
+def test_the_higher_scorer_ships_at_level_one_half_and_needs_confidence_above_it():
+    rng = np.random.default_rng(0)
+    label = (rng.random(400) < 0.3).astype(int)
+    incumbent = label + rng.normal(0, 1.2, 400)
+    challenger = label + rng.normal(0, 1.2, 400)  # higher by 0.012 ROC-AUC, within the noise
+    rows = np.arange(400)
+    options = dict(n_bootstrap=200, seed=0, metric="roc_auc")
+    assert roc_auc_score(label, challenger) > roc_auc_score(label, incumbent)
+    assert _better(label, challenger, incumbent, rows, 0.5, **options)[0]
+    assert not _better(label, incumbent, challenger, rows, 0.5, **options)[0]
+    better, bound = _better(label, challenger, incumbent, rows, 0.84, **options)
+    assert not better and bound < 0
