@@ -404,3 +404,38 @@ def test_family_modules_never_import_the_package_they_belong_to():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module == "propensity.features":
                 pytest.fail(f"{path.name} imports from the package __init__: line {node.lineno}")
+
+
+def test_duckdb_spills_to_a_temporary_folder_it_removes_never_the_working_directory(tmp_path):
+    import tempfile
+
+    from propensity.features.matrix import duckdb_connection
+
+    with duckdb_connection(FeatureConfig(duckdb_memory_limit="512MB")) as con:
+        temp = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        assert temp.is_dir() and temp.resolve().is_relative_to(
+            Path(tempfile.gettempdir()).resolve()
+        )
+    assert not temp.exists()
+    assert limit == "488.2 MiB"  # 512 MB as DuckDB prints it
+    chosen = tmp_path / "spill"
+    chosen.mkdir()
+    (chosen / "theirs.txt").write_text("kept")
+    with duckdb_connection(FeatureConfig(duckdb_temp_directory=str(chosen))) as con:
+        assert con.execute("SELECT current_setting('temp_directory')").fetchone()[0] == str(chosen)
+    assert (chosen / "theirs.txt").read_text() == "kept"  # the user's folder is left alone
+
+
+def test_a_memory_limit_that_is_not_a_size_is_refused_naming_the_key():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="duckdb_memory_limit"):
+        FeatureConfig(duckdb_memory_limit="lots")
+
+
+def test_features_built_under_a_small_memory_limit_equal_the_default_build(world_tables):
+    spine = build_spine(world_tables, SpineConfig(cadence="monthly"))
+    reference = build_features(world_tables, spine).matrix
+    small = build_features(world_tables, spine, FeatureConfig(duckdb_memory_limit="64MB"))
+    pd.testing.assert_frame_equal(reference, small.matrix)

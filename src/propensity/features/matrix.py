@@ -9,6 +9,11 @@ states its availability rule). Families whose table is absent are skipped with a
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import duckdb
@@ -76,63 +81,98 @@ def build_features(
     """Feature matrix for ``spine`` (account_id, as_of at midnight), rows in spine order."""
     config = config or FeatureConfig()
     _check_spine(spine)
-    con = duckdb.connect()
-    try:
-        if config.duckdb_threads:
-            con.execute(f"SET threads = {int(config.duckdb_threads)}")
-        if config.duckdb_memory_limit:
-            con.execute("SET memory_limit = ?", [config.duckdb_memory_limit])
-        con.execute("SET preserve_insertion_order = false")
-        keyed = spine[["account_id", "as_of"]].reset_index(drop=True)
-        con.register("spine_input", keyed.assign(_row=range(len(keyed))))
-        # integer keys: every family groups and joins on (akey, as_of) or _row, not on strings
-        con.execute(
-            """
-            CREATE TEMP TABLE spine_accounts AS
-            SELECT account_id, CAST(row_number() OVER (ORDER BY account_id) AS INTEGER) AS akey
-            FROM (SELECT DISTINCT CAST(account_id AS VARCHAR) AS account_id FROM spine_input)
-            """
-        )
-        con.execute(
-            """
-            CREATE TEMP TABLE spine AS
-            SELECT CAST(i.account_id AS VARCHAR) AS account_id, CAST(i.as_of AS TIMESTAMP) AS as_of,
-                   a.akey, CAST(i._row AS INTEGER) AS _row
-            FROM spine_input i JOIN spine_accounts a ON a.account_id = CAST(i.account_id AS VARCHAR)
-            """
-        )
-        con.execute("CREATE TEMP TABLE snapshot_dates AS SELECT DISTINCT as_of FROM spine")
-        for name in tables.present():
-            con.register(name, tables.get(name))
+    with duckdb_connection(config) as con:
+        return _build(con, tables, spine, config)
 
-        specs: list[FeatureSpec] = []
-        built: list[str] = []
-        skipped: dict[str, str] = {}
-        for family in config.families:
-            module = FAMILY_MODULES[family]
-            table = FAMILY_TABLES[family]
-            if tables.get(table) is None:
-                skipped[family] = f"table {table} absent"
-                log.info("feature family %s skipped: %s", family, skipped[family])
-                continue
-            specs += module.build(con, tables, config)
-            built.append(family)
-        columns = ", ".join(f'{_alias(s.family)}."{s.name}"' for s in specs)
-        joins = "\n".join(
-            f"LEFT JOIN features_{family} {_alias(family)} ON {_alias(family)}._row = s._row"
-            for family in built
-        )
-        # one query joins every family's view (each a join of the spine with that family's
-        # aggregates), so no family's features are materialised as a wide table first
-        result = con.sql(
-            f"SELECT s.account_id, s.as_of{', ' + columns if columns else ''} "
-            f"FROM spine s {joins} ORDER BY s._row"
-        ).to_arrow_table()
-        # through Arrow: about twice as fast as DuckDB's own pandas conversion for wide results
-        matrix = result.to_pandas(split_blocks=True, self_destruct=True)
-        del result
+
+def _machine_memory_share(share: float) -> str | None:
+    """``share`` of the machine's physical memory as a DuckDB size (None where unknown)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+    return f"{int(total * share) // 2**20}MiB"
+
+
+@contextmanager
+def duckdb_connection(config: FeatureConfig) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB connection for a feature build: the config's threads, a memory limit
+    (default: half of the machine's memory, as the tables and the returned matrix share the
+    process) beyond which DuckDB spills to a temporary directory (default: a new folder in the
+    system's temporary directory, removed on exit; never DuckDB's own default, ``.tmp`` in the
+    working directory)."""
+    # getattr: a model pickled before these settings existed carries a config without them
+    temp_directory = getattr(config, "duckdb_temp_directory", None)
+    made = None
+    if temp_directory is None:
+        temp_directory = made = tempfile.mkdtemp(prefix="propensity-duckdb-")
+    settings = {"temp_directory": str(temp_directory)}
+    memory_limit = config.duckdb_memory_limit or _machine_memory_share(0.5)
+    if memory_limit:
+        settings["memory_limit"] = memory_limit.strip()
+    if config.duckdb_threads:
+        settings["threads"] = int(config.duckdb_threads)
+    con = duckdb.connect(config=settings)
+    try:
+        yield con
     finally:
         con.close()
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+
+
+def _build(
+    con: duckdb.DuckDBPyConnection, tables: Tables, spine: pd.DataFrame, config: FeatureConfig
+) -> FeatureSet:
+    con.execute("SET preserve_insertion_order = false")
+    keyed = spine[["account_id", "as_of"]].reset_index(drop=True)
+    con.register("spine_input", keyed.assign(_row=range(len(keyed))))
+    # integer keys: every family groups and joins on (akey, as_of) or _row, not on strings
+    con.execute(
+        """
+        CREATE TEMP TABLE spine_accounts AS
+        SELECT account_id, CAST(row_number() OVER (ORDER BY account_id) AS INTEGER) AS akey
+        FROM (SELECT DISTINCT CAST(account_id AS VARCHAR) AS account_id FROM spine_input)
+        """
+    )
+    con.execute(
+        """
+        CREATE TEMP TABLE spine AS
+        SELECT CAST(i.account_id AS VARCHAR) AS account_id, CAST(i.as_of AS TIMESTAMP) AS as_of,
+               a.akey, CAST(i._row AS INTEGER) AS _row
+        FROM spine_input i JOIN spine_accounts a ON a.account_id = CAST(i.account_id AS VARCHAR)
+        """
+    )
+    con.execute("CREATE TEMP TABLE snapshot_dates AS SELECT DISTINCT as_of FROM spine")
+    for name in tables.present():
+        con.register(name, tables.get(name))
+
+    specs: list[FeatureSpec] = []
+    built: list[str] = []
+    skipped: dict[str, str] = {}
+    for family in config.families:
+        module = FAMILY_MODULES[family]
+        table = FAMILY_TABLES[family]
+        if tables.get(table) is None:
+            skipped[family] = f"table {table} absent"
+            log.info("feature family %s skipped: %s", family, skipped[family])
+            continue
+        specs += module.build(con, tables, config)
+        built.append(family)
+    columns = ", ".join(f'{_alias(s.family)}."{s.name}"' for s in specs)
+    joins = "\n".join(
+        f"LEFT JOIN features_{family} {_alias(family)} ON {_alias(family)}._row = s._row"
+        for family in built
+    )
+    # one query joins every family's view (each a join of the spine with that family's
+    # aggregates), so no family's features are materialised as a wide table first
+    result = con.sql(
+        f"SELECT s.account_id, s.as_of{', ' + columns if columns else ''} "
+        f"FROM spine s {joins} ORDER BY s._row"
+    ).to_arrow_table()
+    # through Arrow: about twice as fast as DuckDB's own pandas conversion for wide results
+    matrix = result.to_pandas(split_blocks=True, self_destruct=True)
+    del result
     matrix["as_of"] = matrix["as_of"].astype("datetime64[us]")
     # counts as floats: a model's input signature then accepts a missing value in any feature,
     # and training and scoring see the same dtypes

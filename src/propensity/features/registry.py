@@ -56,7 +56,17 @@ class FeatureConfig(BaseModel):
         (), description="account columns the user declares static (known before any snapshot)"
     )
     duckdb_threads: int | None = Field(None, ge=1, description="DuckDB threads (None: all cores)")
-    duckdb_memory_limit: str | None = Field(None, description="DuckDB memory limit, e.g. '8GB'")
+    duckdb_memory_limit: str | None = Field(
+        None,
+        pattern=r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$",
+        description="DuckDB memory limit, e.g. '8GB' (None: half of the machine's memory); "
+        "beyond it DuckDB spills to duckdb_temp_directory",
+    )
+    duckdb_temp_directory: str | None = Field(
+        None,
+        description="where DuckDB spills (None: a new folder in the system's temporary "
+        "directory, removed after the build)",
+    )
 
     @field_validator("families")
     @classmethod
