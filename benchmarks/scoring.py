@@ -114,7 +114,8 @@ def prepare_scale(workdir: Path) -> dict:
     )
     model = result.scoring_model
     (workdir / "model.pkl").write_bytes(pickle.dumps(model))
-    snapshot_features(tables, model).to_parquet(workdir / "prospects.parquet", index=False)
+    prospects = snapshot_features(tables, model)
+    prospects.to_parquet(workdir / "prospects.parquet", index=False)
     tables.accounts.to_parquet(workdir / "accounts.parquet", index=False)
     return {
         "trees": {
@@ -123,14 +124,8 @@ def prepare_scale(workdir: Path) -> dict:
             if hasattr(scorer.model, "model_")
         },
         "shipped": {head: scorer.model.kind for head, scorer in model.scorers.items()},
-        "prospects": int(len(pd_read(workdir / "prospects.parquet"))),
+        "prospects": len(prospects),
     }
-
-
-def pd_read(path: Path):
-    import pandas as pd
-
-    return pd.read_parquet(path)
 
 
 def tiled(workdir: Path, rows: int):
@@ -138,12 +133,12 @@ def tiled(workdir: Path, rows: int):
     import numpy as np
     import pandas as pd
 
-    prospects = pd_read(workdir / "prospects.parquet")
+    prospects = pd.read_parquet(workdir / "prospects.parquet")
     copies = -(-rows // len(prospects))
     matrix = pd.concat([prospects] * copies, ignore_index=True).iloc[:rows]
     copy = np.repeat(np.arange(copies), len(prospects))[:rows]
     matrix["account_id"] = matrix["account_id"].astype(str) + "-" + pd.Series(copy).astype(str)
-    accounts = pd_read(workdir / "accounts.parquet")
+    accounts = pd.read_parquet(workdir / "accounts.parquet")
     accounts = pd.concat(
         [accounts.assign(account_id=accounts["account_id"] + f"-{c}") for c in range(copies)],
         ignore_index=True,
