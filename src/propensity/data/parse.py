@@ -1,9 +1,11 @@
 """The one text -> type parser: ids, text, ISO 8601 timestamps, numbers, booleans, label values.
 
-Every ``parse_*`` function takes a pandas Series (text as read from a CSV, or values that are
-already typed) and returns a :class:`Parsed`: the parsed values (same index and length) and a
-mask of the rows whose value was present but could not be parsed, so that callers can name
-example rows. Missing values stay missing and are never failures; empty or blank text is missing.
+The rule for each type is written once, in DuckDB SQL (:func:`column_rule`): the contract's
+validator applies it to files and frames alike inside DuckDB, and every ``parse_*`` function
+runs it on a pandas Series (text as read from a CSV, or values that are already typed),
+returning a :class:`Parsed`: the parsed values (same index and length) and a mask of the rows
+whose value was present but could not be parsed, so that callers can name example rows. Missing
+values stay missing and are never failures; empty or blank text (and a float NaN) is missing.
 
 * text: whitespace stripped, pandas' string dtype ``str``.
 * ids: text; whole-number floats (a numeric id column with gaps) are written ``"1"``, not ``"1.0"``.
@@ -24,6 +26,9 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+
+from propensity.duck import connect, scalar
 
 __all__ = [
     "KIND_SHARE",
@@ -53,10 +58,8 @@ NUMBER_PROBLEM = "not parseable numbers"
 WHOLE_NUMBER_PROBLEM = "not whole numbers"
 BOOLEAN_PROBLEM = "not booleans (true/false, yes/no, 1/0)"
 
-_BOOLEAN_TEXT = {
-    **dict.fromkeys(("true", "t", "yes", "y", "1", "1.0"), True),
-    **dict.fromkeys(("false", "f", "no", "n", "0", "0.0"), False),
-}
+_TRUE_TEXT = ("true", "t", "yes", "y", "1", "1.0")
+_FALSE_TEXT = ("false", "f", "no", "n", "0", "0.0")
 
 
 class Parsed(NamedTuple):
@@ -71,76 +74,234 @@ class Parsed(NamedTuple):
     problem: str = ""
 
 
-def _none_failed(values: pd.Series) -> np.ndarray:
-    return np.zeros(len(values), dtype=bool)
+class Rule(NamedTuple):
+    """How one column is parsed, in DuckDB SQL: the parsed value, whether a present value failed
+    to parse (both expressions over the raw column), and what the failed values are not."""
+
+    value: str
+    failed: str
+    problem: str = ""
+
+
+# what stripping removes: ASCII whitespace and the no-break space (a common paste artefact)
+_WHITESPACE = " \t\n\r\x0b\x0c\xa0"
+_INTEGER_TYPES = {
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+}
+_DATETIME_TYPES = {"TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE"}
+_ZONED_TYPES = {"TIMESTAMP WITH TIME ZONE"}
+# canonical dtype -> pandas dtype of the parsed values
+PANDAS_DTYPES = {
+    "id": "str",
+    "string": "str",
+    "category": "str",
+    "timestamp": "datetime64[us]",
+    "float": "float64",
+    "int": "Int64",
+    "bool": "boolean",
+}
+
+
+def is_float_type(sql_type: str) -> bool:
+    return sql_type in ("FLOAT", "DOUBLE") or sql_type.startswith("DECIMAL")
+
+
+def _is_numeric_type(sql_type: str) -> bool:
+    return sql_type in _INTEGER_TYPES or is_float_type(sql_type)
+
+
+def _present(column: str, sql_type: str) -> str:
+    """SQL: the raw value is present (NaN and blank text count as missing, as in pandas)."""
+    if is_float_type(sql_type):
+        return f"({column} IS NOT NULL AND NOT isnan({column}))"
+    if _is_numeric_type(sql_type) or sql_type == "BOOLEAN":
+        return f"({column} IS NOT NULL)"
+    return f"({_text(column, sql_type)} IS NOT NULL)"
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _text(column: str, sql_type: str) -> str:
+    if sql_type == '"NULL"':
+        return "CAST(NULL AS VARCHAR)"
+    if is_float_type(sql_type):
+        column = f"CASE WHEN NOT isnan({column}) THEN {column} END"
+    value = column if sql_type == "VARCHAR" else f"CAST({column} AS VARCHAR)"
+    return f"nullif(trim({value}, {_sql_literal(_WHITESPACE)}), '')"
+
+
+def _number(column: str, sql_type: str) -> tuple[str, str]:
+    """(value, failed): numbers as DOUBLE, non-finite values fail."""
+    if _is_numeric_type(sql_type) or sql_type == "BOOLEAN":
+        number = f"CAST({column} AS DOUBLE)"
+        present = _present(column, sql_type)
+    else:
+        text = _text(column, sql_type)
+        number = f"TRY_CAST({text} AS DOUBLE)"
+        present = f"({text} IS NOT NULL)"
+    value = f"CASE WHEN isfinite({number}) THEN {number} END"
+    return value, f"({present} AND {value} IS NULL)"
+
+
+def column_rule(
+    column: str,
+    sql_type: str,
+    dtype: str,
+    allowed: tuple[str, ...] | None = None,
+    whole_number_ids: bool = False,
+) -> Rule:
+    """The parse of one column of DuckDB type ``sql_type`` to the canonical ``dtype``.
+
+    ``column`` is the (quoted) column in SQL. ``whole_number_ids``: a float id column whose
+    present values are all whole numbers (:func:`whole_number_query` says), written ``"1"``.
+    Values of a closed set (``allowed``) are lower-cased with spaces and hyphens as ``_``.
+    The session's time zone must be UTC (:func:`propensity.duck.connect`), so that naive
+    timestamp text is taken as UTC.
+    """
+    never = "false"
+    if dtype in ("string", "category"):
+        text = _text(column, sql_type)
+        if allowed is not None:
+            text = f"regexp_replace(lower({text}), '[\\s\\-]+', '_', 'g')"
+        return Rule(text, never)
+    if dtype == "id":
+        if sql_type in _INTEGER_TYPES:
+            return Rule(f"CAST({column} AS VARCHAR)", never)
+        if whole_number_ids and is_float_type(sql_type):
+            whole = f"CAST(CAST({column} AS BIGINT) AS VARCHAR)"
+            return Rule(f"CASE WHEN {_present(column, sql_type)} THEN {whole} END", never)
+        return Rule(_text(column, sql_type), never)
+    if dtype == "timestamp":
+        if sql_type in _DATETIME_TYPES:
+            return Rule(f"CAST({column} AS TIMESTAMP)", never, TIMESTAMP_PROBLEM)
+        if sql_type in _ZONED_TYPES:
+            return Rule(f"timezone('UTC', {column})", never, TIMESTAMP_PROBLEM)
+        if _is_numeric_type(sql_type) or sql_type == "BOOLEAN":
+            return Rule("CAST(NULL AS TIMESTAMP)", _present(column, sql_type), TIMESTAMP_PROBLEM)
+        text = _text(column, sql_type)
+        value = f"timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ))"
+        return Rule(value, f"({text} IS NOT NULL AND {value} IS NULL)", TIMESTAMP_PROBLEM)
+    if dtype == "float":
+        return Rule(*_number(column, sql_type), NUMBER_PROBLEM)
+    if dtype == "int":
+        if sql_type in _INTEGER_TYPES:
+            return Rule(f"CAST({column} AS BIGINT)", never, WHOLE_NUMBER_PROBLEM)
+        number, failed = _number(column, sql_type)
+        whole = f"({number} = round({number}) AND abs({number}) < {_EXACT})"
+        value = f"CASE WHEN {whole} THEN CAST({number} AS BIGINT) END"
+        return Rule(
+            value, f"({failed} OR ({number} IS NOT NULL AND NOT {whole}))", WHOLE_NUMBER_PROBLEM
+        )
+    if dtype == "bool":
+        if sql_type == "BOOLEAN":
+            return Rule(column, never, BOOLEAN_PROBLEM)
+        if _is_numeric_type(sql_type):
+            number = f"CAST({column} AS DOUBLE)"
+            value = f"CASE WHEN {number} IN (0, 1) THEN {number} = 1 END"
+        else:
+            word = f"lower({_text(column, sql_type)})"
+            true = ", ".join(map(_sql_literal, _TRUE_TEXT))
+            false = ", ".join(map(_sql_literal, _FALSE_TEXT))
+            value = (
+                f"CASE WHEN {word} IN ({true}) THEN true WHEN {word} IN ({false}) THEN false END"
+            )
+        return Rule(value, f"({_present(column, sql_type)} AND {value} IS NULL)", BOOLEAN_PROBLEM)
+    raise ValueError(f"unknown dtype {dtype!r}; dtypes are: {', '.join(PANDAS_DTYPES)}")
+
+
+def whole_number_query(column: str, source: str) -> str:
+    """SQL answering whether every present value of a float ``column`` is a whole number (then
+    ids are written without ``.0``)."""
+    return (
+        f"SELECT coalesce(bool_and({column} = round({column}) AND abs({column}) < {_EXACT}), true) "
+        f"FROM {source} WHERE {column} IS NOT NULL AND NOT isnan({column})"
+    )
+
+
+def to_pandas_columns(table: pa.Table, dtypes: dict[str, str]) -> pd.DataFrame:
+    """An Arrow result of parsed columns as pandas with the canonical dtypes (``dtypes``: column
+    -> canonical dtype, see :data:`PANDAS_DTYPES`)."""
+    frame = table.to_pandas(
+        types_mapper={pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}.get,
+        split_blocks=True,
+    )
+    for name, dtype in dtypes.items():
+        if name in frame:
+            frame[name] = frame[name].astype(PANDAS_DTYPES[dtype])
+    return frame
+
+
+def registrable(values: pd.Series) -> pd.Series:
+    """Values DuckDB can scan: mixed Python objects as the text pandas writes for them."""
+    if values.dtype == object:
+        return values.astype("str")
+    return values
+
+
+def _parse(values: pd.Series, dtype: str, allowed: tuple[str, ...] | None = None) -> Parsed:
+    """One Series through :func:`column_rule` in DuckDB (the one rule for files and frames)."""
+    frame = pd.DataFrame({"raw": registrable(values).reset_index(drop=True)})
+    with connect(threads=1) as con:
+        con.register("input", frame)
+        sql_type = str(con.sql("SELECT raw FROM input").types[0])
+        whole = (
+            dtype == "id"
+            and is_float_type(sql_type)
+            and scalar(con, whole_number_query("raw", "input"))
+        )
+        rule = column_rule("raw", sql_type, dtype, allowed, whole)
+        result = con.sql(
+            f"SELECT {rule.value} AS value, coalesce({rule.failed}, false) AS failed FROM input"
+        ).to_arrow_table()
+    parsed = to_pandas_columns(result.select(["value"]), {"value": dtype})["value"]
+    failed = result.column("failed").to_numpy(zero_copy_only=False).astype(bool)
+    return Parsed(parsed.set_axis(values.index), failed, rule.problem)
 
 
 def parse_text(values: pd.Series) -> Parsed:
     """Text with whitespace stripped; empty text is missing."""
-    text = values.astype("str").str.strip()
-    return Parsed(text.mask(text == ""), _none_failed(values))
+    return _parse(values, "string")
 
 
 def parse_ids(values: pd.Series) -> Parsed:
     """Ids as text; a float column of whole numbers is written without ``.0``."""
-    if pd.api.types.is_float_dtype(values.dtype):
-        numbers = values.to_numpy(dtype="float64", na_value=np.nan)
-        present = numbers[~np.isnan(numbers)]
-        if np.all(present == np.round(present)) and np.all(np.abs(present) < _EXACT):
-            values = values.astype("Int64")
-    return parse_text(values)
+    return _parse(values, "id")
 
 
 def parse_timestamps(values: pd.Series) -> Parsed:
     """ISO 8601 text or datetimes as naive UTC ``datetime64[us]``; numbers fail (unknown unit)."""
-    none = _none_failed(values)
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        naive = values.dt.tz_convert("UTC").dt.tz_localize(None)
-        return Parsed(naive.astype("datetime64[us]"), none, TIMESTAMP_PROBLEM)
-    if pd.api.types.is_datetime64_dtype(values.dtype):
-        return Parsed(values.astype("datetime64[us]"), none, TIMESTAMP_PROBLEM)
-    if pd.api.types.is_numeric_dtype(values.dtype):
-        missing = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
-        return Parsed(missing, values.notna().to_numpy(), TIMESTAMP_PROBLEM)
-    text = parse_text(values).values
-    # the one ISO 8601 rule: mixed offsets are fine with utc=True, naive text is taken as UTC
-    parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
-    failed = (text.notna() & parsed.isna()).to_numpy()
-    return Parsed(parsed.dt.tz_localize(None).astype("datetime64[us]"), failed, TIMESTAMP_PROBLEM)
+    return _parse(values, "timestamp")
 
 
 def parse_numbers(values: pd.Series) -> Parsed:
     """Numbers (text or numeric, booleans as 0/1) as float64; non-finite values fail."""
-    if pd.api.types.is_numeric_dtype(values.dtype):
-        present = values.notna().to_numpy()
-        numbers = pd.Series(values.to_numpy(dtype="float64", na_value=np.nan), index=values.index)
-    else:
-        text = parse_text(values).values
-        present = text.notna().to_numpy()
-        numbers = pd.to_numeric(text, errors="coerce").astype("float64")
-    finite = np.isfinite(numbers.to_numpy())
-    return Parsed(numbers.where(finite), present & ~finite, NUMBER_PROBLEM)
+    return _parse(values, "float")
 
 
 def parse_whole_numbers(values: pd.Series) -> Parsed:
     """Whole numbers as nullable Int64; unparseable numbers and fractions fail."""
-    numbers, failed, _ = parse_numbers(values)
-    array = numbers.to_numpy()
-    whole = np.isnan(array) | ((array == np.round(array)) & (np.abs(array) < _EXACT))
-    return Parsed(numbers.where(whole).astype("Int64"), failed | ~whole, WHOLE_NUMBER_PROBLEM)
+    return _parse(values, "int")
 
 
 def parse_booleans(values: pd.Series) -> Parsed:
     """Booleans as nullable ``boolean``: true/false, t/f, yes/no, y/n, 1/0 text, or 0/1."""
-    if pd.api.types.is_bool_dtype(values.dtype):
-        return Parsed(values.astype("boolean"), _none_failed(values), BOOLEAN_PROBLEM)
-    if pd.api.types.is_numeric_dtype(values.dtype):
-        numbers = parse_numbers(values).values
-        ok = numbers.isna() | numbers.isin([0.0, 1.0])
-        return Parsed(numbers.where(ok).astype("boolean"), (~ok).to_numpy(), BOOLEAN_PROBLEM)
-    text = parse_text(values).values.str.lower()
-    flags = text.map(_BOOLEAN_TEXT).astype("boolean")
-    return Parsed(flags, (text.notna() & flags.isna()).to_numpy(), BOOLEAN_PROBLEM)
+    return _parse(values, "bool")
+
+
+def parse_category(values: pd.Series, allowed: tuple[str, ...] | None) -> Parsed:
+    """Category text; values of a closed set spelled lower_case ("Decision Maker")."""
+    return _parse(values, "category", allowed)
 
 
 def label_text(value: Any) -> str | None:
@@ -160,7 +321,7 @@ def label_text(value: Any) -> str | None:
 
 def parse_labels(values: pd.Series) -> Parsed:
     """Label values as text, by :func:`label_text`, so that 1, 1.0 and "1" all read "1"."""
-    none = _none_failed(values)
+    none = np.zeros(len(values), dtype=bool)
     if pd.api.types.is_bool_dtype(values.dtype):
         return Parsed(values.map({True: "true", False: "false"}).astype("str"), none)
     if pd.api.types.is_integer_dtype(values.dtype):

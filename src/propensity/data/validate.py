@@ -10,26 +10,26 @@ not an error: see its docstring for the rule).
 
 from __future__ import annotations
 
+import datetime
 import warnings
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from propensity.data.parse import (
-    Parsed,
-    parse_booleans,
-    parse_ids,
-    parse_numbers,
-    parse_text,
-    parse_timestamps,
-    parse_whole_numbers,
+    column_rule,
+    is_float_type,
+    registrable,
+    to_pandas_columns,
+    whole_number_query,
 )
 from propensity.data.specs import SPECS, TABLE_NAMES, TECH_PREFIX, ColumnSpec, Tables, TableSpec
+from propensity.duck import connect, scalar
 
 __all__ = [
     "LATE_MARGIN_DAYS",
@@ -50,13 +50,6 @@ _NON_NEGATIVE = {
     "opportunities": ("amount",),
 }
 _MAX_EXAMPLES = 5
-_PARSERS = {
-    "id": parse_ids,
-    "timestamp": parse_timestamps,
-    "float": parse_numbers,
-    "int": parse_whole_numbers,
-    "bool": parse_booleans,
-}
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,7 +109,7 @@ def _py(value: Any) -> Any:
         return value
     if pd.isna(value):
         return None
-    if isinstance(value, pd.Timestamp):
+    if isinstance(value, (pd.Timestamp, datetime.datetime, datetime.date)):
         return str(value)
     if isinstance(value, np.generic):
         return value.item()
@@ -139,50 +132,120 @@ def _problem(
     return Problem(table, column, message, len(rows), examples)
 
 
-@dataclass
-class _Checks:
-    """The problems found in one table, each with example rows from ``raw`` (the input as read)."""
+# --------------------------------------------------------------------------------------------
+# a table as read, in DuckDB
 
-    spec: TableSpec
-    raw: pd.DataFrame
-    problems: list[Problem]
+ROW = "__propensity_row"  # the 0-based position of a row in its input
+
+
+def quote(name: str) -> str:
+    """A SQL identifier."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _in_list(values: Iterable[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """One table as read, for the checks: a relation in the DuckDB connection with the columns
+    as read (and the row position ``ROW`` when ``numbered``, else rows are numbered in reading
+    order when an example is needed), the column names as read (duplicates included, to be
+    reported), the DuckDB type of each column in the relation (a frame's columns outside the
+    contract stay in pandas), and ``examples(rows, columns)``: the example dicts of the given
+    row positions, showing those columns as read."""
+
+    name: str
+    relation: str
+    columns: tuple[str, ...]
+    types: Mapping[str, str]
+    numbered: bool
+    examples: Callable[[Sequence[int], Sequence[str]], list[dict[str, Any]]]
+
+
+@dataclass
+class _Checked:
+    """A parsed table: its view (``parsed_NAME``: canonical columns, a ``__failed_<col>`` flag
+    per parsed column, extra columns as read), the parsed columns and their dtypes."""
+
+    raw: RawTable
+    view: str
+    dtypes: dict[str, str]  # parsed column -> canonical dtype
+    extra: tuple[str, ...]  # columns kept as read
 
     @property
     def ids(self) -> tuple[str, ...]:
-        return self.spec.key or ("account_id",)
+        return SPECS[self.raw.name].key or ("account_id",)
 
-    def flag(
-        self, column: str | None, mask: np.ndarray, noun: str, what: str, show: Iterable[str] = ()
-    ) -> None:
-        """Add "<count> <noun>s <what>" for the rows in ``mask``, if any, showing ids + ``show``."""
-        if mask.any():
-            message = f"{_plural(int(mask.sum()), noun)} {what}"
-            columns = (*self.ids, *show)
-            self.problems.append(_problem(self.spec.name, column, message, mask, self.raw, columns))
+
+def _failed(column: str) -> str:
+    return quote(f"__failed_{column}")
+
+
+def _example_rows(con: duckdb.DuckDBPyConnection, checked: _Checked, condition: str) -> list[int]:
+    """Positions of the first rows meeting ``condition`` (SQL over the parsed view)."""
+    source = checked.view
+    if not checked.raw.numbered:  # numbered in reading order (only when an example is needed)
+        source = f"(SELECT row_number() OVER () - 1 AS {ROW}, * FROM {checked.view})"
+    rows = con.execute(
+        f"SELECT {ROW} FROM {source} WHERE {condition} ORDER BY {ROW} LIMIT {_MAX_EXAMPLES}"
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+@dataclass(frozen=True)
+class _Check:
+    """One row-level check: where, the SQL condition of a failing row, the words."""
+
+    column: str | None
+    condition: str
+    noun: str
+    what: str
+    show: tuple[str, ...]
+
+
+def _run_checks(
+    con: duckdb.DuckDBPyConnection, checked: _Checked, checks: list[_Check], problems: list[Problem]
+) -> None:
+    """Every check counted in one scan; each failing one a Problem with example rows."""
+    if not checks:
+        return
+    counts = con.execute(
+        "SELECT "
+        + ", ".join(f"count(*) FILTER (WHERE coalesce({c.condition}, false))" for c in checks)
+        + f" FROM {checked.view}"
+    ).fetchall()[0]
+    for check, count in zip(checks, counts, strict=True):
+        if count:
+            _add(con, checked, check, int(count), f"coalesce({check.condition}, false)", problems)
+
+
+def _add(
+    con: duckdb.DuckDBPyConnection,
+    checked: _Checked,
+    check: _Check,
+    count: int,
+    condition: str,
+    problems: list[Problem],
+) -> None:
+    rows = _example_rows(con, checked, condition)
+    columns = [c for c in dict.fromkeys((*checked.ids, *check.show)) if c in checked.raw.columns]
+    message = f"{_plural(count, check.noun)} {check.what}"
+    problems.append(
+        Problem(checked.raw.name, check.column, message, count, checked.raw.examples(rows, columns))
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # one table
 
 
-def _parse(values: pd.Series, spec: ColumnSpec) -> Parsed:
-    """Canonical dtype of one column; closed sets are spelled lower_case ("Decision Maker")."""
-    if spec.dtype in _PARSERS:
-        return _PARSERS[spec.dtype](values)
-    if spec.dtype not in ("string", "category"):
-        raise ValueError(f"unknown dtype {spec.dtype!r} in the spec of column {spec.name!r}")
-    parsed = parse_text(values)
-    if spec.allowed is None:
-        return parsed
-    text = parsed.values.str.lower().str.replace(r"[\s\-]+", "_", regex=True)
-    return parsed._replace(values=text)
-
-
-def _mixed_up(spec: TableSpec, frame: pd.DataFrame) -> Problem | None:
+def _mixed_up(spec: TableSpec, names: Sequence[str]) -> Problem | None:
     """One problem when a table lacks required columns and has another table's instead (all of
     its required columns, and more of its columns than of its own: a file saved under the
     wrong name): its other checks would only add noise."""
-    columns = set(map(str, frame.columns))
+    columns = set(names)
     missing = [c for c in spec.required_columns if c not in columns]
 
     def overlap(name: str) -> int:
@@ -199,178 +262,341 @@ def _mixed_up(spec: TableSpec, frame: pd.DataFrame) -> Problem | None:
         return None
     message = (
         f"missing required column {', '.join(missing)}; its columns "
-        f"({', '.join(map(str, frame.columns))}) are those of table {others[0]!r}: is this the "
+        f"({', '.join(names)}) are those of table {others[0]!r}: is this the "
         f"{others[0]} file? Save each table as NAME.csv or NAME.parquet"
     )
     return Problem(spec.name, None, message, len(missing))
 
 
-def _parse_columns(checks: _Checks) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """The table with its contract columns (and tech_* flags) parsed, and each one's failures."""
-    spec, raw = checks.spec, checks.raw
-    found = ", ".join(map(str, raw.columns))
-    for col in spec.required_columns:
-        if col not in raw.columns:
-            checks.problems.append(
-                Problem(spec.name, col, f"missing required column (columns found: {found})", 0)
-            )
-    columns = [c for c in spec.columns if c.name in raw.columns]
-    if spec.name == "accounts":
+def _parse_view(con: duckdb.DuckDBPyConnection, raw: RawTable) -> _Checked:
+    """Create ``parsed_NAME``: every contract column (and tech_* flag) through the one parser."""
+    spec = SPECS[raw.name]
+    columns = [c for c in spec.columns if c.name in raw.types]
+    if raw.name == "accounts":
         columns += [
-            ColumnSpec(str(c), "bool", False, "technographic flag")
+            ColumnSpec(c, "bool", False, "technographic flag")
             for c in raw.columns
-            if str(c).startswith(TECH_PREFIX)
+            if c.startswith(TECH_PREFIX)
         ]
-    out = raw.copy(deep=False)
-    failed: dict[str, np.ndarray] = {}
+    parsed = {c.name for c in columns}
+    extra = tuple(c for c in raw.columns if c in raw.types and c not in parsed)
+    selected = [ROW] if raw.numbered else []
+    dtypes: dict[str, str] = {}
     for col in columns:
-        parsed = _parse(raw[col.name], col)
-        out[col.name] = parsed.values.set_axis(out.index)
-        failed[col.name] = parsed.failed
-        checks.flag(col.name, parsed.failed, "value", f"are {parsed.problem}", (col.name,))
-    return out, failed
+        name, sql_type = quote(col.name), raw.types[col.name]
+        whole = (
+            col.dtype == "id"
+            and is_float_type(sql_type)
+            and bool(scalar(con, whole_number_query(name, raw.relation)))
+        )
+        rule = column_rule(name, sql_type, col.dtype, col.allowed, whole)
+        selected += [f"{rule.value} AS {name}", f"{rule.failed} AS {_failed(col.name)}"]
+        dtypes[col.name] = col.dtype
+    selected += [quote(c) for c in extra]
+    view = f"parsed_{raw.name}"
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {', '.join(selected)} FROM {raw.relation}"
+    )
+    return _Checked(raw, view, dtypes, extra)
 
 
-def _check_values(checks: _Checks, out: pd.DataFrame, present: set[str]) -> None:
-    """Duplicate keys, negative amounts, intent scores outside 0..100, values outside a set."""
-    spec = checks.spec
-    if spec.key and set(spec.key) <= present:
-        complete = out[list(spec.key)].notna().all(axis=1)
-        dup = (out.duplicated(subset=list(spec.key), keep=False) & complete).to_numpy()
-        n_keys = int(out.loc[dup, list(spec.key)].drop_duplicates().shape[0])
-        what = f"share a duplicate key ({_plural(n_keys, 'key')} duplicated)"
-        checks.flag(", ".join(spec.key), dup, "row", what, spec.key)
-    for col in _NON_NEGATIVE.get(spec.name, ()):
-        if col in present:
-            negative = (out[col] < 0).fillna(False).to_numpy(dtype=bool)
-            checks.flag(col, negative, "value", "are negative", (col,))
+def _table_checks(checked: _Checked) -> list[_Check]:
+    """Parse failures and missing required values (checked before duplicate keys)."""
+    spec = SPECS[checked.raw.name]
+    checks = [
+        _Check(c, _failed(c), "value", f"are {_problem_text(checked.dtypes[c])}", (c,))
+        for c in checked.dtypes
+    ]
+    checks += [
+        _Check(
+            c,
+            f"{quote(c)} IS NULL AND NOT {_failed(c)}",
+            "value",
+            "missing in a required column",
+            (c,),
+        )
+        for c in spec.required_columns
+        if c in checked.dtypes
+    ]
+    return checks
+
+
+def _problem_text(dtype: str) -> str:
+    return column_rule("x", "VARCHAR", dtype).problem
+
+
+def _value_checks(checked: _Checked) -> list[_Check]:
+    """Negative amounts, intent scores outside 0..100, values outside a set, and the dates and
+    outcomes of opportunities (checked after duplicate keys)."""
+    spec, present = SPECS[checked.raw.name], set(checked.dtypes)
+    checks = [
+        _Check(c, f"{quote(c)} < 0", "value", "are negative", (c,))
+        for c in _NON_NEGATIVE.get(spec.name, ())
+        if c in present
+    ]
     if spec.name == "intent" and "score" in present:
-        outside = ((out["score"] < 0) | (out["score"] > 100)).to_numpy()
-        checks.flag("score", outside, "value", "are outside 0..100", ("score",))
-    for col in spec.columns:
-        if col.allowed is not None and col.name in present:
-            invalid = (out[col.name].notna() & ~out[col.name].isin(col.allowed)).to_numpy()
-            what = f"not allowed (allowed: {', '.join(col.allowed)})"
-            checks.flag(col.name, invalid, "value", what, (col.name,))
+        checks.append(
+            _Check("score", "score < 0 OR score > 100", "value", "are outside 0..100", ("score",))
+        )
+    checks += [
+        _Check(
+            c.name,
+            f"{quote(c.name)} NOT IN ({_in_list(c.allowed)})",
+            "value",
+            f"not allowed (allowed: {', '.join(c.allowed)})",
+            (c.name,),
+        )
+        for c in spec.columns
+        if c.allowed is not None and c.name in present
+    ]
+    if spec.name == "opportunities":
+        checks += _opportunity_checks(present)
+    return checks
 
 
-def _check_opportunity_dates(
-    checks: _Checks, out: pd.DataFrame, present: set[str], failed: dict[str, np.ndarray]
-) -> None:
+def _opportunity_checks(present: set[str]) -> list[_Check]:
     """closed_at not before created_at; won/lost need a closed_at, open rows have none."""
-    dates = ("created_at", "closed_at")
-    if set(dates) <= present:
-        before = (out["closed_at"] < out["created_at"]).to_numpy()
-        checks.flag("closed_at", before, "value", "before created_at", dates)
+    checks = []
+    if {"created_at", "closed_at"} <= present:
+        checks.append(
+            _Check(
+                "closed_at",
+                "closed_at < created_at",
+                "value",
+                "before created_at",
+                ("created_at", "closed_at"),
+            )
+        )
     if "outcome" not in present:
-        return
-    closed = out["outcome"].isin(("won", "lost")).to_numpy()
+        return checks
+    closed = "outcome IN ('won', 'lost')"
     if "closed_at" in present:
-        no_date = closed & out["closed_at"].isna().to_numpy() & ~failed["closed_at"]
-        has_date = (out["outcome"] == "open").to_numpy() & out["closed_at"].notna().to_numpy()
+        no_date = f"{closed} AND closed_at IS NULL AND NOT {_failed('closed_at')}"
+        has_date = "outcome = 'open' AND closed_at IS NOT NULL"
     else:
-        no_date, has_date = closed, np.zeros(len(out), dtype=bool)
+        no_date, has_date = closed, "false"
     show = ("outcome", "closed_at")
     what = "with outcome won/lost and no closed_at (closed outcome needs closed_at)"
-    checks.flag("closed_at", no_date, "row", what, show)
+    checks.append(_Check("closed_at", no_date, "row", what, show))
     what = "with outcome open but a closed_at (open opportunity cannot be closed)"
-    checks.flag("closed_at", has_date, "row", what, show)
+    checks.append(_Check("closed_at", has_date, "row", what, show))
+    return checks
+
+
+def _check_duplicate_keys(
+    con: duckdb.DuckDBPyConnection, checked: _Checked, problems: list[Problem]
+) -> None:
+    key = SPECS[checked.raw.name].key
+    if not key or not set(key) <= set(checked.dtypes):
+        return
+    columns = ", ".join(map(quote, key))
+    complete = " AND ".join(f"{quote(c)} IS NOT NULL" for c in key)
+    duplicated = (
+        f"SELECT {columns}, count(*) AS n FROM {checked.view} WHERE {complete} "
+        f"GROUP BY {columns} HAVING count(*) > 1"
+    )
+    rows, keys = con.execute(f"SELECT sum(n), count(*) FROM ({duplicated})").fetchall()[0]
+    if not keys:
+        return
+    condition = f"({columns}) IN (SELECT ({columns}) FROM ({duplicated}))"
+    what = f"share a duplicate key ({_plural(int(keys), 'key')} duplicated)"
+    check = _Check(", ".join(key), condition, "row", what, key)
+    _add(con, checked, check, int(rows), condition, problems)
 
 
 def _check_table(
-    spec: TableSpec, frame: pd.DataFrame, problems: list[Problem]
-) -> pd.DataFrame | None:
+    con: duckdb.DuckDBPyConnection, raw: RawTable, problems: list[Problem]
+) -> _Checked | None:
     """Parse and check one table; append problems; None when the table cannot be checked (empty,
     duplicate column names, another table's file)."""
-    name = spec.name
-    if len(frame) == 0:
+    name, spec = raw.name, SPECS[raw.name]
+    if not scalar(con, f"SELECT EXISTS (SELECT 1 FROM {raw.relation})"):
         problems.append(
             Problem(name, None, "empty table (0 rows); remove the file when the data is absent", 0)
         )
         return None
-    duplicated = frame.columns[frame.columns.duplicated()]
-    if len(duplicated):
-        cols = ", ".join(map(str, dict.fromkeys(duplicated)))
+    duplicated = [c for c, n in Counter(raw.columns).items() if n > 1]
+    if duplicated:
+        cols = ", ".join(duplicated)
         problems.append(Problem(name, None, f"duplicate column names: {cols}", len(duplicated)))
         return None
-    if mixed_up := _mixed_up(spec, frame):
+    if mixed_up := _mixed_up(spec, raw.columns):
         problems.append(mixed_up)
         return None
-    checks = _Checks(spec, frame.reset_index(drop=True), problems)
-    out, failed = _parse_columns(checks)
-    present = set(failed)
+    found = ", ".join(raw.columns)
     for col in spec.required_columns:
-        if col in present:
-            missing = out[col].isna().to_numpy() & ~failed[col]
-            checks.flag(col, missing, "value", "missing in a required column", (col,))
-    _check_values(checks, out, present)
-    if name == "opportunities":
-        _check_opportunity_dates(checks, out, present, failed)
-    return out
+        if col not in raw.types:
+            problems.append(
+                Problem(name, col, f"missing required column (columns found: {found})", 0)
+            )
+    checked = _parse_view(con, raw)
+    _run_checks(con, checked, _table_checks(checked), problems)
+    _check_duplicate_keys(con, checked, problems)
+    _run_checks(con, checked, _value_checks(checked), problems)
+    return checked
 
 
 # --------------------------------------------------------------------------------------------
 # across tables
 
 
-def _isin(values: pd.Series, reference: pd.Series) -> np.ndarray:
-    """Membership test through Arrow (pandas' isin on Arrow strings loops in Python)."""
-    found = pc.is_in(
-        pa.array(values.astype("str"), from_pandas=True),
-        value_set=pa.array(reference.astype("str").unique(), from_pandas=True),
-    )
-    return found.to_numpy(zero_copy_only=False).astype(bool)
-
-
-def _orphan_checks(checked: dict[str, pd.DataFrame]) -> list[tuple[str, str, pd.Series, str]]:
-    """(table, column, known ids, parent table) for every reference between present tables."""
+def _references(checked: dict[str, _Checked]) -> list[tuple[str, str, str]]:
+    """(table, column, parent table) for every reference between present tables."""
     refs = []
-    accounts = checked.get("accounts")
-    if accounts is not None and "account_id" in accounts.columns:
-        for name in TABLE_NAMES[1:]:
-            if name in checked and "account_id" in checked[name].columns:
-                refs.append((name, "account_id", accounts["account_id"].dropna(), "accounts"))
-    contacts, events = checked.get("contacts"), checked.get("events")
+    if "accounts" in checked and "account_id" in checked["accounts"].dtypes:
+        refs += [
+            (name, "account_id", "accounts")
+            for name in TABLE_NAMES[1:]
+            if name in checked and "account_id" in checked[name].dtypes
+        ]
     if (
-        contacts is not None
-        and events is not None
-        and "contact_id" in contacts.columns
-        and "contact_id" in events.columns
+        "contacts" in checked
+        and "events" in checked
+        and "contact_id" in checked["contacts"].dtypes
+        and "contact_id" in checked["events"].dtypes
     ):
-        refs.append(("events", "contact_id", contacts["contact_id"], "contacts"))
+        refs.append(("events", "contact_id", "contacts"))
     return refs
 
 
-def _find_orphans(
-    checked: dict[str, pd.DataFrame],
-    originals: dict[str, pd.DataFrame],
+def _orphans(
+    con: duckdb.DuckDBPyConnection,
+    checked: dict[str, _Checked],
     unknown_accounts: UnknownAccounts,
     problems: list[Problem],
-) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Rows to keep per table (all, unless dropping orphans) and the notes on what was dropped.
-
-    Contacts are checked before events, so an event of a dropped contact is dropped too.
-    """
-    keep = {name: np.ones(len(frame), dtype=bool) for name, frame in checked.items()}
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Per table, the conditions of the rows kept (all rows, unless dropping orphans), and the
+    notes on what was dropped. Contacts are checked before events, so an event of a dropped
+    contact is dropped too."""
+    keep: dict[str, list[str]] = {name: [] for name in checked}
     notes: list[str] = []
-    for name, column, reference, parent in _orphan_checks(checked):
-        if parent == "contacts":
-            reference = reference[keep["contacts"]].dropna()
-        frame = checked[name]
-        unknown = frame[column].notna().to_numpy() & ~_isin(frame[column], reference)
-        if not unknown.any():
+    for name, column, parent in _references(checked):
+        kept_parent = " AND ".join(keep[parent]) or "true"
+        col = quote(column)
+        unknown = (
+            f"{col} IS NOT NULL AND {col} NOT IN "
+            f"(SELECT {col} FROM {checked[parent].view} WHERE {kept_parent} AND {col} IS NOT NULL)"
+        )
+        count = scalar(con, f"SELECT count(*) FROM {checked[name].view} WHERE {unknown}")
+        if not count:
             continue
         what = f"whose {column} is not in {parent}"
         if unknown_accounts == "error":
-            _Checks(SPECS[name], originals[name], problems).flag(
-                column, unknown, "row", what, (column,)
-            )
+            check = _Check(column, unknown, "row", what, (column,))
+            _add(con, checked[name], check, int(count), unknown, problems)
         else:
-            keep[name] &= ~unknown
+            keep[name].append(f"NOT ({unknown})")
             notes.append(
-                f"table {name!r}, column {column!r}: dropped {_plural(int(unknown.sum()), 'row')} {what}"
+                f"table {name!r}, column {column!r}: dropped {_plural(int(count), 'row')} {what}"
             )
     return keep, notes
+
+
+@dataclass(frozen=True)
+class Validated:
+    """What :func:`check_tables` leaves in the connection: a canonical view per present table
+    (``NAME``: the canonical columns, then the extra columns as read, and ``ROW`` where the input
+    is numbered), the canonical dtype of each parsed column, and the notes on dropped rows."""
+
+    views: dict[str, str]
+    dtypes: dict[str, dict[str, str]]
+    extra: dict[str, tuple[str, ...]]
+    notes: tuple[str, ...]
+
+
+def check_tables(
+    con: duckdb.DuckDBPyConnection,
+    raw: Mapping[str, RawTable],
+    *,
+    unknown_accounts: UnknownAccounts = "error",
+    unknown_names: Sequence[str] = (),
+) -> Validated:
+    """Parse and check tables as read (see propensity.data.contract), in DuckDB.
+
+    Raises ContractError listing every problem found. Leaves one view per table that passed in
+    ``con`` (see :class:`Validated`); a table left with no rows after dropping is absent. Every
+    check runs as a query over the relations, so files larger than memory are checked without
+    being loaded.
+    """
+    if unknown_accounts not in ("error", "drop"):
+        raise ValueError(f"unknown_accounts must be 'error' or 'drop', got {unknown_accounts!r}")
+    problems = [
+        Problem(str(name), None, f"unknown table name; tables are: {', '.join(TABLE_NAMES)}", 0)
+        for name in unknown_names
+    ]
+    checked: dict[str, _Checked] = {}
+    for name in TABLE_NAMES:
+        if name not in raw:
+            if SPECS[name].required:
+                what = f"missing required table (provide {name}.csv or {name}.parquet)"
+                problems.append(Problem(name, None, what, 0))
+            continue
+        result = _check_table(con, raw[name], problems)
+        if result is not None:
+            checked[name] = result
+    keep, notes = _orphans(con, checked, unknown_accounts, problems)
+    if problems:
+        raise ContractError(problems)
+    views: dict[str, str] = {}
+    for name, table in checked.items():
+        spec_columns = [quote(c) for c in table.dtypes]
+        numbered = [ROW] if table.raw.numbered else []
+        where = " AND ".join(keep[name]) or "true"
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT "
+            f"{', '.join([*spec_columns, *map(quote, table.extra), *numbered])} "
+            f"FROM {table.view} WHERE {where}"
+        )
+        if keep[name] and not scalar(con, f"SELECT EXISTS (SELECT 1 FROM {name})"):
+            notes.append(f"table {name!r}: no rows left after dropping, treated as absent")
+            con.execute(f"DROP VIEW {name}")
+            continue
+        views[name] = name
+    return Validated(
+        views,
+        {n: checked[n].dtypes for n in views},
+        {n: checked[n].extra for n in views},
+        tuple(notes),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# pandas frames
+
+
+def _frame_examples(frame: pd.DataFrame) -> Callable[[Sequence[int], Sequence[str]], list[dict]]:
+    def examples(rows: Sequence[int], columns: Sequence[str]) -> list[dict[str, Any]]:
+        return [{"row": int(i), **{c: _py(frame[c].iat[i]) for c in columns}} for i in rows]
+
+    return examples
+
+
+def _register_frame(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> RawTable:
+    """A frame as a RawTable: its contract columns (and tech_* flags) registered in DuckDB with
+    their positions; other columns are kept in pandas as they are."""
+    names = tuple(map(str, frame.columns))
+    frame = frame.set_axis(names, axis=1).reset_index(drop=True)
+    checked = [
+        c
+        for c in dict.fromkeys(names)
+        if c in SPECS[name].column_names or (name == "accounts" and c.startswith(TECH_PREFIX))
+    ]
+    types: dict[str, str] = {}
+    if len(set(names)) == len(names):
+        parts = {c: registrable(frame[c]) for c in checked}
+        parts[ROW] = pd.Series(np.arange(len(frame), dtype=np.int64))
+        relation = f"raw_{name}"
+        con.register(relation, pd.DataFrame(parts))
+        types.update(
+            zip(
+                checked,
+                map(str, con.sql(f"SELECT * EXCLUDE ({ROW}) FROM {relation}").types),
+                strict=True,
+            )
+        )
+    else:  # duplicate names: reported before anything is read
+        relation = f"(SELECT 1 FROM range({min(len(frame), 1)}))"
+    return RawTable(name, relation, names, types, True, _frame_examples(frame))
 
 
 def validate_tables(
@@ -383,47 +609,55 @@ def validate_tables(
     Raises ContractError listing every problem found. Never mutates the inputs and never writes;
     a None value counts as an absent table. With ``unknown_accounts="drop"``, rows whose
     ``account_id`` is not in accounts (and events whose set ``contact_id`` is not in contacts)
-    are dropped with a ContractWarning per table instead of being errors.
+    are dropped with a ContractWarning per table instead of being errors. The checks are those
+    of :func:`check_tables` (the frames are registered in DuckDB, not copied).
     """
-    if unknown_accounts not in ("error", "drop"):
-        raise ValueError(f"unknown_accounts must be 'error' or 'drop', got {unknown_accounts!r}")
-    problems = [
-        Problem(str(name), None, f"unknown table name; tables are: {', '.join(TABLE_NAMES)}", 0)
-        for name in raw
-        if name not in SPECS
-    ]
-    checked: dict[str, pd.DataFrame] = {}
-    originals: dict[str, pd.DataFrame] = {}
-    for name in TABLE_NAMES:
-        frame = raw.get(name)
-        if frame is None:
-            if SPECS[name].required:
-                what = f"missing required table (provide {name}.csv or {name}.parquet)"
-                problems.append(Problem(name, None, what, 0))
+    frames: dict[str, pd.DataFrame] = {}
+    for name, frame in raw.items():
+        if frame is None or name not in SPECS:
             continue
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(
                 f"table {name!r} must be a pandas DataFrame, got {type(frame).__name__}"
             )
-        out = _check_table(SPECS[name], frame, problems)
-        if out is not None:
-            checked[name] = out
-            originals[name] = frame.reset_index(drop=True)
-    keep, notes = _find_orphans(checked, originals, unknown_accounts, problems)
-    if problems:
-        raise ContractError(problems)
-
-    frames: dict[str, pd.DataFrame | None] = {}
-    for name, frame in checked.items():
-        if not keep[name].all():
-            frame = frame.loc[keep[name]].reset_index(drop=True)
-            if len(frame) == 0:
-                notes.append(f"table {name!r}: no rows left after dropping, treated as absent")
-                frame = None
         frames[name] = frame
-    for note in notes:
+    with connect() as con:
+        tables = {name: _register_frame(con, name, frame) for name, frame in frames.items()}
+        validated = check_tables(
+            con,
+            tables,
+            unknown_accounts=unknown_accounts,
+            unknown_names=[n for n in raw if n not in SPECS],
+        )
+        out = {
+            name: _canonical_frame(con, name, frames[name], validated.dtypes[name])
+            for name in validated.views
+        }
+    for note in validated.notes:
         warnings.warn(note, ContractWarning, stacklevel=2)
-    return Tables(**frames)
+    return Tables(**out)
+
+
+def _canonical_frame(
+    con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, dtypes: dict[str, str]
+) -> pd.DataFrame:
+    """The rows kept, in input order, with the parsed columns in place of the raw ones and the
+    other columns unchanged."""
+    columns = ", ".join([ROW, *map(quote, dtypes)])
+    parsed = to_pandas_columns(
+        con.sql(f"SELECT {columns} FROM {name} ORDER BY {ROW}").to_arrow_table(), dtypes
+    )
+    rows = parsed.pop(ROW).to_numpy()
+    out = frame.set_axis(list(map(str, frame.columns)), axis=1)
+    out = (
+        out.iloc[rows].reset_index(drop=True)
+        if len(rows) < len(out)
+        else out.reset_index(drop=True)
+    )
+    out = out.copy(deep=False)
+    for column in parsed.columns:
+        out[column] = parsed[column].set_axis(out.index)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,9 +9,6 @@ states its availability rule). Families whose table is absent are skipped with a
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +17,7 @@ import duckdb
 import pandas as pd
 
 from propensity.data.specs import FAMILY_TABLES, Tables
+from propensity.duck import connect
 from propensity.features.families import FAMILY_MODULES
 from propensity.features.registry import FeatureConfig, FeatureSpec
 
@@ -85,40 +83,17 @@ def build_features(
         return _build(con, tables, spine, config)
 
 
-def _machine_memory_share(share: float) -> str | None:
-    """``share`` of the machine's physical memory as a DuckDB size (None where unknown)."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
-    return f"{int(total * share) // 2**20}MiB"
-
-
 @contextmanager
 def duckdb_connection(config: FeatureConfig) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB connection for a feature build: the config's threads, a memory limit
-    (default: half of the machine's memory, as the tables and the returned matrix share the
-    process) beyond which DuckDB spills to a temporary directory (default: a new folder in the
-    system's temporary directory, removed on exit; never DuckDB's own default, ``.tmp`` in the
-    working directory)."""
+    """A DuckDB connection (:func:`propensity.duck.connect`) with the config's threads, memory
+    limit and spill folder."""
     # getattr: a model pickled before these settings existed carries a config without them
-    temp_directory = getattr(config, "duckdb_temp_directory", None)
-    made = None
-    if temp_directory is None:
-        temp_directory = made = tempfile.mkdtemp(prefix="propensity-duckdb-")
-    settings = {"temp_directory": str(temp_directory)}
-    memory_limit = config.duckdb_memory_limit or _machine_memory_share(0.5)
-    if memory_limit:
-        settings["memory_limit"] = memory_limit.strip()
-    if config.duckdb_threads:
-        settings["threads"] = int(config.duckdb_threads)
-    con = duckdb.connect(config=settings)
-    try:
+    with connect(
+        memory_limit=getattr(config, "duckdb_memory_limit", None),
+        temp_directory=getattr(config, "duckdb_temp_directory", None),
+        threads=config.duckdb_threads,
+    ) as con:
         yield con
-    finally:
-        con.close()
-        if made is not None:
-            shutil.rmtree(made, ignore_errors=True)
 
 
 def _build(

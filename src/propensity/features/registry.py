@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from propensity.duck import SIZE_PATTERN
+
 FAMILIES = ("firmographic", "engagement", "intent", "history")
 Kind = Literal["numeric", "categorical", "context"]
 
@@ -58,7 +60,7 @@ class FeatureConfig(BaseModel):
     duckdb_threads: int | None = Field(None, ge=1, description="DuckDB threads (None: all cores)")
     duckdb_memory_limit: str | None = Field(
         None,
-        pattern=r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$",
+        pattern=SIZE_PATTERN,
         description="DuckDB memory limit, e.g. '8GB' (None: half of the machine's memory); "
         "beyond it DuckDB spills to duckdb_temp_directory",
     )
