@@ -65,15 +65,11 @@ def data_end(tables: Tables) -> pd.Timestamp:
     """First day after the last observed timestamp in any table (the export date)."""
     latest: list[pd.Timestamp] = []
     for name, columns in _TIME_COLUMNS.items():
-        frame = tables.get(name)
-        if frame is None:
-            continue
         for column in columns:
-            if column in frame and frame[column].notna().any():
-                value = frame[column].max()
-                latest.append(
-                    value + pd.Timedelta(days=6) if name == "intent" else value
-                )  # a week ends on its 7th day
+            span = tables.time_range(name, column)
+            if span is not None:
+                # a week ends on its 7th day
+                latest.append(span[1] + pd.Timedelta(days=6) if name == "intent" else span[1])
     if not latest:
         raise ValueError("no timestamps in any table: cannot tell where the data ends")
     return max(latest).normalize() + pd.Timedelta(days=1)
@@ -86,11 +82,8 @@ def data_start(tables: Tables) -> pd.Timestamp:
     start when there are no events and no intent.
     """
     for names in ((("events", "ts"), ("intent", "week")), (("opportunities", "created_at"),)):
-        earliest = [
-            tables.get(name)[column].min()
-            for name, column in names
-            if tables.get(name) is not None and tables.get(name)[column].notna().any()
-        ]
+        spans = [tables.time_range(name, column) for name, column in names]
+        earliest = [span[0] for span in spans if span is not None]
         if earliest:
             return min(earliest).normalize()
     raise ValueError("no activity timestamps: need events, intent or opportunities")
@@ -98,13 +91,12 @@ def data_start(tables: Tables) -> pd.Timestamp:
 
 def data_first(tables: Tables) -> pd.Timestamp:
     """The earliest timestamp in any table (the first dated row)."""
-    earliest = [
-        tables.get(name)[column].min()
+    spans = [
+        tables.time_range(name, column)
         for name, columns in _TIME_COLUMNS.items()
-        if tables.get(name) is not None
         for column in columns
-        if column in tables.get(name) and tables.get(name)[column].notna().any()
     ]
+    earliest = [span[0] for span in spans if span is not None]
     if not earliest:
         raise ValueError("no timestamps in any table: cannot tell where the data starts")
     return min(earliest)

@@ -54,11 +54,15 @@ re-exports the names above.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
+from propensity.data.parse import to_pandas_columns
+from propensity.data.sources import find_table_files, raw_table
 from propensity.data.specs import (
     FAMILY_TABLES,
     SPECS,
@@ -69,14 +73,17 @@ from propensity.data.specs import (
     Dtype,
     Tables,
     TableSpec,
+    TableView,
     export_only_account_columns,
     is_static_account_column,
 )
 from propensity.data.validate import (
+    ROW,
     ContractError,
     ContractWarning,
     Problem,
     UnknownAccounts,
+    check_tables,
     late_dates,
     validate_tables,
 )
@@ -108,6 +115,7 @@ __all__ = [
     "is_static_account_column",
     "late_dates",
     "load_tables",
+    "open_tables",
     "read_tables",
     "summarize",
     "validate_tables",
@@ -190,6 +198,57 @@ def load_tables(
     """read_tables + validate_tables."""
     raw = read_tables(folder, encoding=encoding, sep=sep)
     return validate_tables(raw, unknown_accounts=unknown_accounts)
+
+
+IN_MEMORY_TABLES = ("accounts", "opportunities")  # the size of the spine: frames
+
+
+def open_tables(
+    folder: Path | str,
+    con: duckdb.DuckDBPyConnection,
+    *,
+    unknown_accounts: UnknownAccounts = "error",
+    encoding: str | None = None,
+    sep: str | None = None,
+) -> Tables:
+    """The tables of ``folder`` read and validated by DuckDB where they lie (larger than memory).
+
+    Each table is ``NAME.parquet``, ``NAME.csv`` or a folder ``NAME/`` of part files
+    (:mod:`propensity.data.sources`). Every check of :func:`validate_tables` runs as queries
+    over the files, with the same messages. Accounts and opportunities (the size of the spine)
+    come back as pandas frames; contacts, events and intent stay in ``con`` as
+    :class:`TableView`\\ s, so the connection must stay open while the tables are used.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise FileNotFoundError(f"table folder {folder} does not exist")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"table folder {folder} is not a directory")
+    encoding, sep = check_encoding(encoding), check_separator(sep)
+    found, problems = find_table_files(folder)
+    raw = {}
+    for name, files in found.items():
+        try:
+            raw[name] = raw_table(con, files, encoding=encoding, sep=sep)
+        except InputFileError as exc:
+            problems.append(Problem(name, None, str(exc), 1))
+    if problems:
+        raise ContractError(problems)
+    validated = check_tables(con, raw, unknown_accounts=unknown_accounts)
+    for note in validated.notes:
+        warnings.warn(note, ContractWarning, stacklevel=2)
+    tables: dict[str, pd.DataFrame | TableView] = {}
+    for name, view in validated.views.items():
+        columns = (*validated.dtypes[name], *validated.extra[name])
+        if name in IN_MEMORY_TABLES:
+            order = f" ORDER BY {ROW}" if raw[name].numbered else ""
+            selected = ", ".join(f'"{c}"' for c in columns)
+            arrow = con.sql(f"SELECT {selected} FROM {view}{order}").to_arrow_table()
+            tables[name] = to_pandas_columns(arrow, validated.dtypes[name])
+            con.execute(f"DROP VIEW {view}")  # the feature build registers the frame instead
+        else:
+            tables[name] = TableView(con, view, columns)
+    return Tables(**tables)
 
 
 def write_tables(tables: Tables, folder: Path | str) -> None:

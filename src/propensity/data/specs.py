@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -20,7 +20,9 @@ __all__ = [
     "TECH_PREFIX",
     "ColumnSpec",
     "Dtype",
+    "Table",
     "TableSpec",
+    "TableView",
     "Tables",
     "export_only_account_columns",
     "is_static_account_column",
@@ -195,24 +197,83 @@ def export_only_account_columns(columns: Iterable[str]) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, eq=False)
+class TableView:
+    """A validated table that stays in DuckDB: the view ``name`` in ``connection`` (canonical
+    columns over the table's files, read on every query), for tables larger than memory. The
+    connection must stay open while the view is used."""
+
+    connection: Any  # a duckdb.DuckDBPyConnection (imported lazily: pandas users need no DuckDB)
+    name: str
+    columns: tuple[str, ...]
+
+    def __contains__(self, column: object) -> bool:
+        return column in self.columns
+
+    def __len__(self) -> int:
+        rows = self.connection.execute(f'SELECT count(*) FROM "{self.name}"').fetchall()
+        return int(rows[0][0])
+
+    def time_range(self, column: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """Earliest and latest value of a timestamp column (None when all are missing)."""
+        first, last = self.connection.execute(
+            f'SELECT min("{column}"), max("{column}") FROM "{self.name}"'
+        ).fetchall()[0]
+        return None if first is None else (pd.Timestamp(first), pd.Timestamp(last))
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The whole table in memory (only for tables known to fit)."""
+        columns = ", ".join(f'"{c}"' for c in self.columns)
+        return self.connection.sql(f'SELECT {columns} FROM "{self.name}"').df()
+
+
+Table = pd.DataFrame | TableView
+
+
+@dataclass(frozen=True, eq=False)
 class Tables:
-    """Validated canonical tables; ``accounts`` always present, others None when absent."""
+    """Validated canonical tables; ``accounts`` always present, others None when absent.
+
+    A table is a pandas frame, or a :class:`TableView` when it stays in DuckDB (see
+    :func:`propensity.data.contract.open_tables`: accounts and opportunities, which are the
+    size of the spine, are always frames)."""
 
     accounts: pd.DataFrame
-    contacts: pd.DataFrame | None = None
-    events: pd.DataFrame | None = None
-    intent: pd.DataFrame | None = None
+    contacts: Table | None = None
+    events: Table | None = None
+    intent: Table | None = None
     opportunities: pd.DataFrame | None = None
 
     def present(self) -> tuple[str, ...]:
         """Names of the tables that are not None, in TABLE_NAMES order."""
         return tuple(name for name in TABLE_NAMES if getattr(self, name) is not None)
 
-    def get(self, name: str) -> pd.DataFrame | None:
+    def get(self, name: str) -> Table | None:
         """The table ``name`` or None if absent; KeyError for a name outside TABLE_NAMES."""
         if name not in TABLE_NAMES:
             raise KeyError(f"unknown table {name!r}; tables are: {', '.join(TABLE_NAMES)}")
         return getattr(self, name)
+
+    @property
+    def connection(self) -> Any | None:
+        """The DuckDB connection holding the tables kept in DuckDB (None: all are frames)."""
+        views = [t for t in map(self.get, TABLE_NAMES) if isinstance(t, TableView)]
+        return views[0].connection if views else None
+
+    def frame(self, name: str) -> pd.DataFrame | None:
+        """The table ``name`` as a pandas frame (a table kept in DuckDB is read whole)."""
+        table = self.get(name)
+        return table.to_pandas() if isinstance(table, TableView) else table
+
+    def time_range(self, name: str, column: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """Earliest and latest value of a timestamp column; None when the table or the column
+        is absent or every value is missing."""
+        table = self.get(name)
+        if table is None or column not in table:
+            return None
+        if isinstance(table, TableView):
+            return table.time_range(column)
+        values = table[column].dropna()
+        return (values.min(), values.max()) if len(values) else None
 
     @property
     def export_only_account_columns(self) -> tuple[str, ...]:

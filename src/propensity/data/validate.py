@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from propensity.data.parse import (
+    PANDAS_DTYPES,
     column_rule,
     is_float_type,
     registrable,
@@ -103,7 +104,7 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def _py(value: Any) -> Any:
+def readable(value: Any) -> Any:
     """A plain, readable Python value for error examples."""
     if isinstance(value, (list, tuple, dict, np.ndarray)):
         return value
@@ -127,7 +128,7 @@ def _problem(
     rows = np.flatnonzero(mask)
     show = [c for c in dict.fromkeys(columns) if c in raw.columns]
     examples = [
-        {"row": int(i), **{c: _py(raw[c].iat[i]) for c in show}} for i in rows[:_MAX_EXAMPLES]
+        {"row": int(i), **{c: readable(raw[c].iat[i]) for c in show}} for i in rows[:_MAX_EXAMPLES]
     ]
     return Problem(table, column, message, len(rows), examples)
 
@@ -173,10 +174,16 @@ class _Checked:
     view: str
     dtypes: dict[str, str]  # parsed column -> canonical dtype
     extra: tuple[str, ...]  # columns kept as read
+    text: tuple[str, ...] = ()  # text columns read as text: kept as read if parsing changes none
+    unchanged: frozenset[str] = frozenset()  # of those, the ones parsing changed nowhere
 
     @property
     def ids(self) -> tuple[str, ...]:
         return SPECS[self.raw.name].key or ("account_id",)
+
+
+def _as_read(column: str) -> str:
+    return quote(f"__raw_{column}")
 
 
 def _failed(column: str) -> str:
@@ -205,20 +212,31 @@ class _Check:
     show: tuple[str, ...]
 
 
-def _run_checks(
-    con: duckdb.DuckDBPyConnection, checked: _Checked, checks: list[_Check], problems: list[Problem]
-) -> None:
-    """Every check counted in one scan; each failing one a Problem with example rows."""
+def _count_checks(
+    con: duckdb.DuckDBPyConnection, checked: _Checked, checks: list[_Check]
+) -> list[int]:
+    """The failing rows of every check, counted in one scan of the table."""
     if not checks:
-        return
+        return []
     counts = con.execute(
         "SELECT "
         + ", ".join(f"count(*) FILTER (WHERE coalesce({c.condition}, false))" for c in checks)
         + f" FROM {checked.view}"
     ).fetchall()[0]
+    return [int(c) for c in counts]
+
+
+def _report(
+    con: duckdb.DuckDBPyConnection,
+    checked: _Checked,
+    checks: list[_Check],
+    counts: list[int],
+    problems: list[Problem],
+) -> None:
+    """A Problem with example rows for each check that failed."""
     for check, count in zip(checks, counts, strict=True):
         if count:
-            _add(con, checked, check, int(count), f"coalesce({check.condition}, false)", problems)
+            _add(con, checked, check, count, f"coalesce({check.condition}, false)", problems)
 
 
 def _add(
@@ -282,6 +300,7 @@ def _parse_view(con: duckdb.DuckDBPyConnection, raw: RawTable) -> _Checked:
     extra = tuple(c for c in raw.columns if c in raw.types and c not in parsed)
     selected = [ROW] if raw.numbered else []
     dtypes: dict[str, str] = {}
+    text: list[str] = []
     for col in columns:
         name, sql_type = quote(col.name), raw.types[col.name]
         whole = (
@@ -292,12 +311,15 @@ def _parse_view(con: duckdb.DuckDBPyConnection, raw: RawTable) -> _Checked:
         rule = column_rule(name, sql_type, col.dtype, col.allowed, whole)
         selected += [f"{rule.value} AS {name}", f"{rule.failed} AS {_failed(col.name)}"]
         dtypes[col.name] = col.dtype
+        if sql_type == "VARCHAR" and col.dtype in ("id", "string", "category"):
+            selected.append(f"{name} AS {_as_read(col.name)}")
+            text.append(col.name)
     selected += [quote(c) for c in extra]
     view = f"parsed_{raw.name}"
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {', '.join(selected)} FROM {raw.relation}"
     )
-    return _Checked(raw, view, dtypes, extra)
+    return _Checked(raw, view, dtypes, extra, tuple(text))
 
 
 def _table_checks(checked: _Checked) -> list[_Check]:
@@ -430,9 +452,18 @@ def _check_table(
                 Problem(name, col, f"missing required column (columns found: {found})", 0)
             )
     checked = _parse_view(con, raw)
-    _run_checks(con, checked, _table_checks(checked), problems)
+    first, then = _table_checks(checked), _value_checks(checked)
+    # counted in the same scan: the text columns whose parse changes nothing (clean text, the
+    # usual case in Parquet) are then used as read, so later queries skip the parse
+    changes = [
+        _Check(c, f"{_as_read(c)} IS DISTINCT FROM {quote(c)}", "", "", ()) for c in checked.text
+    ]
+    counts = _count_checks(con, checked, first + then + changes)
+    _report(con, checked, first, counts[: len(first)], problems)
     _check_duplicate_keys(con, checked, problems)
-    _run_checks(con, checked, _value_checks(checked), problems)
+    _report(con, checked, then, counts[len(first) : len(first) + len(then)], problems)
+    changed = counts[len(first) + len(then) :]
+    checked.unchanged = frozenset(c for c, n in zip(checked.text, changed, strict=True) if not n)
     return checked
 
 
@@ -467,28 +498,41 @@ def _orphans(
 ) -> tuple[dict[str, list[str]], list[str]]:
     """Per table, the conditions of the rows kept (all rows, unless dropping orphans), and the
     notes on what was dropped. Contacts are checked before events, so an event of a dropped
-    contact is dropped too."""
+    contact is dropped too.
+
+    Each table's references are counted on its distinct reference values (one grouping pass,
+    e.g. events per account and contact), not row by row against each parent."""
     keep: dict[str, list[str]] = {name: [] for name in checked}
     notes: list[str] = []
-    for name, column, parent in _references(checked):
-        kept_parent = " AND ".join(keep[parent]) or "true"
-        col = quote(column)
-        unknown = (
-            f"{col} IS NOT NULL AND {col} NOT IN "
-            f"(SELECT {col} FROM {checked[parent].view} WHERE {kept_parent} AND {col} IS NOT NULL)"
+    references = _references(checked)
+    for name in dict.fromkeys(table for table, _, _ in references):
+        columns = [column for table, column, _ in references if table == name]
+        grouped = f"references_{name}"
+        keys = ", ".join(map(quote, columns))
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {grouped} AS SELECT {keys}, count(*) AS n "
+            f"FROM {checked[name].view} GROUP BY ALL"
         )
-        count = scalar(con, f"SELECT count(*) FROM {checked[name].view} WHERE {unknown}")
-        if not count:
-            continue
-        what = f"whose {column} is not in {parent}"
-        if unknown_accounts == "error":
-            check = _Check(column, unknown, "row", what, (column,))
-            _add(con, checked[name], check, int(count), unknown, problems)
-        else:
-            keep[name].append(f"NOT ({unknown})")
-            notes.append(
-                f"table {name!r}, column {column!r}: dropped {_plural(int(count), 'row')} {what}"
-            )
+        for table, column, parent in references:
+            if table != name:
+                continue
+            kept_parent = " AND ".join(keep[parent]) or "true"
+            col = quote(column)
+            known = f"SELECT {col} FROM {checked[parent].view} WHERE {kept_parent} AND {col} IS NOT NULL"
+            unknown = f"{col} IS NOT NULL AND {col} NOT IN ({known})"
+            count = scalar(con, f"SELECT coalesce(sum(n), 0) FROM {grouped} WHERE {unknown}")
+            if not count:
+                continue
+            what = f"whose {column} is not in {parent}"
+            if unknown_accounts == "error":
+                check = _Check(column, unknown, "row", what, (column,))
+                _add(con, checked[name], check, int(count), unknown, problems)
+            else:
+                keep[name].append(f"NOT ({unknown})")
+                notes.append(
+                    f"table {name!r}, column {column!r}: dropped {_plural(int(count), 'row')} {what}"
+                )
+        con.execute(f"DROP TABLE {grouped}")
     return keep, notes
 
 
@@ -502,6 +546,7 @@ class Validated:
     dtypes: dict[str, dict[str, str]]
     extra: dict[str, tuple[str, ...]]
     notes: tuple[str, ...]
+    unchanged: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 def check_tables(
@@ -539,7 +584,10 @@ def check_tables(
         raise ContractError(problems)
     views: dict[str, str] = {}
     for name, table in checked.items():
-        spec_columns = [quote(c) for c in table.dtypes]
+        spec_columns = [
+            f"{_as_read(c)} AS {quote(c)}" if c in table.unchanged else quote(c)
+            for c in table.dtypes
+        ]
         numbered = [ROW] if table.raw.numbered else []
         where = " AND ".join(keep[name]) or "true"
         con.execute(
@@ -557,6 +605,7 @@ def check_tables(
         {n: checked[n].dtypes for n in views},
         {n: checked[n].extra for n in views},
         tuple(notes),
+        {n: checked[n].unchanged for n in views},
     )
 
 
@@ -566,7 +615,7 @@ def check_tables(
 
 def _frame_examples(frame: pd.DataFrame) -> Callable[[Sequence[int], Sequence[str]], list[dict]]:
     def examples(rows: Sequence[int], columns: Sequence[str]) -> list[dict[str, Any]]:
-        return [{"row": int(i), **{c: _py(frame[c].iat[i]) for c in columns}} for i in rows]
+        return [{"row": int(i), **{c: readable(frame[c].iat[i]) for c in columns}} for i in rows]
 
     return examples
 
@@ -630,7 +679,9 @@ def validate_tables(
             unknown_names=[n for n in raw if n not in SPECS],
         )
         out = {
-            name: _canonical_frame(con, name, frames[name], validated.dtypes[name])
+            name: _canonical_frame(
+                con, name, frames[name], validated.dtypes[name], validated.unchanged[name]
+            )
             for name in validated.views
         }
     for note in validated.notes:
@@ -639,20 +690,30 @@ def validate_tables(
 
 
 def _canonical_frame(
-    con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, dtypes: dict[str, str]
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    frame: pd.DataFrame,
+    dtypes: dict[str, str],
+    unchanged: frozenset[str],
 ) -> pd.DataFrame:
     """The rows kept, in input order, with the parsed columns in place of the raw ones and the
-    other columns unchanged."""
+    other columns unchanged (text the parse left as it was, already of the canonical dtype, is
+    not fetched back)."""
+    frame = frame.set_axis(list(map(str, frame.columns)), axis=1)
+    dtypes = {
+        c: d
+        for c, d in dtypes.items()
+        if not (c in unchanged and frame[c].dtype == PANDAS_DTYPES[d])
+    }
     columns = ", ".join([ROW, *map(quote, dtypes)])
     parsed = to_pandas_columns(
         con.sql(f"SELECT {columns} FROM {name} ORDER BY {ROW}").to_arrow_table(), dtypes
     )
     rows = parsed.pop(ROW).to_numpy()
-    out = frame.set_axis(list(map(str, frame.columns)), axis=1)
     out = (
-        out.iloc[rows].reset_index(drop=True)
-        if len(rows) < len(out)
-        else out.reset_index(drop=True)
+        frame.iloc[rows].reset_index(drop=True)
+        if len(rows) < len(frame)
+        else frame.reset_index(drop=True)
     )
     out = out.copy(deep=False)
     for column in parsed.columns:

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
 
 import propensity.features.engagement_engine as engine
 from propensity.features.phrases import (
@@ -38,14 +37,6 @@ CONTACTS_AVAILABLE = "contacts with created_at strictly before as_of"
 Feature = tuple[FeatureSpec, str]  # a spec and the SQL of its column in features_engagement
 
 
-def event_types(tables: Tables, config: FeatureConfig) -> tuple[str, ...]:
-    """Event types to count: the config's list, else the most frequent in the data."""
-    if config.event_types is not None:
-        return config.event_types
-    column = pa.chunked_array([pa.array(tables.events["event_type"])])
-    return engine.ranked_types(engine.encode(column), config)
-
-
 def build(
     con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig
 ) -> list[FeatureSpec]:
@@ -53,13 +44,13 @@ def build(
     has_contacts = tables.contacts is not None
     has_minutes = "minutes" in tables.events
     has_channel = "channel" in tables.events
-    coded, types, contact_ids, n_channels = engine.coded_events(con, tables, config)
-    con.register("engagement_input", coded)
-    engine.create_period_maps(con, config, coded)
-    mask_columns = engine.create_daily(con, types, n_channels, has_minutes)
-    count_specs, sums = _counts(config, types, has_minutes)
-    engine.create_counts(con, config, sums, mask_columns, has_channel)
-    engine.create_contacts(con, config, contact_ids, has_contacts)
+    profile = engine.profile_events(con, config, has_channel)
+    engine.create_period_maps(con, config, profile)
+    mask_columns = engine.create_grouped(con, profile, "contact_id" in tables.events, has_minutes)
+    engine.create_daily(con, profile.types, mask_columns)
+    count_specs, sums = _counts(config, profile.types, has_minutes)
+    engine.create_counts(con, config, sums, mask_columns if has_channel else [])
+    engine.create_contacts(con, config, has_contacts)
     engine.create_recency(con)
     if has_contacts:
         engine.create_known(con)
@@ -90,15 +81,15 @@ def _spec(
 
 def _counts(
     config: FeatureConfig, types: tuple[str, ...], has_minutes: bool
-) -> tuple[list[FeatureSpec], list[str]]:
+) -> tuple[list[FeatureSpec], list[engine.WindowSum]]:
     """The window counts: their specs and their sums over ``engagement_daily`` (same order)."""
     specs: list[FeatureSpec] = []
-    sums: list[str] = []
+    sums: list[engine.WindowSum] = []
     for event_type, column in engine.type_columns(types).items():
         type_slug = slug(event_type)
         for window in config.windows_days:
             name = f"eng_{type_slug}_{window}d"
-            sums.append(f"sum({column}) FILTER (WHERE age <= {window}) AS {quote_identifier(name)}")
+            sums.append(engine.WindowSum(name, column, window))
             specs.append(
                 _spec(
                     name,
@@ -109,7 +100,7 @@ def _counts(
             )
     for window in config.windows_days:
         name = f"eng_events_{window}d"
-        sums.append(f"sum(n_all) FILTER (WHERE age <= {window}) AS {name}")
+        sums.append(engine.WindowSum(name, "n_all", window))
         specs.append(
             _spec(
                 name,
@@ -121,7 +112,7 @@ def _counts(
     if has_minutes:
         for window in sorted({30, max(config.windows_days)}):
             name = f"eng_minutes_{window}d"
-            sums.append(f"sum(minutes_milli) FILTER (WHERE age <= {window}) / 1000.0 AS {name}")
+            sums.append(engine.WindowSum(name, "minutes_milli", window, scale=1000.0))
             specs.append(
                 _spec(
                     name,

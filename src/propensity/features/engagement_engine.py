@@ -4,13 +4,13 @@ Point-in-time rule (as in :mod:`propensity.features.engagement`): an event count
 ``as_of`` only if ``ts < as_of``; its contact counts as identified only if the contact was known
 before ``as_of``.
 
-The text columns of the events are first turned into small integer codes with Arrow (account
-key, contact key, event-type and channel codes), so that DuckDB never hashes or compares strings
-over the events. The events are then pre-aggregated into two small period tables (per
-account-period with one count column per event type and a bitmask of the channels seen; per
-contact-period), each joined to the snapshot dates whose look-back window covers the period (a
-tiny table), so a period row expands to ``lookback / cadence`` rows instead of every event
-meeting every snapshot. Distinct contacts are two-stage (first the most recent day per contact,
+The events are read once (``events`` is a view over their files or a registered frame): one
+pass counts the event types and channels and finds the first and last day; a second groups them
+per (account, contact, period) with one count column per event type and a bitmask of the
+channels seen (types and channels as small integer codes from two tiny tables). Everything after
+works on that grouped table: the per account-period table and the per contact-period table,
+each joined to the snapshot dates whose look-back window covers the period (a tiny table), so a
+period row expands to ``lookback / cadence`` rows instead of every event meeting every snapshot. Distinct contacts are two-stage (first the most recent day per contact,
 then a plain count), distinct channels a bit count of the OR of the daily masks; both are much
 cheaper than ``count(DISTINCT ...)`` under a filter. Each ``create_*`` function below creates
 one temp table; :func:`create_view` joins them to the spine as ``features_engagement``.
@@ -18,7 +18,7 @@ one temp table; :func:`create_view` joins them to the spine as ``features_engage
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import duckdb
 import numpy as np
@@ -28,12 +28,10 @@ import pyarrow.compute as pc
 from propensity.features.registry import FeatureConfig
 from propensity.features.sql import known_at
 
-if TYPE_CHECKING:  # the stage reads the tables' shape only
-    from propensity.data.specs import Tables
-
-MASK_BITS = 62  # channels per BIGINT bitmask (kept clear of the sign bit)
-
 INTERMEDIATE_TABLES = (
+    "engagement_types",
+    "engagement_channels",
+    "engagement_grouped",
     "engagement_daily",
     "engagement_contact_daily",
     "engagement_contact_info",
@@ -42,68 +40,39 @@ INTERMEDIATE_TABLES = (
     "engagement_periods",
     "engagement_period_map",
 )
-INTERMEDIATE_VIEWS = ("engagement_input", "engagement_contact_ids")
 
 
-def ranked_types(encoded: tuple[pa.ChunkedArray, pa.Array], config: FeatureConfig):
-    """The ``max_event_types`` most frequent event types (ties by name) of coded events."""
-    codes, values = encoded
-    counts = np.bincount(
-        pc.drop_null(codes).to_numpy() if len(codes) else np.array([], dtype=np.int64),
-        minlength=len(values),
+@dataclass(frozen=True)
+class EventProfile:
+    """What one pass over the events finds: the event types counted (most frequent first, ties
+    by name; or the config's list), the channels seen, the first and last event time."""
+
+    types: tuple[str, ...]
+    channels: tuple[str, ...]
+    first: object | None
+    last: object | None
+
+
+def profile_events(
+    con: duckdb.DuckDBPyConnection, config: FeatureConfig, has_channel: bool
+) -> EventProfile:
+    """Event types, channels and time span of ``events`` in one scan."""
+    channel = "channel" if has_channel else "CAST(NULL AS VARCHAR)"
+    rows = con.execute(
+        f"SELECT event_type, {channel}, count(*), min(ts), max(ts) FROM events GROUP BY ALL"
+    ).fetchall()
+    per_type: dict[str, int] = {}
+    for event_type, _, count, _, _ in rows:
+        if event_type is not None:
+            per_type[event_type] = per_type.get(event_type, 0) + count
+    ranked = sorted(per_type.items(), key=lambda item: (-item[1], item[0]))
+    types = config.event_types or tuple(name for name, _ in ranked[: config.max_event_types])
+    channels = tuple(sorted({r[1] for r in rows if r[1] is not None}))
+    firsts = [r[3] for r in rows if r[3] is not None]
+    lasts = [r[4] for r in rows if r[4] is not None]
+    return EventProfile(
+        tuple(types), channels, min(firsts) if firsts else None, max(lasts) if lasts else None
     )
-    ranked = sorted(
-        zip(values.to_pylist(), counts.tolist(), strict=True), key=lambda item: (-item[1], item[0])
-    )
-    return tuple(name for name, _ in ranked[: config.max_event_types])
-
-
-def encode(column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.Array]:
-    """Dictionary codes of a text column (nulls stay null) and the dictionary."""
-    encoded = pc.dictionary_encode(column)
-    if encoded.num_chunks == 0:
-        return pa.chunked_array([], type=pa.int32()), pa.array([], type=column.type)
-    # one hash table over all chunks: every chunk carries the same, final dictionary
-    codes = pa.chunked_array([chunk.indices for chunk in encoded.chunks], type=pa.int32())
-    return codes, encoded.chunk(0).dictionary
-
-
-def coded_events(
-    con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig
-) -> tuple[pa.Table, tuple[str, ...], pa.Array | None, int]:
-    """The events with integer codes instead of text.
-
-    Returns the table (akey, ckey, tcode, ccode, ts, minutes), the counted event types (tcode
-    indexes them), the contact ids (ckey indexes them) and the number of channels.
-    """
-    events = pa.Table.from_pandas(tables.events, preserve_index=False)
-    accounts = con.sql("SELECT account_id FROM spine_accounts ORDER BY akey").to_arrow_table()
-    akey = pc.add(pc.index_in(events["account_id"], value_set=accounts["account_id"]), 1)
-    type_codes, type_values = encode(events["event_type"])
-    types = config.event_types or ranked_types((type_codes, type_values), config)
-    # dictionary code -> position in ``types`` (null for the types not counted)
-    lookup = pc.index_in(type_values, value_set=pa.array(types, type=type_values.type))
-    columns = {
-        "akey": pc.cast(akey, pa.int32()),
-        "ckey": None,
-        "tcode": pc.take(lookup, type_codes),
-        "ccode": None,
-        "ts": events["ts"],
-    }
-    contact_ids = None
-    if "contact_id" in events.column_names:
-        columns["ckey"], contact_ids = encode(events["contact_id"])
-    else:
-        columns["ckey"] = pa.nulls(len(events), pa.int32())
-    n_channels = 0
-    if "channel" in events.column_names:
-        columns["ccode"], channel_values = encode(events["channel"])
-        n_channels = len(channel_values)
-    else:
-        columns["ccode"] = pa.nulls(len(events), pa.int32())
-    if "minutes" in events.column_names:
-        columns["minutes"] = events["minutes"]
-    return pa.table(columns), tuple(types), contact_ids, n_channels
 
 
 def in_window(table: str, lookback: int) -> str:
@@ -120,7 +89,7 @@ def in_window(table: str, lookback: int) -> str:
 
 
 def create_period_maps(
-    con: duckdb.DuckDBPyConnection, config: FeatureConfig, coded: pa.Table
+    con: duckdb.DuckDBPyConnection, config: FeatureConfig, profile: EventProfile
 ) -> None:
     """Cut the days into periods that every window of every snapshot covers whole or not at all.
 
@@ -132,12 +101,8 @@ def create_period_maps(
     filters are whole-period).
     """
     lookback = config.engagement_lookback_days
-    recent, prior = config.momentum_recent_days, config.momentum_prior_days
-    edges = sorted({0, lookback, recent, recent + prior, *config.windows_days})
-    if len(coded):
-        first_day, last_day = (v.as_py() for v in pc.min_max(coded["ts"]).values())
-    else:
-        first_day = last_day = None
+    edges = period_edges(config)
+    first_day, last_day = profile.first, profile.last
     as_of_day = "CAST(s.as_of AS DATE)"
     con.execute(
         f"""
@@ -188,120 +153,194 @@ def type_columns(types: tuple[str, ...]) -> dict[str, str]:
     return {t: f"n_{i}" for i, t in enumerate(types)}
 
 
-def create_daily(
-    con: duckdb.DuckDBPyConnection, types: tuple[str, ...], n_channels: int, has_minutes: bool
+def create_grouped(
+    con: duckdb.DuckDBPyConnection, profile: EventProfile, has_contact: bool, has_minutes: bool
 ) -> list[str]:
-    """``engagement_daily``: per account-period, totals, minutes, one count column per event
-    type (:func:`type_columns`) and the channel bitmasks. Returns the bitmask columns."""
+    """``engagement_grouped``: the events of the spine's accounts per (account, contact,
+    period): last day, count, minutes, one count column per event type (:func:`type_columns`)
+    and the channel bitmasks. Returns the bitmask columns."""
+    types = ", ".join(f"({_literal(t)}, {i})" for i, t in enumerate(profile.types))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE engagement_types AS SELECT * FROM "
+        + (
+            f"(VALUES {types}) t(event_type, tcode)"
+            if types
+            else "(SELECT '' AS event_type, 0 AS tcode WHERE false)"
+        )
+    )
+    channels = ", ".join(f"({_literal(c)}, {i})" for i, c in enumerate(profile.channels))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE engagement_channels AS SELECT * FROM "
+        + (
+            f"(VALUES {channels}) c(channel, ccode)"
+            if channels
+            else "(SELECT '' AS channel, 0 AS ccode WHERE false)"
+        )
+    )
     per_type = "".join(
-        f", count(*) FILTER (WHERE tcode = {i}) AS {c}"
-        for i, c in enumerate(type_columns(types).values())
+        f", count(*) FILTER (WHERE t.tcode = {i}) AS {c}"
+        for i, c in enumerate(type_columns(profile.types).values())
     )
     # minutes are summed as integer thousandths: exact, so the result does not depend on row
     # order or thread count
-    minutes = "sum(CAST(round(minutes * 1000) AS BIGINT))" if has_minutes else "0"
-    mask_columns = [f"channels_{j}" for j in range(-(-n_channels // MASK_BITS))]
+    minutes = "sum(CAST(round(e.minutes * 1000) AS BIGINT))" if has_minutes else "0"
+    mask_columns = [f"channel_{j}" for j in range(len(profile.channels))]
     masks = "".join(
-        f", bit_or(CAST(1 AS BIGINT) << (ccode % {MASK_BITS})) "
-        f"FILTER (WHERE ccode // {MASK_BITS} = {j}) AS {c}"
-        for j, c in enumerate(mask_columns)
+        f", count(*) FILTER (WHERE c.ccode = {j}) AS {m}" for j, m in enumerate(mask_columns)
+    )
+    contact = "e.contact_id" if has_contact else "CAST(NULL AS VARCHAR)"
+    channel_join = (
+        "LEFT JOIN engagement_channels c ON c.channel = e.channel" if mask_columns else ""
     )
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE engagement_daily AS
-        SELECT akey, p.period, max(p.day) AS last_day, count(*) AS n_all,
-               count(*) FILTER (WHERE ckey IS NULL) AS n_no_contact,
-               {minutes} AS minutes_milli{per_type}{masks}
-        FROM engagement_input e JOIN engagement_periods p ON p.day = CAST(e.ts AS DATE)
-        WHERE akey IS NOT NULL
-        GROUP BY akey, p.period
+        CREATE OR REPLACE TEMP TABLE engagement_grouped AS
+        SELECT a.akey, {contact} AS contact_id, p.period, max(p.day) AS last_day,
+               count(*) AS n_all, {minutes} AS minutes_milli{per_type}{masks}
+        FROM events e
+        JOIN spine_accounts a ON a.account_id = e.account_id
+        JOIN engagement_periods p ON p.day = CAST(e.ts AS DATE)
+        LEFT JOIN engagement_types t ON t.event_type = e.event_type
+        {channel_join}
+        GROUP BY ALL
         """
     )
     return mask_columns
 
 
+def create_daily(
+    con: duckdb.DuckDBPyConnection, types: tuple[str, ...], mask_columns: list[str]
+) -> None:
+    """``engagement_daily``: per account-period, the grouped rows summed over contacts."""
+    sums = "".join(f", CAST(sum({c}) AS BIGINT) AS {c}" for c in type_columns(types).values())
+    masks = "".join(f", CAST(sum({c}) AS BIGINT) AS {c}" for c in mask_columns)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE engagement_daily AS
+        SELECT akey, period, max(last_day) AS last_day, CAST(sum(n_all) AS BIGINT) AS n_all,
+               CAST(coalesce(sum(n_all) FILTER (WHERE contact_id IS NULL), 0) AS BIGINT)
+                   AS n_no_contact,
+               CAST(sum(minutes_milli) AS BIGINT) AS minutes_milli{sums}{masks}
+        FROM engagement_grouped
+        GROUP BY akey, period
+        """
+    )
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class WindowSum:
+    """A column of ``engagement_daily`` summed over the days ``as_of - oldest <= day < as_of -
+    newest`` (its value divided by ``scale``: minutes are summed in thousandths)."""
+
+    name: str
+    column: str
+    oldest: int
+    newest: int = 0
+    scale: float = 1.0
+
+
 def create_counts(
     con: duckdb.DuckDBPyConnection,
     config: FeatureConfig,
-    sums: list[str],
-    mask_columns: list[str],
-    has_channel: bool,
+    sums: list[WindowSum],
+    channel_columns: list[str],
 ) -> None:
-    """``engagement_counts``: per (akey, as_of), the window ``sums`` over ``engagement_daily``,
-    then the anonymous, recent and prior counts and the channels reached."""
+    """``engagement_counts``: per spine ``_row``, the window ``sums``, then the anonymous, recent
+    and prior counts and the channels reached (distinct channels in the longest window).
+
+    Every window starts and ends on a period boundary, so a window's sum is the difference of
+    two running totals: the rows of ``engagement_daily`` sorted by (account, period) are summed
+    cumulatively once, and each spine row reads the totals before the period where its window
+    starts and before the one where it ends (a binary search). No period row meets every
+    snapshot that sees it, which is what a grouped SQL sum over the expanded rows would do.
+    """
     longest = max(config.windows_days)
     recent, prior = config.momentum_recent_days, config.momentum_prior_days
     sums = [
         *sums,
-        f"sum(n_no_contact) FILTER (WHERE age <= {longest}) AS _no_contact_long",
-        f"sum(n_all) FILTER (WHERE age <= {recent}) AS _recent",
-        f"sum(n_all) FILTER (WHERE age > {recent} AND age <= {recent + prior}) AS _prior",
+        WindowSum("_no_contact_long", "n_no_contact", longest),
+        WindowSum("_recent", "n_all", recent),
+        WindowSum("_prior", "n_all", recent + prior, recent),
     ]
-    channel_count = " + ".join(
-        f"coalesce(bit_count(bit_or({c}) FILTER (WHERE age <= {longest})), 0)" for c in mask_columns
-    )
-    if has_channel:
-        sums.append(f"{channel_count or '0'} AS eng_channels_{longest}d")
+    columns = list(dict.fromkeys([s.column for s in sums] + channel_columns))
+    daily = con.sql(
+        f"SELECT akey, period, {', '.join(columns)} FROM engagement_daily ORDER BY akey, period"
+    ).to_arrow_table()
+    spine = con.sql("SELECT _row, akey, CAST(as_of AS DATE) AS day FROM spine").to_arrow_table()
+    spine_days = spine.column("day").to_numpy().astype("datetime64[D]")
+    edges = np.array(period_edges(config), dtype="timedelta64[D]")
+    # the period of a day is the number of cuts up to it (as in engagement_periods)
+    cuts = np.unique((np.unique(spine_days)[:, None] - edges[None, :]).ravel())
+    width = np.int64(len(cuts) + 2)
+    keys = daily.column("akey").to_numpy().astype(np.int64) * width + daily.column(
+        "period"
+    ).to_numpy().astype(np.int64)
+    spine_keys = spine.column("akey").to_numpy().astype(np.int64) * width
+
+    def before(edge: int) -> np.ndarray:
+        """Per spine row: the daily rows before the period starting at as_of - edge."""
+        period = np.searchsorted(cuts, spine_days - np.timedelta64(edge, "D"), side="right")
+        return np.searchsorted(keys, spine_keys + period, side="left")
+
+    positions = {edge: before(edge) for edge in {e for s in sums for e in (s.oldest, s.newest)}}
+
+    def window_sum(column: str, oldest: int, newest: int) -> np.ndarray:
+        values = pc.fill_null(daily.column(column), 0).to_numpy().astype(np.int64)
+        totals = np.concatenate([[0], np.cumsum(values)])
+        return totals[positions[newest]] - totals[positions[oldest]]
+
+    out: dict[str, np.ndarray] = {"_row": spine.column("_row").to_numpy()}
+    for item in sums:
+        total = window_sum(item.column, item.oldest, item.newest)
+        out[item.name] = total / item.scale if item.scale != 1.0 else total
+    if channel_columns:
+        if longest not in positions:
+            positions[longest] = before(longest)
+        reached = sum((window_sum(c, longest, 0) > 0).astype(np.int64) for c in channel_columns)
+        out[f"eng_channels_{longest}d"] = reached
+    con.register("engagement_counts_input", pa.table(out))
     con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE engagement_counts AS
-        SELECT akey, as_of, {", ".join(sums)}
-        FROM ({in_window("engagement_daily", config.engagement_lookback_days)})
-        GROUP BY akey, as_of
-        """
+        "CREATE OR REPLACE TEMP TABLE engagement_counts AS SELECT * FROM engagement_counts_input"
     )
+    con.unregister("engagement_counts_input")
 
 
-def _create_contact_info(
-    con: duckdb.DuckDBPyConnection, contact_ids: pa.Array | None, has_contacts: bool
-) -> None:
-    """``engagement_contact_info``: per contact key, the role and created_at of the contact."""
-    if contact_ids is None:
-        con.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE engagement_contact_info AS
-            SELECT CAST(NULL AS INTEGER) AS ckey, CAST(NULL AS VARCHAR) AS role,
-                   CAST(NULL AS TIMESTAMP) AS contact_created_at
-            WHERE false
-            """
-        )
-        return
-    ckeys = pa.array(np.arange(len(contact_ids), dtype=np.int32))
-    con.register("engagement_contact_ids", pa.table({"ckey": ckeys, "contact_id": contact_ids}))
-    contact_join = "LEFT JOIN contacts c ON c.contact_id = i.contact_id" if has_contacts else ""
-    role = "c.role" if has_contacts else "CAST(NULL AS VARCHAR)"
-    created = "c.created_at" if has_contacts else "CAST(NULL AS TIMESTAMP)"
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE engagement_contact_info AS
-        SELECT i.ckey, {role} AS role, {created} AS contact_created_at
-        FROM engagement_contact_ids i {contact_join}
-        """
-    )
+def period_edges(config: FeatureConfig) -> list[int]:
+    """Days before as_of where a period starts: every window's ends."""
+    lookback = config.engagement_lookback_days
+    recent, prior = config.momentum_recent_days, config.momentum_prior_days
+    return sorted({0, lookback, recent, recent + prior, *config.windows_days})
 
 
 def create_contacts(
-    con: duckdb.DuckDBPyConnection,
-    config: FeatureConfig,
-    contact_ids: pa.Array | None,
-    has_contacts: bool,
+    con: duckdb.DuckDBPyConnection, config: FeatureConfig, has_contacts: bool
 ) -> None:
     """``engagement_contacts``: per (akey, as_of), identified contacts engaged per window, roles,
     whether a decision maker engaged, and the events of contacts not known yet (anonymous)."""
     longest = max(config.windows_days)
     short_and_long = sorted({30, longest})
-    _create_contact_info(con, contact_ids, has_contacts)
+    contact_join = "LEFT JOIN contacts c ON c.contact_id = i.contact_id" if has_contacts else ""
+    role = "c.role" if has_contacts else "CAST(NULL AS VARCHAR)"
+    created = "c.created_at" if has_contacts else "CAST(NULL AS TIMESTAMP)"
+    # integer contact keys: the windowed grouping below runs on them, not on the ids
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE engagement_contact_info AS
+        SELECT i.contact_id, CAST(row_number() OVER (ORDER BY i.contact_id) AS INTEGER) AS ckey,
+               {role} AS role, {created} AS contact_created_at
+        FROM (SELECT DISTINCT contact_id FROM engagement_grouped WHERE contact_id IS NOT NULL) i
+        {contact_join}
+        """
+    )
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE engagement_contact_daily AS
-        SELECT d.akey, d.ckey, i.role, i.contact_created_at, d.period, d.n
-        FROM (
-            SELECT akey, ckey, p.period, count(*) AS n
-            FROM engagement_input e JOIN engagement_periods p ON p.day = CAST(e.ts AS DATE)
-            WHERE akey IS NOT NULL AND ckey IS NOT NULL
-            GROUP BY akey, ckey, p.period
-        ) d
-        JOIN engagement_contact_info i ON i.ckey = d.ckey
+        SELECT g.akey, i.ckey, i.role, i.contact_created_at, g.period, g.n_all AS n
+        FROM engagement_grouped g JOIN engagement_contact_info i ON i.contact_id = g.contact_id
         """
     )
     known = f"(contact_created_at IS NULL OR {known_at('contact_created_at', 'as_of')})"
@@ -387,7 +426,7 @@ def create_view(con: duckdb.DuckDBPyConnection, outputs: list[str], has_contacts
         CREATE OR REPLACE TEMP VIEW features_engagement AS
         SELECT s._row, {", ".join(outputs)}
         FROM spine s
-        LEFT JOIN engagement_counts c ON c.akey = s.akey AND c.as_of = s.as_of
+        LEFT JOIN engagement_counts c ON c._row = s._row
         LEFT JOIN engagement_contacts k ON k.akey = s.akey AND k.as_of = s.as_of
         LEFT JOIN engagement_recency r ON r._row = s._row
         {known_join}
@@ -399,5 +438,3 @@ def drop_intermediates(con: duckdb.DuckDBPyConnection) -> None:
     """Drop what the view does not read."""
     for table in INTERMEDIATE_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {table}")
-    for view in INTERMEDIATE_VIEWS:
-        con.execute(f"DROP VIEW IF EXISTS {view}")

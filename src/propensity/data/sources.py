@@ -1,0 +1,241 @@
+"""Table files read by DuckDB where they lie, for tables larger than memory.
+
+A table is ``NAME.parquet``, ``NAME.csv``, or a folder ``NAME/`` of part files (``*.parquet`` or
+``*.csv``, read in name order as one table), as exports from a warehouse arrive. Each becomes a
+:class:`propensity.data.validate.RawTable`: a view in a DuckDB connection over the files, which
+the validator checks with queries; nothing is loaded into pandas.
+
+* Parquet: column names from the file footers (all parts must have the same); rows are numbered
+  by their position across the parts, in name order (``file_row_number`` plus the rows of the
+  parts before), so examples name the same row as for a loaded file.
+* CSV: read as text (the parser types every column), with the encoding and separator given or
+  detected by :func:`propensity.io.sniff_csv`, and pandas' missing-value markers; a cp1252 file
+  is first re-encoded as UTF-8 into the connection's temporary folder (DuckDB reads UTF-8 and
+  latin-1 only). Rows are numbered on demand, in reading order.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import pyarrow.parquet as pq
+
+from propensity.data.specs import SPECS, TABLE_NAMES
+from propensity.data.validate import ROW, Problem, RawTable, quote, readable
+from propensity.io import InputFileError, parquet_columns, sniff_csv
+
+__all__ = ["CSV_MISSING", "TableFiles", "find_table_files", "raw_table"]
+
+# the text pandas reads as missing by default (so a CSV reads the same either way)
+CSV_MISSING = (
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+)
+_DUCKDB_ENCODINGS = {"utf-8": "utf-8", "utf-8-sig": "utf-8", "latin-1": "latin-1"}
+
+
+@dataclass(frozen=True)
+class TableFiles:
+    """The files of one table: one file, or the part files of a folder, all of one kind."""
+
+    name: str
+    paths: tuple[Path, ...]
+    kind: Literal["parquet", "csv"]
+
+
+def find_table_files(folder: Path) -> tuple[dict[str, TableFiles], list[Problem]]:
+    """The files of each table in ``folder`` and the problems (a table given twice, an empty
+    part folder, a folder mixing kinds, a missing required table)."""
+    found: dict[str, TableFiles] = {}
+    problems: list[Problem] = []
+    for name in TABLE_NAMES:
+        candidates = [
+            TableFiles(name, (folder / f"{name}.{kind}",), kind)
+            for kind in ("parquet", "csv")
+            if (folder / f"{name}.{kind}").is_file()
+        ]
+        parts = folder / name
+        if parts.is_dir():
+            kinds = {p.suffix for p in parts.iterdir() if p.suffix in (".parquet", ".csv")}
+            if len(kinds) > 1:
+                what = f"folder {parts} holds both .csv and .parquet parts; keep one kind"
+                problems.append(Problem(name, None, what, 2))
+                continue
+            if not kinds:
+                what = f"folder {parts} has no .parquet or .csv part files"
+                problems.append(Problem(name, None, what, 0))
+                continue
+            kind = kinds.pop()
+            paths = tuple(sorted(p for p in parts.iterdir() if p.suffix == kind and p.is_file()))
+            candidates.append(TableFiles(name, paths, kind.removeprefix(".")))  # type: ignore[arg-type]
+        if len(candidates) > 1:
+            given = ", ".join(
+                str(c.paths[0]) if len(c.paths) == 1 else f"{name}/" for c in candidates
+            )
+            problems.append(Problem(name, None, f"given more than once ({given}); keep one", 2))
+        elif candidates:
+            found[name] = candidates[0]
+        elif SPECS[name].required:
+            what = f"missing required table ({name}.csv, {name}.parquet or a folder {name}/) in {folder}"
+            problems.append(Problem(name, None, what, 0))
+    return found, problems
+
+
+def raw_table(
+    con: duckdb.DuckDBPyConnection,
+    files: TableFiles,
+    *,
+    encoding: str | None = None,
+    sep: str | None = None,
+) -> RawTable:
+    """The view ``raw_NAME`` over a table's files; InputFileError for a file that cannot be read
+    (naming it)."""
+    if files.kind == "parquet":
+        return _parquet(con, files)
+    return _csv(con, files, encoding, sep)
+
+
+def _parquet(con: duckdb.DuckDBPyConnection, files: TableFiles) -> RawTable:
+    columns = parquet_columns(files.paths[0])
+    offset, parts = 0, []
+    for path in files.paths:
+        if (other := parquet_columns(path)) != columns:
+            raise InputFileError(
+                f"{path} has columns ({', '.join(other)}) unlike {files.paths[0]} "
+                f"({', '.join(columns)}): every part of a table needs the same columns"
+            )
+        parts.append(
+            f"SELECT * EXCLUDE (file_row_number), file_row_number + {offset} AS {ROW} "
+            f"FROM read_parquet({_literal(path)}, file_row_number = true)"
+        )
+        offset += pq.read_metadata(path).num_rows
+    relation = f"raw_{files.name}"
+    if len(set(columns)) < len(columns):  # reported by the validator before any query
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {relation} AS SELECT 1 FROM range({min(offset, 1)})"
+        )
+        return RawTable(
+            files.name, relation, tuple(columns), {}, True, _examples(con, relation, True)
+        )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {relation} AS {' UNION ALL '.join(parts)}")
+    return RawTable(
+        files.name,
+        relation,
+        tuple(columns),
+        _types(con, relation),
+        True,
+        _examples(con, relation, True),
+    )
+
+
+def _csv(
+    con: duckdb.DuckDBPyConnection, files: TableFiles, encoding: str | None, sep: str | None
+) -> RawTable:
+    paths, columns = [], None
+    for path in files.paths:
+        fmt = sniff_csv(path, encoding, sep)
+        if fmt.encoding.removesuffix("-sig") not in _DUCKDB_ENCODINGS:
+            path = _as_utf8(con, path, fmt.encoding)
+        with open(path, newline="", encoding=_DUCKDB_ENCODINGS.get(fmt.encoding, "utf-8")) as file:
+            header = next(csv.reader(file, delimiter=fmt.sep), None)
+        if header is None:
+            raise InputFileError(
+                f"{path} has no header line: export the table again (a header and its rows)"
+            )
+        header = [h.removeprefix("\ufeff") for h in header]
+        if columns is not None and header != columns:
+            raise InputFileError(
+                f"{path} has columns ({', '.join(header)}) unlike {files.paths[0]} "
+                f"({', '.join(columns)}): every part of a table needs the same columns"
+            )
+        columns = header
+        paths.append((path, fmt))
+    fmt = paths[0][1]
+    relation = f"raw_{files.name}"
+    if len(set(columns)) < len(columns):
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {relation} AS SELECT 1")
+        return RawTable(
+            files.name, relation, tuple(columns), {}, False, _examples(con, relation, False)
+        )
+    names = "[" + ", ".join(_literal(c) for c in columns) + "]"
+    missing = "[" + ", ".join(_literal(v) for v in CSV_MISSING) + "]"
+    encoding = _DUCKDB_ENCODINGS.get(fmt.encoding, "utf-8")
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {relation} AS SELECT * FROM read_csv("
+        f"[{', '.join(_literal(p) for p, _ in paths)}], header = true, all_varchar = true, "
+        f"delim = {_literal(fmt.sep)}, quote = '\"', escape = '\"', names = {names}, "
+        f"nullstr = {missing}, encoding = {_literal(encoding)})"
+    )
+    try:
+        types = _types(con, relation)
+    except duckdb.Error as exc:
+        raise InputFileError(
+            f"{files.paths[0]} is not a readable CSV ({exc}): check the separator (--sep)"
+        ) from None
+    return RawTable(
+        files.name, relation, tuple(columns), types, False, _examples(con, relation, False)
+    )
+
+
+def _as_utf8(con: duckdb.DuckDBPyConnection, path: Path, encoding: str) -> Path:
+    """``path`` re-encoded as UTF-8 into DuckDB's temporary folder, a block at a time."""
+    folder = Path(con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0])
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"utf8-{path.name}"
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with open(path, "rb") as source, open(target, "w", encoding="utf-8", newline="") as out:
+        while block := source.read(1 << 24):
+            out.write(decoder.decode(block))
+        out.write(decoder.decode(b"", final=True))
+    return target
+
+
+def _types(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
+    described = con.execute(f"DESCRIBE {relation}").fetchall()
+    return {name: str(kind) for name, kind, *_ in described if name != ROW}
+
+
+def _examples(con: duckdb.DuckDBPyConnection, relation: str, numbered: bool):
+    source = (
+        relation if numbered else f"(SELECT row_number() OVER () - 1 AS {ROW}, * FROM {relation})"
+    )
+
+    def examples(rows, columns) -> list[dict[str, Any]]:
+        if not rows:
+            return []
+        shown = ", ".join([ROW, *map(quote, columns)])
+        found = con.execute(
+            f"SELECT {shown} FROM {source} WHERE {ROW} IN ({', '.join(map(str, rows))}) ORDER BY {ROW}"
+        ).fetchall()
+        return [
+            {"row": int(r[0]), **{c: readable(v) for c, v in zip(columns, r[1:], strict=True)}}
+            for r in found
+        ]
+
+    return examples
+
+
+def _literal(value: Any) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
