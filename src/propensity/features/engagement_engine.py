@@ -266,11 +266,13 @@ def create_counts(
         WindowSum("_recent", "n_all", recent),
         WindowSum("_prior", "n_all", recent + prior, recent),
     ]
-    columns = list(dict.fromkeys([s.column for s in sums] + channel_columns))
+    columns = list(dict.fromkeys([item.column for item in sums] + channel_columns))
     daily = con.sql(
         f"SELECT akey, period, {', '.join(columns)} FROM engagement_daily ORDER BY akey, period"
     ).to_arrow_table()
-    spine = con.sql("SELECT _row, akey, CAST(as_of AS DATE) AS day FROM spine").to_arrow_table()
+    spine = con.sql(
+        "SELECT _row, akey, CAST(as_of AS DATE) AS day FROM spine ORDER BY akey, as_of"
+    ).to_arrow_table()
     spine_days = spine.column("day").to_numpy().astype("datetime64[D]")
     edges = np.array(period_edges(config), dtype="timedelta64[D]")
     # the period of a day is the number of cuts up to it (as in engagement_periods)
@@ -286,21 +288,31 @@ def create_counts(
         period = np.searchsorted(cuts, spine_days - np.timedelta64(edge, "D"), side="right")
         return np.searchsorted(keys, spine_keys + period, side="left")
 
-    positions = {edge: before(edge) for edge in {e for s in sums for e in (s.oldest, s.newest)}}
+    edges_used = {e for item in sums for e in (item.oldest, item.newest)}
+    if channel_columns:
+        edges_used.add(longest)
+    positions = {edge: before(edge) for edge in edges_used}
 
-    def window_sum(column: str, oldest: int, newest: int) -> np.ndarray:
+    def totals_at(column: str) -> dict[int, np.ndarray]:
+        """Running total of ``column`` before each spine row's period starting at each edge
+        (the spine in account order: the reads move forward through the totals)."""
         values = pc.fill_null(daily.column(column), 0).to_numpy().astype(np.int64)
-        totals = np.concatenate([[0], np.cumsum(values)])
-        return totals[positions[newest]] - totals[positions[oldest]]
+        totals = np.zeros(len(values) + 1, dtype=np.int64)
+        np.cumsum(values, out=totals[1:])
+        return {edge: totals[position] for edge, position in positions.items()}
 
     out: dict[str, np.ndarray] = {"_row": spine.column("_row").to_numpy()}
-    for item in sums:
-        total = window_sum(item.column, item.oldest, item.newest)
-        out[item.name] = total / item.scale if item.scale != 1.0 else total
+    for column in dict.fromkeys(item.column for item in sums):
+        at = totals_at(column)
+        for item in sums:
+            if item.column == column:
+                total = at[item.newest] - at[item.oldest]
+                out[item.name] = total / item.scale if item.scale != 1.0 else total
     if channel_columns:
-        if longest not in positions:
-            positions[longest] = before(longest)
-        reached = sum((window_sum(c, longest, 0) > 0).astype(np.int64) for c in channel_columns)
+        reached = np.zeros(spine.num_rows, dtype=np.int64)
+        for column in channel_columns:
+            at = totals_at(column)
+            reached += (at[0] - at[longest]) > 0
         out[f"eng_channels_{longest}d"] = reached
     con.register("engagement_counts_input", pa.table(out))
     con.execute(
