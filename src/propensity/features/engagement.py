@@ -49,7 +49,9 @@ def build(
     mask_columns = engine.create_grouped(con, profile, "contact_id" in tables.events, has_minutes)
     engine.create_daily(con, profile.types, mask_columns)
     count_specs, sums = _counts(config, profile.types, has_minutes)
-    engine.create_counts(con, config, sums, mask_columns if has_channel else [])
+    engine.create_counts(
+        con, config, sums, mask_columns, len(profile.channels) if has_channel else 0
+    )
     engine.create_contacts(con, config, has_contacts)
     engine.create_recency(con)
     if has_contacts:

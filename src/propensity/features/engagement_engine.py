@@ -28,6 +28,8 @@ import pyarrow.compute as pc
 from propensity.features.registry import FeatureConfig
 from propensity.features.sql import known_at
 
+MASK_BITS = 62  # channels per BIGINT bitmask (kept clear of the sign bit)
+
 INTERMEDIATE_TABLES = (
     "engagement_types",
     "engagement_channels",
@@ -184,9 +186,13 @@ def create_grouped(
     # minutes are summed as integer thousandths: exact, so the result does not depend on row
     # order or thread count
     minutes = "sum(CAST(round(e.minutes * 1000) AS BIGINT))" if has_minutes else "0"
-    mask_columns = [f"channel_{j}" for j in range(len(profile.channels))]
+    # the channels seen, as bits (one BIGINT per MASK_BITS channels): one aggregate, not a
+    # count per channel
+    mask_columns = [f"channels_{j}" for j in range(-(-len(profile.channels) // MASK_BITS))]
     masks = "".join(
-        f", count(*) FILTER (WHERE c.ccode = {j}) AS {m}" for j, m in enumerate(mask_columns)
+        f", bit_or(CAST(1 AS BIGINT) << (c.ccode % {MASK_BITS})) "
+        f"FILTER (WHERE c.ccode // {MASK_BITS} = {j}) AS {m}"
+        for j, m in enumerate(mask_columns)
     )
     contact = "e.contact_id" if has_contact else "CAST(NULL AS VARCHAR)"
     channel_join = (
@@ -213,7 +219,7 @@ def create_daily(
 ) -> None:
     """``engagement_daily``: per account-period, the grouped rows summed over contacts."""
     sums = "".join(f", CAST(sum({c}) AS BIGINT) AS {c}" for c in type_columns(types).values())
-    masks = "".join(f", CAST(sum({c}) AS BIGINT) AS {c}" for c in mask_columns)
+    masks = "".join(f", bit_or({c}) AS {c}" for c in mask_columns)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE engagement_daily AS
@@ -247,7 +253,8 @@ def create_counts(
     con: duckdb.DuckDBPyConnection,
     config: FeatureConfig,
     sums: list[WindowSum],
-    channel_columns: list[str],
+    mask_columns: list[str],
+    n_channels: int,
 ) -> None:
     """``engagement_counts``: per spine ``_row``, the window ``sums``, then the anonymous, recent
     and prior counts and the channels reached (distinct channels in the longest window).
@@ -266,7 +273,7 @@ def create_counts(
         WindowSum("_recent", "n_all", recent),
         WindowSum("_prior", "n_all", recent + prior, recent),
     ]
-    columns = list(dict.fromkeys([item.column for item in sums] + channel_columns))
+    columns = list(dict.fromkeys([item.column for item in sums] + mask_columns))
     daily = con.sql(
         f"SELECT akey, period, {', '.join(columns)} FROM engagement_daily ORDER BY akey, period"
     ).to_arrow_table()
@@ -288,30 +295,32 @@ def create_counts(
         period = np.searchsorted(cuts, spine_days - np.timedelta64(edge, "D"), side="right")
         return np.searchsorted(keys, spine_keys + period, side="left")
 
-    edges_used = {e for item in sums for e in (item.oldest, item.newest)}
-    if channel_columns:
-        edges_used.add(longest)
+    edges_used = {e for item in sums for e in (item.oldest, item.newest)} | {0, longest}
     positions = {edge: before(edge) for edge in edges_used}
 
-    def totals_at(column: str) -> dict[int, np.ndarray]:
-        """Running total of ``column`` before each spine row's period starting at each edge
-        (the spine in account order: the reads move forward through the totals)."""
-        values = pc.fill_null(daily.column(column), 0).to_numpy().astype(np.int64)
+    def totals_at(values: np.ndarray) -> dict[int, np.ndarray]:
+        """Running total of ``values`` (per daily row) before each spine row's period starting
+        at each edge (the spine in account order: the reads move forward through the totals)."""
         totals = np.zeros(len(values) + 1, dtype=np.int64)
         np.cumsum(values, out=totals[1:])
         return {edge: totals[position] for edge, position in positions.items()}
 
+    def column(name: str) -> np.ndarray:
+        return pc.fill_null(daily.column(name), 0).to_numpy().astype(np.int64)
+
     out: dict[str, np.ndarray] = {"_row": spine.column("_row").to_numpy()}
-    for column in dict.fromkeys(item.column for item in sums):
-        at = totals_at(column)
+    for name in dict.fromkeys(item.column for item in sums):
+        at = totals_at(column(name))
         for item in sums:
-            if item.column == column:
+            if item.column == name:
                 total = at[item.newest] - at[item.oldest]
                 out[item.name] = total / item.scale if item.scale != 1.0 else total
-    if channel_columns:
+    if n_channels:
+        # a channel was reached in the window iff the daily rows with its bit set add up
         reached = np.zeros(spine.num_rows, dtype=np.int64)
-        for column in channel_columns:
-            at = totals_at(column)
+        for code in range(n_channels):
+            bits = column(mask_columns[code // MASK_BITS])
+            at = totals_at((bits >> (code % MASK_BITS)) & 1)
             reached += (at[0] - at[longest]) > 0
         out[f"eng_channels_{longest}d"] = reached
     con.register("engagement_counts_input", pa.table(out))

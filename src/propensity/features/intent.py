@@ -124,21 +124,34 @@ def _view(config: FeatureConfig) -> str:
               ON {known_at("k.last_day", "CAST(s.as_of AS DATE)")}
              AND CAST(s.as_of AS DATE) <= k.last_day + INTERVAL {prior_days} DAY
         ),
-        per_snapshot AS (
-            SELECT akey, as_of,
-                   max(score_milli) FILTER (WHERE age < 7) / 1000.0 AS intent_max_1w,
-                   sum(score_milli) FILTER (WHERE age < 7) / count(*) FILTER (WHERE age < 7) / 1000.0
-                       AS intent_mean_1w,
-                   max(score_milli) FILTER (WHERE age < 28) / 1000.0 AS intent_max_4w,
-                   sum(score_milli) FILTER (WHERE age < 28) / count(*) FILTER (WHERE age < 28) / 1000.0
-                       AS intent_mean_4w,
-                   count(DISTINCT topic) FILTER (WHERE age < 28 AND score_milli >= {threshold * 1000})
-                       AS intent_surging_topics_4w,
-                   sum(score_milli) FILTER (WHERE age < 28) / count(*) FILTER (WHERE age < 28) / 1000.0
-                     - sum(score_milli) FILTER (WHERE age >= 28) / count(*) FILTER (WHERE age >= 28) / 1000.0
-                       AS intent_trend,
-                   first(topic ORDER BY score_milli DESC, topic) FILTER (WHERE age < 28) AS intent_top_topic_4w
+        per_topic AS (
+            SELECT akey, as_of, topic,
+                   max(score_milli) FILTER (WHERE age < 7) AS max_1w,
+                   sum(score_milli) FILTER (WHERE age < 7) AS sum_1w,
+                   count(*) FILTER (WHERE age < 7) AS n_1w,
+                   max(score_milli) FILTER (WHERE age < 28) AS max_4w,
+                   sum(score_milli) FILTER (WHERE age < 28) AS sum_4w,
+                   count(*) FILTER (WHERE age < 28) AS n_4w,
+                   sum(score_milli) FILTER (WHERE age >= 28) AS sum_prior,
+                   count(*) FILTER (WHERE age >= 28) AS n_prior
             FROM in_window
+            GROUP BY akey, as_of, topic
+        ),
+        per_snapshot AS (
+            -- per topic first, then per snapshot: the distinct surging topics and the top topic
+            -- are read from a row per topic instead of a row per topic and week
+            SELECT akey, as_of,
+                   max(max_1w) / 1000.0 AS intent_max_1w,
+                   sum(sum_1w) / sum(n_1w) FILTER (WHERE n_1w > 0) / 1000.0 AS intent_mean_1w,
+                   max(max_4w) / 1000.0 AS intent_max_4w,
+                   sum(sum_4w) / sum(n_4w) FILTER (WHERE n_4w > 0) / 1000.0 AS intent_mean_4w,
+                   count(*) FILTER (WHERE max_4w >= {threshold * 1000}) AS intent_surging_topics_4w,
+                   sum(sum_4w) / sum(n_4w) FILTER (WHERE n_4w > 0) / 1000.0
+                     - sum(sum_prior) / sum(n_prior) FILTER (WHERE n_prior > 0) / 1000.0
+                       AS intent_trend,
+                   first(topic ORDER BY max_4w DESC, topic) FILTER (WHERE max_4w IS NOT NULL)
+                       AS intent_top_topic_4w
+            FROM per_topic
             GROUP BY akey, as_of
         )
         SELECT s._row,
