@@ -23,64 +23,6 @@ from propensity.data.contract import (
 )
 
 
-@pytest.fixture
-def raw() -> dict[str, pd.DataFrame]:
-    """A valid minimal set of the five tables (3 accounts), as text like a CSV import."""
-    return {
-        "accounts": pd.DataFrame(
-            {
-                "account_id": ["A1", "A2", "A3"],
-                "name": ["Acme", "Globex", "Initech"],
-                "industry": ["software", "retail", None],
-                "employees": ["120", None, "15"],
-                "annual_revenue": ["1.5e7", "2000000", None],
-                "country": ["us", "de", "gb"],
-                "founded_year": ["1999", "2010", None],
-                "tech_crm": ["true", "no", None],
-                "lifecycle_stage": ["customer", "subscriber", "unknown"],
-            }
-        ),
-        "contacts": pd.DataFrame(
-            {
-                "contact_id": ["C1", "C2", "C3"],
-                "account_id": ["A1", "A1", "A2"],
-                "role": ["Decision Maker", "user", "IT"],
-                "seniority": ["vp", "manager", None],
-                "created_at": ["2023-01-02", "2023-02-01", "2023-03-01"],
-            }
-        ),
-        "events": pd.DataFrame(
-            {
-                "account_id": ["A1", "A1", "A2", "A2"],
-                "contact_id": ["C1", None, "C3", ""],
-                "ts": ["2023-03-01T10:00:00", "2023-03-02", "2023-04-01 08:30:00", "2023-04-02"],
-                "event_type": ["email_click", "web_visit", "webinar", "web_visit"],
-                "channel": ["email", "web", "event", "web"],
-                "minutes": [None, "2.5", "45", None],
-            }
-        ),
-        "intent": pd.DataFrame(
-            {
-                "account_id": ["A1", "A1", "A3"],
-                "week": ["2023-03-06", "2023-03-06", "2023-03-13"],
-                "topic": ["crm", "erp", "crm"],
-                "score": ["80", "55.5", "100"],
-            }
-        ),
-        "opportunities": pd.DataFrame(
-            {
-                "opportunity_id": ["O1", "O2", "O3"],
-                "account_id": ["A1", "A2", "A1"],
-                "created_at": ["2023-04-01", "2023-05-01", "2023-06-01"],
-                "closed_at": ["2023-05-15", "2023-06-10", None],
-                "outcome": ["Won", "lost ", "open"],
-                "amount": ["50000", None, "12000.5"],
-                "type": ["new business", "new_business", "expansion"],
-            }
-        ),
-    }
-
-
 def _with(raw: dict[str, pd.DataFrame], table: str, **columns) -> dict[str, pd.DataFrame]:
     """A copy of ``raw`` with some columns of one table replaced."""
     return {**raw, table: raw[table].assign(**columns)}

@@ -412,8 +412,8 @@ def test_duckdb_spills_to_a_temporary_folder_it_removes_never_the_working_direct
     from propensity.features.matrix import duckdb_connection
 
     with duckdb_connection(FeatureConfig(duckdb_memory_limit="512MB")) as con:
-        temp = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
-        limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        temp = Path(con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0])
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
         assert temp.is_dir() and temp.resolve().is_relative_to(
             Path(tempfile.gettempdir()).resolve()
         )
@@ -423,8 +423,11 @@ def test_duckdb_spills_to_a_temporary_folder_it_removes_never_the_working_direct
     chosen.mkdir()
     (chosen / "theirs.txt").write_text("kept")
     with duckdb_connection(FeatureConfig(duckdb_temp_directory=str(chosen))) as con:
-        assert con.execute("SELECT current_setting('temp_directory')").fetchone()[0] == str(chosen)
-    assert (chosen / "theirs.txt").read_text() == "kept"  # the user's folder is left alone
+        own = Path(con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0])
+        assert own.parent == chosen  # a folder of this build's own inside the chosen one
+    assert not own.exists()
+    assert [p.name for p in chosen.iterdir()] == ["theirs.txt"]  # the user's files are left alone
+    assert (chosen / "theirs.txt").read_text() == "kept"
 
 
 def test_a_memory_limit_that_is_not_a_size_is_refused_naming_the_key():

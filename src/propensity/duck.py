@@ -5,7 +5,8 @@ Every DuckDB connection of the pipeline (parsing, validation, the feature build)
 text is taken as UTC, as the contract says), memory is capped (default: half of the machine's
 memory, since the process also holds what DuckDB returns) and a query that needs more spills to
 a temporary folder, by default a new one in the system's temporary directory that is removed on
-exit (never DuckDB's own default, ``.tmp`` in the working directory).
+exit (never DuckDB's own default, ``.tmp`` in the working directory). A given temporary
+folder gets a new subfolder per connection, removed on exit.
 """
 
 from __future__ import annotations
@@ -54,10 +55,12 @@ def connect(
     threads: int | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory DuckDB connection (see the module docstring), closed on exit."""
-    made = None
-    if temp_directory is None:
-        temp_directory = made = tempfile.mkdtemp(prefix="propensity-duckdb-")
-    settings: dict[str, str | int] = {"temp_directory": str(temp_directory)}
+    if temp_directory is not None:
+        os.makedirs(temp_directory, exist_ok=True)
+    # a folder of this connection's own (inside the one given): jobs sharing a spill folder do
+    # not meet, and everything spilled is removed on exit
+    made = tempfile.mkdtemp(prefix="propensity-duckdb-", dir=temp_directory)
+    settings: dict[str, str | int] = {"temp_directory": made}
     memory_limit = memory_limit or machine_memory_share(0.5)
     if memory_limit:
         settings["memory_limit"] = memory_limit.strip()
@@ -70,8 +73,7 @@ def connect(
         yield con
     finally:
         con.close()
-        if made is not None:
-            shutil.rmtree(made, ignore_errors=True)
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def scalar(con: duckdb.DuckDBPyConnection, query: str, parameters: list | None = None):

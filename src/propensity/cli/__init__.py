@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -23,11 +25,13 @@ from propensity.cli.common import (
     ForceRegister,
     Head,
     HistoryPath,
+    MemoryLimit,
     ModelConfigPath,
     NoHistory,
     Overwrite,
     Reason,
     Sep,
+    TempDir,
     Track,
     TrackingUri,
     TruthDates,
@@ -46,6 +50,10 @@ from propensity.cli.common import (
     verbose,
 )
 from propensity.cli.experiment import experiment_app
+
+if TYPE_CHECKING:  # imported where used: the command starts fast
+    from propensity.data.specs import Tables
+    from propensity.features.registry import FeatureConfig
 from propensity.cli.printing import (
     print_card,
     print_coverage,
@@ -133,6 +141,35 @@ def _load(
         encoding, sep = check_encoding(encoding), check_separator(sep)
     with user_errors(f"{data} does not meet the data contract:"), input_notes():
         return load_tables(data, unknown_accounts=unknown_accounts, encoding=encoding, sep=sep)
+
+
+@contextmanager
+def _opened(
+    data: Path,
+    features: FeatureConfig,
+    memory_limit: str | None,
+    temp_dir: Path | None,
+    encoding: str | None = None,
+    sep: str | None = None,
+) -> Iterator[Tables]:
+    """The contract tables of ``data`` read and validated by DuckDB where they lie (files larger
+    than memory), with the DuckDB settings of ``features`` unless the options override them;
+    errors as for :func:`_load`. The tables are usable inside the ``with`` only."""
+    from propensity.data.contract import open_tables
+    from propensity.duck import check_size, connect
+    from propensity.io import check_encoding, check_separator
+
+    with user_errors():
+        encoding, sep = check_encoding(encoding), check_separator(sep)
+        memory_limit = check_size(memory_limit, "--memory-limit")
+    with connect(
+        memory_limit=memory_limit or features.duckdb_memory_limit,
+        temp_directory=str(temp_dir) if temp_dir else features.duckdb_temp_directory,
+        threads=features.duckdb_threads,
+    ) as con:
+        with user_errors(f"{data} does not meet the data contract:"), input_notes():
+            tables = open_tables(data, con, encoding=encoding, sep=sep)
+        yield tables
 
 
 @app.command()
@@ -231,22 +268,26 @@ def features(
     horizon_days: Annotated[
         int | None, typer.Option("--horizon-days", min=1, help="Override the label window.")
     ] = None,
+    memory_limit: MemoryLimit = None,
+    temp_dir: TempDir = None,
     encoding: Encoding = None,
     sep: Sep = None,
 ) -> None:
     """The point-in-time feature matrix (account_id, as_of first) with the model config's spine
-    and feature settings; for a spine also its labels."""
+    and feature settings; for a spine also its labels. The tables are read and checked by DuckDB
+    where they lie (files or folders of part files larger than memory)."""
     from propensity.runs.workflows import write_features
 
     snapshot = parse_date("--as-of", as_of)
     model_config = load_model_config(config)
     update = {"cadence": cadence.value if cadence else None, "horizon_days": horizon_days}
     spine = model_config.spine.model_copy(update={k: v for k, v in update.items() if v})
-    tables = _load(data, encoding=encoding, sep=sep)
-    with user_errors():
-        files = write_features(
-            data, out, model_config.model_copy(update={"spine": spine}), snapshot, tables=tables
-        )
+    model_config = model_config.model_copy(update={"spine": spine})
+    with (
+        _opened(data, model_config.features, memory_limit, temp_dir, encoding, sep) as tables,
+        user_errors(),
+    ):
+        files = write_features(data, out, model_config, snapshot, tables=tables)
     console.print(
         f"{files.rows:,} rows x {len(files.feature_set.model_columns)} features; families: "
         f"{', '.join(files.feature_set.families)}"

@@ -119,6 +119,23 @@ Encoding = Annotated[
         "UTF-8, else cp1252, else latin-1).",
     ),
 ]
+MemoryLimit = Annotated[
+    str | None,
+    typer.Option(
+        "--memory-limit",
+        help="Memory DuckDB may use before it spills to --temp-dir, e.g. 4GB (default: the "
+        "config's duckdb_memory_limit, else half of the machine's memory).",
+    ),
+]
+TempDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--temp-dir",
+        help="Folder where DuckDB spills what does not fit (default: the config's "
+        "duckdb_temp_directory, else a new folder in the system's temporary directory, removed "
+        "afterwards).",
+    ),
+]
 Sep = Annotated[
     str | None,
     typer.Option(

@@ -47,9 +47,11 @@ Row numbers in errors are 0-based positions in the input (for a CSV: data lines 
 header).
 
 Where things are: the specs and :class:`Tables` in :mod:`propensity.data.specs`, the parsing of
-text in :mod:`propensity.data.parse` (the one parser), the checks in
-:mod:`propensity.data.validate`; this module reads, writes and summarises table folders and
-re-exports the names above.
+text in :mod:`propensity.data.parse` (the one parser, its rules in DuckDB SQL), the checks as
+DuckDB queries in :mod:`propensity.data.checks` (for files and frames alike), frames through
+them in :mod:`propensity.data.validate`, files read by DuckDB in :mod:`propensity.data.sources`;
+this module reads (:func:`load_tables` into pandas, :func:`open_tables` where the files lie, for
+data larger than memory), writes and summarises table folders and re-exports the names above.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from propensity.data.checks import ROW, UnknownAccounts, check_tables
 from propensity.data.parse import to_pandas_columns
 from propensity.data.sources import find_table_files, raw_table
 from propensity.data.specs import (
@@ -78,12 +81,9 @@ from propensity.data.specs import (
     is_static_account_column,
 )
 from propensity.data.validate import (
-    ROW,
     ContractError,
     ContractWarning,
     Problem,
-    UnknownAccounts,
-    check_tables,
     late_dates,
     validate_tables,
 )

@@ -25,8 +25,9 @@ from typing import Any, Literal
 import duckdb
 import pyarrow.parquet as pq
 
+from propensity.data.checks import ROW, RawTable, quote
+from propensity.data.problems import Problem, readable
 from propensity.data.specs import SPECS, TABLE_NAMES
-from propensity.data.validate import ROW, Problem, RawTable, quote, readable
 from propensity.io import InputFileError, parquet_columns, sniff_csv
 
 __all__ = ["CSV_MISSING", "TableFiles", "find_table_files", "raw_table"]
