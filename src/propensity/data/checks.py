@@ -77,7 +77,7 @@ class _Checked:
     dtypes: dict[str, str]  # parsed column -> canonical dtype
     extra: tuple[str, ...]  # columns kept as read
     text: tuple[str, ...] = ()  # text columns read as text: kept as read if parsing changes none
-    unchanged: frozenset[str] = frozenset()  # of those, the ones parsing changed nowhere
+    unchanged: frozenset[str] = frozenset()  # text columns the parse changed nowhere: as read
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -188,8 +188,11 @@ def _mixed_up(spec: TableSpec, names: Sequence[str]) -> Problem | None:
     return Problem(spec.name, None, message, len(missing))
 
 
-def _parse_view(con: duckdb.DuckDBPyConnection, raw: RawTable) -> _Checked:
-    """Create ``parsed_NAME``: every contract column (and tech_* flag) through the one parser."""
+def _parse_view(
+    con: duckdb.DuckDBPyConnection, raw: RawTable, unchanged: frozenset[str] = frozenset()
+) -> _Checked:
+    """Create ``parsed_NAME``: every contract column (and tech_* flag) through the one parser,
+    but the ``unchanged`` text columns (the parse changes none of their values) as read."""
     spec = SPECS[raw.name]
     columns = [c for c in spec.columns if c.name in raw.types]
     if raw.name == "accounts":
@@ -211,9 +214,11 @@ def _parse_view(con: duckdb.DuckDBPyConnection, raw: RawTable) -> _Checked:
             and bool(scalar(con, whole_number_query(name, raw.relation)))
         )
         rule = column_rule(name, sql_type, col.dtype, col.allowed, whole)
+        if col.name in unchanged:
+            rule = rule._replace(value=name, failed="false")
         selected += [f"{rule.value} AS {name}", f"{rule.failed} AS {_failed(col.name)}"]
         dtypes[col.name] = col.dtype
-        if sql_type == "VARCHAR" and col.dtype in ("id", "string", "category"):
+        if sql_type == "VARCHAR" and col.dtype in ("id", "string", "category") and not unchanged:
             selected.append(f"{name} AS {_as_read(col.name)}")
             text.append(col.name)
     selected += [quote(c) for c in extra]
@@ -221,7 +226,7 @@ def _parse_view(con: duckdb.DuckDBPyConnection, raw: RawTable) -> _Checked:
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {', '.join(selected)} FROM {raw.relation}"
     )
-    return _Checked(raw, view, dtypes, extra, tuple(text))
+    return _Checked(raw, view, dtypes, extra, tuple(text), unchanged)
 
 
 def _table_checks(checked: _Checked) -> list[_Check]:
@@ -361,11 +366,12 @@ def _check_table(
         _Check(c, f"{_as_read(c)} IS DISTINCT FROM {quote(c)}", "", "", ()) for c in checked.text
     ]
     counts = _count_checks(con, checked, first + then + changes)
+    changed = counts[len(first) + len(then) :]
+    if unchanged := frozenset(c for c, n in zip(checked.text, changed, strict=True) if not n):
+        checked = _parse_view(con, raw, unchanged)  # later queries read those columns as read
     _report(con, checked, first, counts[: len(first)], problems)
     _check_duplicate_keys(con, checked, problems)
     _report(con, checked, then, counts[len(first) : len(first) + len(then)], problems)
-    changed = counts[len(first) + len(then) :]
-    checked.unchanged = frozenset(c for c, n in zip(checked.text, changed, strict=True) if not n)
     return checked
 
 
@@ -486,10 +492,7 @@ def check_tables(
         raise ContractError(problems)
     views: dict[str, str] = {}
     for name, table in checked.items():
-        spec_columns = [
-            f"{_as_read(c)} AS {quote(c)}" if c in table.unchanged else quote(c)
-            for c in table.dtypes
-        ]
+        spec_columns = [quote(c) for c in table.dtypes]
         numbered = [ROW] if table.raw.numbered else []
         where = " AND ".join(keep[name]) or "true"
         con.execute(
