@@ -150,6 +150,16 @@ def test_recency_minutes_channels_and_momentum():
     assert row["eng_momentum"] == pytest.approx((5 + 1) / (1 * 30 / 90 + 1))
 
 
+def test_the_thirty_day_features_count_thirty_days_whatever_the_configured_windows():
+    events = tiny_tables().events
+    day_40 = events.iloc[[0]].assign(ts=AS_OF - pd.Timedelta(days=40), minutes=7.0)
+    tables = tiny_tables(events=pd.concat([events, day_40], ignore_index=True))
+    config = FeatureConfig(windows_days=(1, 3, 45), momentum_recent_days=14)
+    row, default = one_row(tables, config=config), one_row(tables)
+    assert row["eng_minutes_30d"] == default["eng_minutes_30d"]
+    assert row["eng_contacts_30d"] == default["eng_contacts_30d"]
+
+
 def test_intent_week_known_only_after_it_ends():
     row = one_row(tiny_tables())
     assert row["intent_max_1w"] == 72  # the 99 of the week ending on as_of is not known

@@ -204,3 +204,105 @@ def test_features_command_reads_the_files_spills_where_told_and_leaves_nothing(
     )
     assert refused.returncode == 2
     assert "--memory-limit must be a size such as '4GB'" in refused.stderr
+
+
+# ------------------------------------------------------------------------------ odd files
+
+
+def test_cp1252_part_files_of_two_tables_with_the_same_names_stay_apart(raw, tmp_path):
+    folder = tmp_path / "t"
+    for name in ("accounts", "contacts"):
+        (folder / name).mkdir(parents=True)
+        frame = raw[name].assign(
+            **({"name": ["Société", "Globex", "Crème"]} if name == "accounts" else {})
+        )
+        frame.to_csv(folder / name / "part-0.csv", index=False, encoding="cp1252")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with connect() as con:
+            tables = open_tables(folder, con)
+            contacts = tables.contacts.to_pandas()
+    assert tables.accounts["name"].tolist() == ["Société", "Globex", "Crème"]
+    assert contacts["contact_id"].tolist() == ["C1", "C2", "C3"]
+
+
+def test_a_csv_line_with_an_extra_field_is_one_problem_naming_the_line(raw, tmp_path):
+    folder = _write({"accounts": raw["accounts"]}, tmp_path / "t", "csv")
+    with open(folder / "accounts.csv", "a") as file:
+        file.write("A9,Nine,1,true,software,us,1999,,,stage,extra\n")
+    with connect() as con, pytest.raises(ContractError) as error:
+        open_tables(folder, con)
+    (problem,) = error.value.problems
+    assert "accounts.csv is not a readable CSV" in problem.message and "(line 5)" in problem.message
+
+
+def test_a_csv_line_with_fewer_fields_reads_the_rest_as_missing(raw, tmp_path):
+    folder = _write({"accounts": raw["accounts"]}, tmp_path / "t", "csv")
+    with open(folder / "accounts.csv", "a") as file:
+        file.write("A9,Nine\n")
+    with connect() as con:
+        accounts = open_tables(folder, con).accounts
+    assert accounts["account_id"].tolist()[-1] == "A9" and pd.isna(accounts["industry"].iloc[-1])
+    pd.testing.assert_frame_equal(accounts, load_tables(folder).accounts)
+
+
+def test_words_a_database_reads_as_dates_are_not_iso_8601_timestamps(raw, tmp_path):
+    bad = {**raw, "events": raw["events"].assign(ts=["infinity", "epoch", "2023-04-01", "PST"])}
+    folder = _write(bad, tmp_path / "t", "csv")
+    with connect() as con, pytest.raises(ContractError) as error:
+        open_tables(folder, con)
+    (problem,) = error.value.problems
+    assert problem.message.startswith("3 values are not parseable timestamps")
+
+
+def test_quotes_in_column_names_are_read_as_they_are(raw, tmp_path):
+    accounts = raw["accounts"].rename(
+        columns={"tech_crm": 'tech_"crm"', "lifecycle_stage": 'note "x"'}
+    )
+    folder = _write({**raw, "accounts": accounts}, tmp_path / "t", "parquet")
+    with connect() as con:
+        opened = open_tables(folder, con)
+        spine = build_spine(opened, SpineConfig(lookback_days=7))
+        matrix = build_features(opened, spine).matrix
+    assert opened.accounts['tech_"crm"'].tolist()[:2] == [True, False]
+    assert 'tech_"crm"' in matrix.columns
+
+
+def test_naive_timestamp_text_is_utc_whatever_the_connection_says(raw, tmp_path):
+    folder = _write(raw, tmp_path / "t", "csv")
+    with connect() as con:
+        con.execute("SET TimeZone = 'America/New_York'")
+        events = open_tables(folder, con).events.to_pandas()
+    assert events["ts"].tolist()[0] == pd.Timestamp("2023-03-01 10:00")
+
+
+def test_unknown_accounts_are_reported_table_by_table_then_unknown_contacts(raw, tmp_path):
+    bad = {
+        **raw,
+        "events": raw["events"].assign(
+            account_id=["A1", "A9", "A2", "A2"], contact_id=["C9", None, "C3", None]
+        ),
+        "intent": raw["intent"].assign(account_id=["A1", "A1", "A8"]),
+    }
+    with pytest.raises(ContractError) as error:
+        validate_tables(bad)
+    assert [(p.table, p.column) for p in error.value.problems] == [
+        ("events", "account_id"),
+        ("intent", "account_id"),
+        ("events", "contact_id"),
+    ]
+
+
+def test_a_channel_column_with_no_values_gives_zero_channels_reached(small_world, tmp_path):
+    folder = tmp_path / "t"
+    folder.mkdir()
+    for path in small_world.glob("*.parquet"):
+        (folder / path.name).symlink_to(path)
+    (folder / "events.parquet").unlink()
+    events = pd.read_parquet(small_world / "events.parquet").assign(channel=None)
+    events["channel"] = events["channel"].astype("str")
+    events.to_parquet(folder / "events.parquet", index=False)
+    with connect() as con:
+        opened = open_tables(folder, con)
+        matrix = build_features(opened, build_spine(opened, SpineConfig())).matrix
+    assert (matrix["eng_channels_90d"] == 0).all()

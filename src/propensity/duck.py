@@ -66,7 +66,11 @@ def connect(
         settings["memory_limit"] = memory_limit.strip()
     if threads:
         settings["threads"] = int(threads)
-    con = duckdb.connect(config=settings)
+    try:
+        con = duckdb.connect(config=settings)
+    except BaseException:
+        shutil.rmtree(made, ignore_errors=True)
+        raise
     try:
         # after connecting: the time zone needs the (built-in) ICU extension loaded first
         con.execute("SET TimeZone = 'UTC'")

@@ -383,10 +383,11 @@ def sniff_csv(path: Path | str, encoding: str | None = None, sep: str | None = N
     return CsvFormat(guessed, sep, encoding is not None, True)
 
 
-def _one_column_hint(frame: pd.DataFrame, fmt: CsvFormat, path: Path) -> None:
-    if frame.shape[1] != 1:
+def one_column_hint(columns: list, fmt: CsvFormat, path: Path) -> None:
+    """InputFileError when a file read as one column has another separator in its header."""
+    if len(columns) != 1:
         return
-    header = str(frame.columns[0])
+    header = str(columns[0])
     others = [s for s in CSV_SEPARATORS if s != fmt.sep and s in header]
     if others:
         name = _SEPARATOR_NAMES[others[0]]
@@ -431,15 +432,20 @@ def read_csv(
                 "check the separator (--sep) and the quoting of that line"
             ) from None
     fmt = CsvFormat(candidate, fmt.sep, fmt.encoding_given, fmt.sep_given)
-    _one_column_hint(frame, fmt, path)
+    one_column_hint(list(frame.columns), fmt, path)
+    warn_format(fmt, path)
+    return frame
+
+
+def warn_format(fmt: CsvFormat, path: Path) -> None:
+    """A CsvFormatWarning when the encoding or the separator was detected and is not the usual."""
     notes = []
-    if not fmt.encoding_given and candidate not in ("utf-8", "utf-8-sig"):
-        notes.append(f"not UTF-8 text, read as {candidate} (pass --encoding to choose)")
+    if not fmt.encoding_given and fmt.encoding not in ("utf-8", "utf-8-sig"):
+        notes.append(f"not UTF-8 text, read as {fmt.encoding} (pass --encoding to choose)")
     if not fmt.sep_given and fmt.sep != ",":
         notes.append(f"fields separated by {fmt.sep_name} (detected; pass --sep to choose)")
     if notes:
-        warnings.warn(f"{path}: {'; '.join(notes)}", CsvFormatWarning, stacklevel=2)
-    return frame
+        warnings.warn(f"{path}: {'; '.join(notes)}", CsvFormatWarning, stacklevel=3)
 
 
 def read_parquet(path: Path | str) -> pd.DataFrame:

@@ -413,34 +413,34 @@ def _orphans(
     keep: dict[str, list[str]] = {name: [] for name in checked}
     notes: list[str] = []
     references = _references(checked)
-    for name in dict.fromkeys(table for table, _, _ in references):
-        columns = [column for table, column, _ in references if table == name]
-        grouped = f"references_{name}"
-        keys = ", ".join(map(quote, columns))
+    grouped = {table: f"references_{table}" for table, _, _ in references}
+    for table, view in grouped.items():
+        keys = ", ".join(quote(column) for name, column, _ in references if name == table)
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {grouped} AS SELECT {keys}, count(*) AS n "
-            f"FROM {checked[name].view} GROUP BY ALL"
+            f"CREATE OR REPLACE TEMP TABLE {view} AS SELECT {keys}, count(*) AS n "
+            f"FROM {checked[table].view} GROUP BY ALL"
         )
-        for table, column, parent in references:
-            if table != name:
-                continue
-            kept_parent = " AND ".join(keep[parent]) or "true"
-            col = quote(column)
-            known = f"SELECT {col} FROM {checked[parent].view} WHERE {kept_parent} AND {col} IS NOT NULL"
-            unknown = f"{col} IS NOT NULL AND {col} NOT IN ({known})"
-            count = scalar(con, f"SELECT coalesce(sum(n), 0) FROM {grouped} WHERE {unknown}")
-            if not count:
-                continue
-            what = f"whose {column} is not in {parent}"
-            if unknown_accounts == "error":
-                check = _Check(column, unknown, "row", what, (column,))
-                _add(con, checked[name], check, int(count), unknown, problems)
-            else:
-                keep[name].append(f"NOT ({unknown})")
-                notes.append(
-                    f"table {name!r}, column {column!r}: dropped {plural(int(count), 'row')} {what}"
-                )
-        con.execute(f"DROP TABLE {grouped}")
+    for name, column, parent in references:  # contacts before events
+        kept_parent = " AND ".join(keep[parent]) or "true"
+        col = quote(column)
+        known = (
+            f"SELECT {col} FROM {checked[parent].view} WHERE {kept_parent} AND {col} IS NOT NULL"
+        )
+        unknown = f"{col} IS NOT NULL AND {col} NOT IN ({known})"
+        count = scalar(con, f"SELECT coalesce(sum(n), 0) FROM {grouped[name]} WHERE {unknown}")
+        if not count:
+            continue
+        what = f"whose {column} is not in {parent}"
+        if unknown_accounts == "error":
+            check = _Check(column, unknown, "row", what, (column,))
+            _add(con, checked[name], check, int(count), unknown, problems)
+        else:
+            keep[name].append(f"NOT ({unknown})")
+            notes.append(
+                f"table {name!r}, column {column!r}: dropped {plural(int(count), 'row')} {what}"
+            )
+    for view in grouped.values():
+        con.execute(f"DROP TABLE {view}")
     return keep, notes
 
 
@@ -473,6 +473,7 @@ def check_tables(
     """
     if unknown_accounts not in ("error", "drop"):
         raise ValueError(f"unknown_accounts must be 'error' or 'drop', got {unknown_accounts!r}")
+    con.execute("SET TimeZone = 'UTC'")  # naive timestamp text is UTC, whoever opened con
     problems = [
         Problem(str(name), None, f"unknown table name; tables are: {', '.join(TABLE_NAMES)}", 0)
         for name in unknown_names

@@ -63,7 +63,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from propensity.data.checks import ROW, UnknownAccounts, check_tables
+from propensity.data.checks import ROW, UnknownAccounts, check_tables, quote
 from propensity.data.parse import to_pandas_columns
 from propensity.data.sources import find_table_files, raw_table
 from propensity.data.specs import (
@@ -242,7 +242,7 @@ def open_tables(
         columns = (*validated.dtypes[name], *validated.extra[name])
         if name in IN_MEMORY_TABLES:
             order = f" ORDER BY {ROW}" if raw[name].numbered else ""
-            selected = ", ".join(f'"{c}"' for c in columns)
+            selected = ", ".join(map(quote, columns))
             arrow = con.sql(f"SELECT {selected} FROM {view}{order}").to_arrow_table()
             tables[name] = to_pandas_columns(arrow, validated.dtypes[name])
             con.execute(f"DROP VIEW {view}")  # the feature build registers the frame instead

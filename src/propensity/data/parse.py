@@ -22,13 +22,15 @@ values stay missing and are never failures; empty or blank text (and a float NaN
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Literal, NamedTuple
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from propensity.duck import connect, scalar
+from propensity.duck import scalar
 
 __all__ = [
     "KIND_SHARE",
@@ -83,8 +85,8 @@ class Rule(NamedTuple):
     problem: str = ""
 
 
-# what stripping removes: ASCII whitespace and the no-break space (a common paste artefact)
-_WHITESPACE = " \t\n\r\x0b\x0c\xa0"
+# what stripping removes: every character Python's str.strip removes (Unicode whitespace)
+_WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
 _INTEGER_TYPES = {
     "TINYINT",
     "SMALLINT",
@@ -190,7 +192,8 @@ def column_rule(
         if _is_numeric_type(sql_type) or sql_type == "BOOLEAN":
             return Rule("CAST(NULL AS TIMESTAMP)", _present(column, sql_type), TIMESTAMP_PROBLEM)
         text = _text(column, sql_type)
-        value = f"timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ))"
+        value = f"timezone('UTC', TRY_CAST({_iso_text(text)} AS TIMESTAMPTZ))"
+        value = f"CASE WHEN isfinite({value}) THEN {value} END"
         return Rule(value, f"({text} IS NOT NULL AND {value} IS NULL)", TIMESTAMP_PROBLEM)
     if dtype == "float":
         return Rule(*_number(column, sql_type), NUMBER_PROBLEM)
@@ -218,6 +221,39 @@ def column_rule(
             )
         return Rule(value, f"({_present(column, sql_type)} AND {value} IS NULL)", BOOLEAN_PROBLEM)
     raise ValueError(f"unknown dtype {dtype!r}; dtypes are: {', '.join(PANDAS_DTYPES)}")
+
+
+# ISO 8601 as DuckDB reads it directly, and the other ISO forms, rewritten into that one
+_ISO_DIRECT = (
+    r"\d{4}-\d{1,2}-\d{1,2}([T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?([Zz]|[+-]\d{2}(:?\d{2})?)?"
+)
+_ISO_OTHER = (
+    r"\d{4}(-\d{1,2}(-\d{1,2})?|\d{4})?"  # 2024, 2024-01, 2024-01-31, 20240131
+    r"([T ]\d{1,2}(:\d{2}(:\d{2}([.,]\d+)?)?)?)?"  # T10, T10:30, T10:30:00, T10:30:00.5
+    r"\s*([Zz]|[+-]\d{2}(:?\d{2})?)?"  # Z, +02, +0200, +02:00 (a space before allowed)
+)
+_ISO_REWRITES = (
+    (r"^(\d{4})(\d{2})(\d{2})", r"\1-\2-\3"),  # basic date
+    (r"^(\d{4})$", r"\1-01-01"),
+    (r"^(\d{4})-(\d{1,2})$", r"\1-\2-01"),
+    (r"([T ]\d{1,2})([Zz+-]|\s|$)", r"\1:00\2"),  # an hour without minutes
+    (r",(\d)", r".\1"),  # a decimal comma in the seconds
+    (r"(\d)\s+([Zz+-])", r"\1\2"),  # a space before the zone
+)
+
+
+def _iso_text(text: str) -> str:
+    """SQL: ``text`` if it is ISO 8601 (anything else becomes NULL: DuckDB would also read
+    'epoch', 'infinity' or zone names), in the form DuckDB's timestamp cast reads."""
+    rewritten = text
+    for pattern, replacement in _ISO_REWRITES:
+        rewritten = (
+            f"regexp_replace({rewritten}, {_sql_literal(pattern)}, {_sql_literal(replacement)})"
+        )
+    return (
+        f"CASE WHEN regexp_full_match({text}, {_sql_literal(_ISO_DIRECT)}) THEN {text} "
+        f"WHEN regexp_full_match({text}, {_sql_literal(_ISO_OTHER)}) THEN {rewritten} END"
+    )
 
 
 def whole_number_query(column: str, source: str) -> str:
@@ -249,11 +285,25 @@ def registrable(values: pd.Series) -> pd.Series:
     return values
 
 
+_SESSION = threading.local()
+
+
+def _session() -> duckdb.DuckDBPyConnection:
+    """This thread's small DuckDB connection for parsing Series (opened once: a connection costs
+    tens of milliseconds, and table mode parses every column several times)."""
+    if getattr(_SESSION, "con", None) is None:
+        con = duckdb.connect(config={"threads": 1})
+        con.execute("SET TimeZone = 'UTC'")
+        _SESSION.con = con
+    return _SESSION.con
+
+
 def _parse(values: pd.Series, dtype: str, allowed: tuple[str, ...] | None = None) -> Parsed:
     """One Series through :func:`column_rule` in DuckDB (the one rule for files and frames)."""
     frame = pd.DataFrame({"raw": registrable(values).reset_index(drop=True)})
-    with connect(threads=1) as con:
-        con.register("input", frame)
+    con = _session()
+    con.register("input", frame)
+    try:
         sql_type = str(con.sql("SELECT raw FROM input").types[0])
         whole = (
             dtype == "id"
@@ -264,6 +314,8 @@ def _parse(values: pd.Series, dtype: str, allowed: tuple[str, ...] | None = None
         result = con.sql(
             f"SELECT {rule.value} AS value, coalesce({rule.failed}, false) AS failed FROM input"
         ).to_arrow_table()
+    finally:
+        con.unregister("input")
     parsed = to_pandas_columns(result.select(["value"]), {"value": dtype})["value"]
     failed = result.column("failed").to_numpy(zero_copy_only=False).astype(bool)
     return Parsed(parsed.set_axis(values.index), failed, rule.problem)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import codecs
 import csv
+import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +30,14 @@ import pyarrow.parquet as pq
 from propensity.data.checks import ROW, RawTable, quote
 from propensity.data.problems import Problem, readable
 from propensity.data.specs import SPECS, TABLE_NAMES
-from propensity.io import InputFileError, parquet_columns, sniff_csv
+from propensity.io import (
+    CsvFormat,
+    InputFileError,
+    one_column_hint,
+    parquet_columns,
+    sniff_csv,
+    warn_format,
+)
 
 __all__ = ["CSV_MISSING", "TableFiles", "find_table_files", "raw_table"]
 
@@ -118,19 +127,29 @@ def raw_table(
     return _csv(con, files, encoding, sep)
 
 
+_PANDAS_INDEX = re.compile(r"^__index_level_\d+__$")  # pandas' index, stored as a column
+
+
 def _parquet(con: duckdb.DuckDBPyConnection, files: TableFiles) -> RawTable:
-    columns = parquet_columns(files.paths[0])
+    columns = [c for c in parquet_columns(files.paths[0]) if not _PANDAS_INDEX.match(c)]
+    # rows are numbered by the reader, unless a column of the data has the reader's name
+    numbered = "file_row_number" not in columns
+    selected = ", ".join(quote(c) for c in columns)
     offset, parts = 0, []
     for path in files.paths:
-        if (other := parquet_columns(path)) != columns:
+        other = [c for c in parquet_columns(path) if not _PANDAS_INDEX.match(c)]
+        if other != columns:
             raise InputFileError(
                 f"{path} has columns ({', '.join(other)}) unlike {files.paths[0]} "
                 f"({', '.join(columns)}): every part of a table needs the same columns"
             )
-        parts.append(
-            f"SELECT * EXCLUDE (file_row_number), file_row_number + {offset} AS {ROW} "
-            f"FROM read_parquet({_literal(path)}, file_row_number = true)"
-        )
+        if numbered:
+            parts.append(
+                f"SELECT {selected}, file_row_number + {offset} AS {ROW} "
+                f"FROM read_parquet({_literal(path)}, file_row_number = true)"
+            )
+        else:
+            parts.append(f"SELECT {selected} FROM read_parquet({_literal(path)})")
         offset += pq.read_metadata(path).num_rows
     relation = f"raw_{files.name}"
     if len(set(columns)) < len(columns):  # reported by the validator before any query
@@ -142,13 +161,9 @@ def _parquet(con: duckdb.DuckDBPyConnection, files: TableFiles) -> RawTable:
         )
     con.execute(f"CREATE OR REPLACE TEMP VIEW {relation} AS {' UNION ALL '.join(parts)}")
     return RawTable(
-        files.name,
-        relation,
-        tuple(columns),
-        _types(con, relation),
-        True,
-        _examples(con, relation, True),
-    )
+        files.name, relation, tuple(columns), _types(con, relation), numbered,
+        _examples(con, relation, numbered),
+    )  # fmt: skip
 
 
 def _csv(
@@ -157,60 +172,107 @@ def _csv(
     paths, columns = [], None
     for path in files.paths:
         fmt = sniff_csv(path, encoding, sep)
+        read = path
         if fmt.encoding.removesuffix("-sig") not in _DUCKDB_ENCODINGS:
-            path = _as_utf8(con, path, fmt.encoding)
-        with open(path, newline="", encoding=_DUCKDB_ENCODINGS.get(fmt.encoding, "utf-8")) as file:
+            read = _as_utf8(con, path, fmt.encoding)
+        with open(read, newline="", encoding=_DUCKDB_ENCODINGS.get(fmt.encoding, "utf-8")) as file:
             header = next(csv.reader(file, delimiter=fmt.sep), None)
         if header is None:
             raise InputFileError(
                 f"{path} has no header line: export the table again (a header and its rows)"
             )
-        header = [h.removeprefix("\ufeff") for h in header]
+        # as pandas names them: no BOM, "Unnamed: i" for an empty name
+        header = [h.removeprefix("\ufeff") or f"Unnamed: {i}" for i, h in enumerate(header)]
+        one_column_hint(header, fmt, path)
         if columns is not None and header != columns:
             raise InputFileError(
                 f"{path} has columns ({', '.join(header)}) unlike {files.paths[0]} "
                 f"({', '.join(columns)}): every part of a table needs the same columns"
             )
         columns = header
-        paths.append((path, fmt))
-    fmt = paths[0][1]
+        paths.append((path, read, fmt))
+        warn_format(fmt, path)
     relation = f"raw_{files.name}"
     if len(set(columns)) < len(columns):
         con.execute(f"CREATE OR REPLACE TEMP VIEW {relation} AS SELECT 1")
         return RawTable(
             files.name, relation, tuple(columns), {}, False, _examples(con, relation, False)
         )
-    names = "[" + ", ".join(_literal(c) for c in columns) + "]"
+    typed = "{" + ", ".join(f"{_literal(c)}: 'VARCHAR'" for c in columns) + "}"
     missing = "[" + ", ".join(_literal(v) for v in CSV_MISSING) + "]"
-    encoding = _DUCKDB_ENCODINGS.get(fmt.encoding, "utf-8")
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW {relation} AS SELECT * FROM read_csv("
-        f"[{', '.join(_literal(p) for p, _ in paths)}], header = true, all_varchar = true, "
-        f"delim = {_literal(fmt.sep)}, quote = '\"', escape = '\"', names = {names}, "
-        f"nullstr = {missing}, encoding = {_literal(encoding)})"
-    )
-    try:
-        types = _types(con, relation)
-    except duckdb.Error as exc:
-        raise InputFileError(
-            f"{files.paths[0]} is not a readable CSV ({exc}): check the separator (--sep)"
-        ) from None
+
+    def scan(read: Path, fmt: CsvFormat) -> str:
+        # a line with fewer fields is padded with missing values, as pandas reads it
+        return (
+            f"SELECT * FROM read_csv({_literal(read)}, header = true, auto_detect = false, "
+            f"columns = {typed}, delim = {_literal(fmt.sep)}, quote = '\"', escape = '\"', "
+            f"null_padding = true, nullstr = {missing}, "
+            f"encoding = {_literal(_DUCKDB_ENCODINGS.get(fmt.encoding, 'utf-8'))})"
+        )
+
+    scans = []
+    for path, read, fmt in paths:
+        try:  # a malformed line fails here, naming the file, not in the middle of the checks
+            # every field read once (a bad byte or line anywhere fails now)
+            lengths = ", ".join(f"sum(length({quote(c)}))" for c in columns)
+            con.execute(f"SELECT count(*), {lengths} FROM ({scan(read, fmt)})").fetchall()
+        except duckdb.Error as exc:
+            if not (
+                _is_encoding_error(exc)
+                and not fmt.encoding_given
+                and fmt.encoding.startswith("utf-8")
+            ):
+                raise InputFileError(_csv_problem(path, fmt, exc)) from None
+            # a non-UTF-8 byte after the sniffed sample: read as cp1252, as the pandas reader does
+            fmt = CsvFormat("cp1252", fmt.sep, False, fmt.sep_given)
+            read = _as_utf8(con, path, fmt.encoding)
+            warn_format(fmt, path)
+        scans.append(scan(read, fmt))
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {relation} AS {' UNION ALL '.join(scans)}")
     return RawTable(
-        files.name, relation, tuple(columns), types, False, _examples(con, relation, False)
+        files.name,
+        relation,
+        tuple(columns),
+        _types(con, relation),
+        False,
+        _examples(con, relation, False),
     )
+
+
+def _csv_problem(path: Path, fmt: CsvFormat, exc: duckdb.Error) -> str:
+    """What a CSV that DuckDB cannot read means for the user."""
+    text = str(exc)
+    if _is_encoding_error(exc):
+        return (
+            f"{path} is not {fmt.encoding} text (a byte cannot be read): pass the file's "
+            "encoding with --encoding, e.g. cp1252"
+        )
+    line = re.search(r"[Ll]ine:? (\d+)", text)
+    where = f" (line {line.group(1)})" if line else ""
+    return (
+        f"{path} is not a readable CSV with {fmt.sep_name} between fields{where}: a line has "
+        "more or fewer fields than the header; check the separator (--sep) and the quoting of "
+        "that line"
+    )
+
+
+def _is_encoding_error(exc: duckdb.Error) -> bool:
+    text = str(exc).lower()
+    return "unicode" in text or "utf-8" in text or "utf8" in text or "encoding" in text
 
 
 def _as_utf8(con: duckdb.DuckDBPyConnection, path: Path, encoding: str) -> Path:
-    """``path`` re-encoded as UTF-8 into DuckDB's temporary folder, a block at a time."""
+    """``path`` re-encoded as UTF-8 into the connection's temporary folder (removed when the
+    connection closes: :func:`propensity.duck.connect`), a block at a time."""
     folder = Path(con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0])
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"utf8-{path.name}"
+    handle, name = tempfile.mkstemp(dir=folder, prefix="utf8-", suffix=".csv")
     decoder = codecs.getincrementaldecoder(encoding)()
-    with open(path, "rb") as source, open(target, "w", encoding="utf-8", newline="") as out:
+    with open(path, "rb") as source, open(handle, "w", encoding="utf-8", newline="") as out:
         while block := source.read(1 << 24):
             out.write(decoder.decode(block))
         out.write(decoder.decode(b"", final=True))
-    return target
+    return Path(name)
 
 
 def _types(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:

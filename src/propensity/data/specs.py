@@ -196,6 +196,10 @@ def export_only_account_columns(columns: Iterable[str]) -> tuple[str, ...]:
     return tuple(c for c in columns if c not in known and not c.startswith(TECH_PREFIX))
 
 
+def _quote(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
 @dataclass(frozen=True, eq=False)
 class TableView:
     """A validated table that stays in DuckDB: the view ``name`` in ``connection`` (canonical
@@ -210,20 +214,20 @@ class TableView:
         return column in self.columns
 
     def __len__(self) -> int:
-        rows = self.connection.execute(f'SELECT count(*) FROM "{self.name}"').fetchall()
+        rows = self.connection.execute(f"SELECT count(*) FROM {_quote(self.name)}").fetchall()
         return int(rows[0][0])
 
     def time_range(self, column: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
         """Earliest and latest value of a timestamp column (None when all are missing)."""
         first, last = self.connection.execute(
-            f'SELECT min("{column}"), max("{column}") FROM "{self.name}"'
+            f"SELECT min({_quote(column)}), max({_quote(column)}) FROM {_quote(self.name)}"
         ).fetchall()[0]
         return None if first is None else (pd.Timestamp(first), pd.Timestamp(last))
 
     def to_pandas(self) -> pd.DataFrame:
         """The whole table in memory (only for tables known to fit)."""
-        columns = ", ".join(f'"{c}"' for c in self.columns)
-        return self.connection.sql(f'SELECT {columns} FROM "{self.name}"').df()
+        columns = ", ".join(map(_quote, self.columns))
+        return self.connection.sql(f"SELECT {columns} FROM {_quote(self.name)}").df()
 
 
 Table = pd.DataFrame | TableView

@@ -50,7 +50,7 @@ def build(
     engine.create_daily(con, profile.types, mask_columns)
     count_specs, sums = _counts(config, profile.types, has_minutes)
     engine.create_counts(
-        con, config, sums, mask_columns, len(profile.channels) if has_channel else 0
+        con, config, sums, mask_columns, len(profile.channels) if has_channel else None
     )
     engine.create_contacts(con, config, has_contacts)
     engine.create_recency(con)
@@ -112,7 +112,7 @@ def _counts(
             )
         )
     if has_minutes:
-        for window in sorted({30, max(config.windows_days)}):
+        for window in sorted({engine.THIRTY_DAYS, max(config.windows_days)}):
             name = f"eng_minutes_{window}d"
             sums.append(engine.WindowSum(name, "minutes_milli", window, scale=1000.0))
             specs.append(
@@ -139,7 +139,7 @@ def _buying_group(config: FeatureConfig, has_contacts: bool) -> list[Feature]:
             ),
             f"CAST(coalesce(k.eng_contacts_{w}d, 0) AS DOUBLE) AS eng_contacts_{w}d",
         )
-        for w in sorted({30, longest})
+        for w in sorted({engine.THIRTY_DAYS, longest})
     ]
     if not has_contacts:
         return features

@@ -30,6 +30,8 @@ from propensity.features.sql import known_at
 
 MASK_BITS = 62  # channels per BIGINT bitmask (kept clear of the sign bit)
 
+THIRTY_DAYS = 30  # the short window of the minutes and engaged-contacts features
+
 INTERMEDIATE_TABLES = (
     "engagement_types",
     "engagement_channels",
@@ -254,7 +256,7 @@ def create_counts(
     config: FeatureConfig,
     sums: list[WindowSum],
     mask_columns: list[str],
-    n_channels: int,
+    n_channels: int | None,
 ) -> None:
     """``engagement_counts``: per spine ``_row``, the window ``sums``, then the anonymous, recent
     and prior counts and the channels reached (distinct channels in the longest window).
@@ -315,7 +317,7 @@ def create_counts(
             if item.column == name:
                 total = at[item.newest] - at[item.oldest]
                 out[item.name] = total / item.scale if item.scale != 1.0 else total
-    if n_channels:
+    if n_channels is not None:  # None: the events have no channel column
         # a channel was reached in the window iff the daily rows with its bit set add up
         reached = np.zeros(spine.num_rows, dtype=np.int64)
         for code in range(n_channels):
@@ -331,10 +333,11 @@ def create_counts(
 
 
 def period_edges(config: FeatureConfig) -> list[int]:
-    """Days before as_of where a period starts: every window's ends."""
+    """Days before as_of where a period starts: every window's ends (the configured windows,
+    the momentum windows, and the 30-day window of the minutes and contacts features)."""
     lookback = config.engagement_lookback_days
     recent, prior = config.momentum_recent_days, config.momentum_prior_days
-    return sorted({0, lookback, recent, recent + prior, *config.windows_days})
+    return sorted({0, lookback, recent, recent + prior, THIRTY_DAYS, *config.windows_days})
 
 
 def create_contacts(
@@ -343,7 +346,7 @@ def create_contacts(
     """``engagement_contacts``: per (akey, as_of), identified contacts engaged per window, roles,
     whether a decision maker engaged, and the events of contacts not known yet (anonymous)."""
     longest = max(config.windows_days)
-    short_and_long = sorted({30, longest})
+    short_and_long = sorted({THIRTY_DAYS, longest})
     contact_join = "LEFT JOIN contacts c ON c.contact_id = i.contact_id" if has_contacts else ""
     role = "c.role" if has_contacts else "CAST(NULL AS VARCHAR)"
     created = "c.created_at" if has_contacts else "CAST(NULL AS TIMESTAMP)"

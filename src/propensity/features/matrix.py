@@ -19,9 +19,10 @@ import pandas as pd
 import pyarrow as pa
 
 from propensity.data.specs import FAMILY_TABLES, Tables, TableView
-from propensity.duck import connect
+from propensity.duck import connect, scalar
 from propensity.features.families import FAMILY_MODULES
 from propensity.features.registry import FeatureConfig, FeatureSpec
+from propensity.features.sql import quote_identifier
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,12 @@ def build_features(
     config = config or FeatureConfig()
     _check_spine(spine)
     if tables.connection is not None:  # tables kept in DuckDB: build where they are
-        return _build(tables.connection, tables, spine, config)
+        con = tables.connection
+        order = scalar(con, "SELECT current_setting('preserve_insertion_order')")
+        try:
+            return _build(con, tables, spine, config)
+        finally:  # the connection is the caller's: leave it as it was
+            con.execute(f"SET preserve_insertion_order = {bool(order)}")
     with duckdb_connection(config) as con:
         return _build(con, tables, spine, config)
 
@@ -143,7 +149,7 @@ def _build(
     # the views on _row and sorting the wide result
     parts = [con.sql("SELECT _row, account_id, as_of FROM spine ORDER BY _row").to_arrow_table()]
     for family in built:
-        names = ", ".join(f'"{s.name}"' for s in specs if s.family == family)
+        names = ", ".join(quote_identifier(s.name) for s in specs if s.family == family)
         parts.append(
             con.sql(f"SELECT _row, {names} FROM features_{family} ORDER BY _row").to_arrow_table()
         )
