@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import duckdb
 
-from propensity.data.parse import column_rule, is_float_type, whole_number_query
+from propensity.data.parse import Rule, column_rule, is_float_type, whole_number_query
 from propensity.data.problems import MAX_EXAMPLES, ContractError, Problem, plural
 from propensity.data.specs import SPECS, TABLE_NAMES, TECH_PREFIX, ColumnSpec, TableSpec
 from propensity.duck import scalar
@@ -78,6 +78,7 @@ class _Checked:
     extra: tuple[str, ...]  # columns kept as read
     text: tuple[str, ...] = ()  # text columns read as text: kept as read if parsing changes none
     unchanged: frozenset[str] = frozenset()  # text columns the parse changed nowhere: as read
+    rules: dict[str, Rule] = field(default_factory=dict)  # the parse of each column
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -105,27 +106,55 @@ def _example_rows(con: duckdb.DuckDBPyConnection, checked: _Checked, condition: 
 
 @dataclass(frozen=True)
 class _Check:
-    """One row-level check: where, the SQL condition of a failing row, the words."""
+    """One row-level check: where, the SQL condition of a failing row, the words; ``single``
+    when the condition reads its column only (then a text column is checked on its distinct
+    values)."""
 
     column: str | None
     condition: str
     noun: str
     what: str
     show: tuple[str, ...]
+    single: bool = False
 
 
 def _count_checks(
     con: duckdb.DuckDBPyConnection, checked: _Checked, checks: list[_Check]
 ) -> list[int]:
-    """The failing rows of every check, counted in one scan of the table."""
-    if not checks:
-        return []
-    counts = con.execute(
-        "SELECT "
-        + ", ".join(f"count(*) FILTER (WHERE coalesce({c.condition}, false))" for c in checks)
-        + f" FROM {checked.view}"
-    ).fetchall()[0]
-    return [int(c) for c in counts]
+    """The failing rows of every check: the checks of one text column on its distinct values
+    with their counts (the parse of a text column costs far more than grouping by it), the
+    others in one scan of the table."""
+    counts: dict[int, int] = {}
+    by_text = {
+        column: [i for i, c in enumerate(checks) if c.single and c.column == column]
+        for column in checked.text
+    }
+    for column, indexes in by_text.items():
+        if not indexes:
+            continue
+        rule, name = checked.rules[column], quote(column)
+        distinct = (
+            f"SELECT {rule.value} AS {name}, {rule.failed} AS {_failed(column)}, "
+            f"{name} AS {_as_read(column)}, n "
+            f"FROM (SELECT {name}, count(*) AS n FROM {checked.raw.relation} GROUP BY {name})"
+        )
+        sums = ", ".join(
+            f"coalesce(sum(n) FILTER (WHERE coalesce({checks[i].condition}, false)), 0)"
+            for i in indexes
+        )
+        found = con.execute(f"SELECT {sums} FROM ({distinct})").fetchall()[0]
+        counts.update(zip(indexes, found, strict=True))
+    rest = [i for i in range(len(checks)) if i not in counts]
+    if rest:
+        row = con.execute(
+            "SELECT "
+            + ", ".join(
+                f"count(*) FILTER (WHERE coalesce({checks[i].condition}, false))" for i in rest
+            )
+            + f" FROM {checked.view}"
+        ).fetchall()[0]
+        counts.update(zip(rest, row, strict=True))
+    return [int(counts[i]) for i in range(len(checks))]
 
 
 def _report(
@@ -206,6 +235,7 @@ def _parse_view(
     selected = [ROW] if raw.numbered else []
     dtypes: dict[str, str] = {}
     text: list[str] = []
+    rules: dict[str, Rule] = {}
     for col in columns:
         name, sql_type = quote(col.name), raw.types[col.name]
         whole = (
@@ -214,6 +244,7 @@ def _parse_view(
             and bool(scalar(con, whole_number_query(name, raw.relation)))
         )
         rule = column_rule(name, sql_type, col.dtype, col.allowed, whole)
+        rules[col.name] = rule
         if col.name in unchanged:
             rule = rule._replace(value=name, failed="false")
         selected += [f"{rule.value} AS {name}", f"{rule.failed} AS {_failed(col.name)}"]
@@ -226,14 +257,14 @@ def _parse_view(
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {', '.join(selected)} FROM {raw.relation}"
     )
-    return _Checked(raw, view, dtypes, extra, tuple(text), unchanged)
+    return _Checked(raw, view, dtypes, extra, tuple(text), unchanged, rules)
 
 
 def _table_checks(checked: _Checked) -> list[_Check]:
     """Parse failures and missing required values (checked before duplicate keys)."""
     spec = SPECS[checked.raw.name]
     checks = [
-        _Check(c, _failed(c), "value", f"are {_problem_text(checked.dtypes[c])}", (c,))
+        _Check(c, _failed(c), "value", f"are {_problem_text(checked.dtypes[c])}", (c,), True)
         for c in checked.dtypes
     ]
     checks += [
@@ -243,6 +274,7 @@ def _table_checks(checked: _Checked) -> list[_Check]:
             "value",
             "missing in a required column",
             (c,),
+            True,
         )
         for c in spec.required_columns
         if c in checked.dtypes
@@ -259,13 +291,15 @@ def _value_checks(checked: _Checked) -> list[_Check]:
     outcomes of opportunities (checked after duplicate keys)."""
     spec, present = SPECS[checked.raw.name], set(checked.dtypes)
     checks = [
-        _Check(c, f"{quote(c)} < 0", "value", "are negative", (c,))
+        _Check(c, f"{quote(c)} < 0", "value", "are negative", (c,), True)
         for c in _NON_NEGATIVE.get(spec.name, ())
         if c in present
     ]
     if spec.name == "intent" and "score" in present:
         checks.append(
-            _Check("score", "score < 0 OR score > 100", "value", "are outside 0..100", ("score",))
+            _Check(
+                "score", "score < 0 OR score > 100", "value", "are outside 0..100", ("score",), True
+            )
         )
     checks += [
         _Check(
@@ -274,6 +308,7 @@ def _value_checks(checked: _Checked) -> list[_Check]:
             "value",
             f"not allowed (allowed: {', '.join(c.allowed)})",
             (c.name,),
+            True,
         )
         for c in spec.columns
         if c.allowed is not None and c.name in present
@@ -363,7 +398,8 @@ def _check_table(
     # counted in the same scan: the text columns whose parse changes nothing (clean text, the
     # usual case in Parquet) are then used as read, so later queries skip the parse
     changes = [
-        _Check(c, f"{_as_read(c)} IS DISTINCT FROM {quote(c)}", "", "", ()) for c in checked.text
+        _Check(c, f"{_as_read(c)} IS DISTINCT FROM {quote(c)}", "", "", (), True)
+        for c in checked.text
     ]
     counts = _count_checks(con, checked, first + then + changes)
     changed = counts[len(first) + len(then) :]
