@@ -151,6 +151,7 @@ def _opened(
     temp_dir: Path | None,
     encoding: str | None = None,
     sep: str | None = None,
+    unknown_accounts: str = "error",
 ) -> Iterator[Tables]:
     """The contract tables of ``data`` read and validated by DuckDB where they lie (files larger
     than memory), with the DuckDB settings of ``features`` unless the options override them;
@@ -168,7 +169,9 @@ def _opened(
         threads=features.duckdb_threads,
     ) as con:
         with user_errors(f"{data} does not meet the data contract:"), input_notes():
-            tables = open_tables(data, con, encoding=encoding, sep=sep)
+            tables = open_tables(
+                data, con, unknown_accounts=unknown_accounts, encoding=encoding, sep=sep
+            )
         yield tables
 
 
@@ -242,15 +245,23 @@ def validate(
         UnknownAccounts,
         typer.Option("--unknown-accounts", help="Rows pointing to unknown accounts."),
     ] = UnknownAccounts.error,
+    memory_limit: MemoryLimit = None,
+    temp_dir: TempDir = None,
     encoding: Encoding = None,
     sep: Sep = None,
 ) -> None:
     """Check a data folder against the contract and print a summary (writes nothing); rows
-    dated after the newest plausible date are warnings."""
+    dated after the newest plausible date are warnings. The files are read and checked by
+    DuckDB where they lie (tables larger than memory)."""
     from propensity.data.contract import summarize
+    from propensity.features.registry import FeatureConfig
 
-    tables = _load(data, unknown_accounts.value, encoding, sep)
-    with user_errors():
+    with (
+        _opened(
+            data, FeatureConfig(), memory_limit, temp_dir, encoding, sep, unknown_accounts.value
+        ) as tables,
+        user_errors(),
+    ):
         report = summarize(tables)
     for line in report.to_lines():
         console.print(line, highlight=False)

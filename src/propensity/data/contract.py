@@ -343,14 +343,14 @@ def summarize(tables: Tables, today: pd.Timestamp | None = None) -> ValidationRe
         ("opportunities", "created_at"),
         ("opportunities", "closed_at"),
     ):
-        frame = tables.get(name)
-        if frame is not None and column in frame.columns:
-            dates += [frame[column].min(), frame[column].max()]
-    dates = [d for d in dates if not pd.isna(d)]
+        dates += list(tables.time_range(name, column) or ())
 
     def accounts_in(name: str) -> int:
-        frame = tables.get(name)
-        return 0 if frame is None else int(frame["account_id"].nunique())
+        table = tables.get(name)
+        if isinstance(table, TableView):
+            query = f"SELECT count(DISTINCT account_id) FROM {quote(table.name)}"
+            return int(table.connection.execute(query).fetchall()[0][0])
+        return 0 if table is None else int(table["account_id"].nunique())
 
     late = late_dates(tables, today)
     won = lost = 0

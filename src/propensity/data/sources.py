@@ -175,8 +175,16 @@ def _csv(
         read = path
         if fmt.encoding.removesuffix("-sig") not in _DUCKDB_ENCODINGS:
             read = _as_utf8(con, path, fmt.encoding)
-        with open(read, newline="", encoding=_DUCKDB_ENCODINGS.get(fmt.encoding, "utf-8")) as file:
-            header = next(csv.reader(file, delimiter=fmt.sep), None)
+        try:
+            with open(
+                read, newline="", encoding=_DUCKDB_ENCODINGS.get(fmt.encoding, "utf-8")
+            ) as file:
+                header = next(csv.reader(file, delimiter=fmt.sep), None)
+        except UnicodeDecodeError as exc:
+            raise InputFileError(
+                f"{path} is not {fmt.encoding} text (byte {exc.object[exc.start : exc.start + 1]!r} "
+                "cannot be read): pass the file's encoding with --encoding, e.g. cp1252"
+            ) from None
         if header is None:
             raise InputFileError(
                 f"{path} has no header line: export the table again (a header and its rows)"

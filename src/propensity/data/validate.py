@@ -31,7 +31,7 @@ from propensity.data.problems import (
     plural,
     readable,
 )
-from propensity.data.specs import SPECS, TECH_PREFIX, Tables
+from propensity.data.specs import SPECS, TECH_PREFIX, Table, Tables, TableView
 from propensity.duck import connect
 
 __all__ = [
@@ -213,28 +213,80 @@ def late_dates(tables: Tables, today: pd.Timestamp | None = None) -> LateDates:
     date). Fewer than two dated values: nothing to compare, nothing flagged.
     """
     columns = _timestamp_columns(tables)
-    values = [tables.get(n)[c].dropna().to_numpy(dtype="datetime64[us]") for n, c in columns]
-    pooled = np.concatenate(values) if values else np.array([], dtype="datetime64[us]")
-    if len(pooled) < 2:
+    total = sum(_dated_count(tables.get(n), c) for n, c in columns)
+    if total < 2:
         return LateDates(None, None)
-    set_aside = max(1, int(len(pooled) * _BULK_SHARE))
-    bulk_end = pd.Timestamp(np.partition(pooled, len(pooled) - 1 - set_aside)[-1 - set_aside])
+    set_aside = max(1, int(total * _BULK_SHARE))
+    # the pooled values' (set_aside + 1)-th largest is among each column's set_aside + 1 largest
+    tops = np.concatenate([_largest(tables.get(n), c, set_aside + 1) for n, c in columns])
+    bulk_end = pd.Timestamp(np.sort(tops)[-1 - set_aside])
     today = pd.Timestamp.now(tz="UTC").tz_localize(None) if today is None else pd.Timestamp(today)
     newest = min(
         today.normalize() + pd.Timedelta(days=1), bulk_end + pd.Timedelta(days=LATE_MARGIN_DAYS)
     )
     problems = []
     for name, column in columns:
-        frame = tables.get(name)
-        late = (frame[column] > newest).to_numpy(dtype=bool)
-        if late.any():
-            latest = frame.loc[late, column].max()
-            message = (
-                f"{plural(int(late.sum()), 'value')} dated after {newest:%Y-%m-%d}, the newest "
-                f"plausible date (the earlier of tomorrow and a year after the bulk of the data "
-                f"ends, {bulk_end:%Y-%m-%d}): a wrong year or clock? They move the end of the "
-                f"data, and the default --as-of, to {latest:%Y-%m-%d}"
-            )
-            show = (*(SPECS[name].key or ("account_id",)), column)
-            problems.append(_problem(name, column, message, late, frame, show))
+        show = (*(SPECS[name].key or ("account_id",)), column)
+        late = _late(name, tables.get(name), column, newest, show)
+        if late is None:
+            continue
+        count, latest, examples = late
+        message = (
+            f"{plural(count, 'value')} dated after {newest:%Y-%m-%d}, the newest "
+            f"plausible date (the earlier of tomorrow and a year after the bulk of the data "
+            f"ends, {bulk_end:%Y-%m-%d}): a wrong year or clock? They move the end of the "
+            f"data, and the default --as-of, to {latest:%Y-%m-%d}"
+        )
+        problems.append(Problem(name, column, message, count, examples))
     return LateDates(bulk_end, newest, tuple(problems))
+
+
+def _dated_count(table: Table, column: str) -> int:
+    if isinstance(table, TableView):
+        return int(
+            table.connection.execute(
+                f"SELECT count({quote(column)}) FROM {quote(table.name)}"
+            ).fetchall()[0][0]
+        )
+    return int(table[column].notna().sum())
+
+
+def _largest(table: Table, column: str, n: int) -> np.ndarray:
+    if isinstance(table, TableView):
+        found = table.connection.sql(
+            f"SELECT {quote(column)} FROM {quote(table.name)} WHERE {quote(column)} IS NOT NULL "
+            f"ORDER BY 1 DESC LIMIT {n}"
+        ).to_arrow_table()
+        return found.column(0).to_numpy().astype("datetime64[us]")
+    return table[column].dropna().nlargest(n).to_numpy(dtype="datetime64[us]")
+
+
+def _late(
+    name: str, table: Table, column: str, newest: pd.Timestamp, show: tuple[str, ...]
+) -> tuple[int, pd.Timestamp, list[dict[str, Any]]] | None:
+    """Rows of ``column`` after ``newest``: their count, the latest, example rows (None: none)."""
+    if not isinstance(table, TableView):
+        late = (table[column] > newest).to_numpy(dtype=bool)
+        if not late.any():
+            return None
+        problem = _problem(name, column, "", late, table, show)
+        return problem.count, table.loc[late, column].max(), problem.examples
+    con, view, col = table.connection, quote(table.name), quote(column)
+    count, latest = con.execute(
+        f"SELECT count(*), max({col}) FROM {view} WHERE {col} > ?", [newest.to_pydatetime()]
+    ).fetchall()[0]
+    if not count:
+        return None
+    numbered = ROW in [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall()]
+    source = view if numbered else f"(SELECT row_number() OVER () - 1 AS {ROW}, * FROM {view})"
+    shown = [c for c in dict.fromkeys(show) if c in table.columns]
+    rows = con.execute(
+        f"SELECT {', '.join([ROW, *map(quote, shown)])} FROM {source} WHERE {col} > ? "
+        f"ORDER BY {ROW} LIMIT {MAX_EXAMPLES}",
+        [newest.to_pydatetime()],
+    ).fetchall()
+    examples = [
+        {"row": int(r[0]), **{c: readable(v) for c, v in zip(shown, r[1:], strict=True)}}
+        for r in rows
+    ]
+    return int(count), pd.Timestamp(latest), examples
