@@ -263,11 +263,6 @@ class Tables:
         views = [t for t in map(self.get, TABLE_NAMES) if isinstance(t, TableView)]
         return views[0].connection if views else None
 
-    def frame(self, name: str) -> pd.DataFrame | None:
-        """The table ``name`` as a pandas frame (a table kept in DuckDB is read whole)."""
-        table = self.get(name)
-        return table.to_pandas() if isinstance(table, TableView) else table
-
     def time_range(self, name: str, column: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
         """Earliest and latest value of a timestamp column; None when the table or the column
         is absent or every value is missing."""
@@ -296,7 +291,12 @@ class Tables:
         outcome and ``closed_at`` lie after the export). Accounts are kept whole; columns known
         only as of the real export stay as they are (the leakage screen handles them).
 
-        What a model trained at ``day`` saw: for a backtest or a monitoring test."""
+        What a model trained at ``day`` saw: for a backtest or a monitoring test. Tables in
+        memory only (:func:`propensity.data.contract.load_tables`)."""
+        if self.connection is not None:
+            raise TypeError(
+                "known_before needs the tables in memory (load_tables), not kept in DuckDB"
+            )
         day = pd.Timestamp(day)
 
         def before(name: str, keep) -> pd.DataFrame | None:
