@@ -116,13 +116,19 @@ def _view(config: FeatureConfig) -> str:
             FROM intent i JOIN spine_accounts a ON a.account_id = i.account_id
             WHERE true {topic_filter}
         ),
-        in_window AS (
-            SELECT k.akey, s.as_of, k.topic, k.score_milli,
-                   date_diff('day', k.last_day, CAST(s.as_of AS DATE)) - 1 AS age
-            FROM known k
+        -- (last day of a week, snapshot) pairs that see the week: a small table, so each
+        -- intent row meets its snapshots through a hash join, not a range join
+        week_map AS MATERIALIZED (
+            SELECT d.last_day, s.as_of,
+                   date_diff('day', d.last_day, CAST(s.as_of AS DATE)) - 1 AS age
+            FROM (SELECT DISTINCT last_day FROM known) d
             JOIN snapshot_dates s
-              ON {known_at("k.last_day", "CAST(s.as_of AS DATE)")}
-             AND CAST(s.as_of AS DATE) <= k.last_day + INTERVAL {prior_days} DAY
+              ON {known_at("d.last_day", "CAST(s.as_of AS DATE)")}
+             AND CAST(s.as_of AS DATE) <= d.last_day + INTERVAL {prior_days} DAY
+        ),
+        in_window AS (
+            SELECT k.akey, m.as_of, k.topic, k.score_milli, m.age
+            FROM known k JOIN week_map m ON m.last_day = k.last_day
         ),
         per_topic AS (
             SELECT akey, as_of, topic,
