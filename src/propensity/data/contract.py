@@ -1,12 +1,14 @@
 """Canonical tables: specs, reading, validation with clear errors, atomic writing, a summary.
 
 A world or an import is a folder with one file per table, ``NAME.csv`` or ``NAME.parquet``, for
-``NAME`` in :data:`TABLE_NAMES`. Only ``accounts`` is required; any other table may be absent
-(the toolkit trains on the families that are present). Other files and the ``truth/`` subfolder
-are never read.
+``NAME`` in :data:`TABLE_NAMES` (:func:`open_tables` also reads a folder ``NAME/`` of part
+files). Only ``accounts`` is required; any other table may be absent (the toolkit trains on the
+families that are present). Other files and the ``truth/`` subfolder are never read.
 
-Files are read by :mod:`propensity.io` (the one reader): a CSV's encoding and separator are
-given (``--encoding``, ``--sep``) or detected per file (UTF-8, else cp1252, else latin-1; the
+:func:`load_tables` reads the files into pandas with :mod:`propensity.io`; :func:`open_tables`
+has DuckDB read them where they lie (:mod:`propensity.data.sources`), for tables larger than
+memory. Either way a CSV's encoding and separator are given (``--encoding``, ``--sep``) or
+detected per file (:func:`propensity.io.sniff_csv`: UTF-8, else cp1252, else latin-1; the
 separator sniffed among , ; tab |), and a file that cannot be read (empty, binary, malformed,
 a truncated Parquet file) is a problem naming the table and the file, like any other.
 

@@ -300,19 +300,20 @@ def create_counts(
     edges_used = {e for item in sums for e in (item.oldest, item.newest)} | {0, longest}
     positions = {edge: before(edge) for edge in edges_used}
 
-    def totals_at(values: np.ndarray) -> dict[int, np.ndarray]:
+    def totals_at(values: np.ndarray, edges: set[int]) -> dict[int, np.ndarray]:
         """Running total of ``values`` (per daily row) before each spine row's period starting
-        at each edge (the spine in account order: the reads move forward through the totals)."""
+        at each of ``edges`` (the spine in account order: the reads move forward)."""
         totals = np.zeros(len(values) + 1, dtype=np.int64)
         np.cumsum(values, out=totals[1:])
-        return {edge: totals[position] for edge, position in positions.items()}
+        return {edge: totals[positions[edge]] for edge in edges}
 
     def column(name: str) -> np.ndarray:
         return pc.fill_null(daily.column(name), 0).to_numpy().astype(np.int64)
 
     out: dict[str, np.ndarray] = {"_row": spine.column("_row").to_numpy()}
     for name in dict.fromkeys(item.column for item in sums):
-        at = totals_at(column(name))
+        edges = {e for item in sums if item.column == name for e in (item.oldest, item.newest)}
+        at = totals_at(column(name), edges)
         for item in sums:
             if item.column == name:
                 total = at[item.newest] - at[item.oldest]
@@ -320,9 +321,10 @@ def create_counts(
     if n_channels is not None:  # None: the events have no channel column
         # a channel was reached in the window iff the daily rows with its bit set add up
         reached = np.zeros(spine.num_rows, dtype=np.int64)
+        masks = {m: column(m) for m in mask_columns}
         for code in range(n_channels):
-            bits = column(mask_columns[code // MASK_BITS])
-            at = totals_at((bits >> (code % MASK_BITS)) & 1)
+            bits = masks[mask_columns[code // MASK_BITS]]
+            at = totals_at((bits >> (code % MASK_BITS)) & 1, {0, longest})
             reached += (at[0] - at[longest]) > 0
         out[f"eng_channels_{longest}d"] = reached
     con.register("engagement_counts_input", pa.table(out))
