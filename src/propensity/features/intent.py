@@ -110,10 +110,16 @@ def _view(config: FeatureConfig) -> str:
         )
     return f"""
         CREATE OR REPLACE TEMP VIEW features_intent AS
-        WITH known AS MATERIALIZED (
-            SELECT a.akey, CAST(CAST(i.week AS DATE) + INTERVAL 6 DAY AS DATE) AS last_day, i.topic,
-                   CAST(round(i.score * 1000) AS BIGINT) AS score_milli
+        -- topics as integer codes in name order: the groupings below run on them
+        WITH topics AS MATERIALIZED (
+            SELECT topic, CAST(row_number() OVER (ORDER BY topic) AS INTEGER) AS code
+            FROM (SELECT DISTINCT topic FROM intent)
+        ),
+        known AS MATERIALIZED (
+            SELECT a.akey, CAST(CAST(i.week AS DATE) + INTERVAL 6 DAY AS DATE) AS last_day,
+                   t.code AS topic, CAST(round(i.score * 1000) AS BIGINT) AS score_milli
             FROM intent i JOIN spine_accounts a ON a.account_id = i.account_id
+            JOIN topics t ON t.topic = i.topic
             WHERE true {topic_filter}
         ),
         -- (last day of a week, snapshot) pairs that see the week: a small table, so each
@@ -167,9 +173,10 @@ def _view(config: FeatureConfig) -> str:
                CAST(p.intent_mean_4w AS DOUBLE) AS intent_mean_4w,
                CAST(coalesce(p.intent_surging_topics_4w, 0) AS DOUBLE) AS intent_surging_topics_4w,
                CAST(p.intent_trend AS DOUBLE) AS intent_trend,
-               p.intent_top_topic_4w
+               t.topic AS intent_top_topic_4w
         FROM spine s
         LEFT JOIN per_snapshot p ON p.akey = s.akey AND p.as_of = s.as_of
+        LEFT JOIN topics t ON t.code = p.intent_top_topic_4w
         """
 
 
