@@ -53,7 +53,6 @@ def build(
         con, config, sums, mask_columns, len(profile.channels) if has_channel else None
     )
     engine.create_contacts(con, config, has_contacts)
-    engine.create_recency(con)
     if has_contacts:
         engine.create_known(con)
 
@@ -220,7 +219,7 @@ def _activity(config: FeatureConfig, has_channel: bool) -> list[Feature]:
                 "days between the last event before as_of and as_of (missing: never engaged)",
                 empty=None,
             ),
-            "r.days_since AS eng_days_since_last_event",
+            "c.days_since AS eng_days_since_last_event",
         ),
     ]
 

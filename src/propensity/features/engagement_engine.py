@@ -259,7 +259,8 @@ def create_counts(
     n_channels: int | None,
 ) -> None:
     """``engagement_counts``: per spine ``_row``, the window ``sums``, then the anonymous, recent
-    and prior counts and the channels reached (distinct channels in the longest window).
+    and prior counts, the channels reached (distinct channels in the longest window) and the
+    days since the last day with activity before as_of (``days_since``, all history).
 
     Every window starts and ends on a period boundary, so a window's sum is the difference of
     two running totals: the rows of ``engagement_daily`` sorted by (account, period) are summed
@@ -277,7 +278,8 @@ def create_counts(
     ]
     columns = list(dict.fromkeys([item.column for item in sums] + mask_columns))
     daily = con.sql(
-        f"SELECT akey, period, {', '.join(columns)} FROM engagement_daily ORDER BY akey, period"
+        f"SELECT akey, period, last_day, {', '.join(columns)} FROM engagement_daily "
+        "ORDER BY akey, period"
     ).to_arrow_table()
     spine = con.sql(
         "SELECT _row, akey, CAST(as_of AS DATE) AS day FROM spine ORDER BY akey, as_of"
@@ -327,6 +329,14 @@ def create_counts(
             at = totals_at((bits >> (code % MASK_BITS)) & 1, {0, longest})
             reached += (at[0] - at[longest]) > 0
         out[f"eng_channels_{longest}d"] = reached
+    # recency: the last daily row before the period starting at as_of holds the account's last
+    # day with activity before as_of (all history), if it is the same account's
+    last = positions[0] - 1
+    account = spine.column("akey").to_numpy().astype(np.int64)
+    same = (last >= 0) & (keys[np.maximum(last, 0)] // width == account)
+    last_days = daily.column("last_day").to_numpy().astype("datetime64[D]")
+    since = (spine_days - last_days[np.maximum(last, 0)]).astype(np.float64)
+    out["days_since"] = np.where(same, since, np.nan)
     con.register("engagement_counts_input", pa.table(out))
     con.execute(
         "CREATE OR REPLACE TEMP TABLE engagement_counts AS SELECT * FROM engagement_counts_input"
@@ -392,21 +402,6 @@ def create_contacts(
     )
 
 
-def create_recency(con: duckdb.DuckDBPyConnection) -> None:
-    """``engagement_recency``: per spine row, days since the last day with activity (all
-    history, an as-of join on the periods with activity)."""
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE engagement_recency AS
-        SELECT s._row,
-               CAST(date_diff('day', last.day, CAST(s.as_of AS DATE)) AS DOUBLE) AS days_since
-        FROM spine s
-        ASOF LEFT JOIN (SELECT akey, last_day AS day FROM engagement_daily) last
-          ON s.akey = last.akey AND {known_at("last.day", "CAST(s.as_of AS DATE)")}
-        """
-    )
-
-
 def create_known(con: duckdb.DuckDBPyConnection) -> None:
     """``engagement_known``: per spine row, contacts and decision makers known before as_of
     (contacts without created_at count as always known)."""
@@ -445,7 +440,7 @@ def create_known(con: duckdb.DuckDBPyConnection) -> None:
 
 def create_view(con: duckdb.DuckDBPyConnection, outputs: list[str], has_contacts: bool) -> None:
     """The view ``features_engagement``: the spine's ``_row``, then ``outputs`` (expressions
-    over the aliases c = counts, k = contacts, r = recency, kn = known contacts)."""
+    over the aliases c = counts and recency, k = contacts, kn = known contacts)."""
     known_join = "LEFT JOIN engagement_known kn ON kn._row = s._row" if has_contacts else ""
     con.execute(
         f"""
@@ -454,7 +449,6 @@ def create_view(con: duckdb.DuckDBPyConnection, outputs: list[str], has_contacts
         FROM spine s
         LEFT JOIN engagement_counts c ON c._row = s._row
         LEFT JOIN engagement_contacts k ON k.akey = s.akey AND k.as_of = s.as_of
-        LEFT JOIN engagement_recency r ON r._row = s._row
         {known_join}
         """
     )
