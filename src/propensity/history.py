@@ -101,15 +101,13 @@ def freshness(tables: Tables, as_of: pd.Timestamp) -> dict[str, int | None]:
     tables absent from the data are left out)."""
     out = {}
     for name, column in FRESHNESS_COLUMNS.items():
-        frame = tables.get(name)
-        if frame is None or column not in frame:
+        table = tables.get(name)
+        if table is None or column not in table:
             continue
-        if name == "intent":  # a week is delivered when it has ended
-            known = frame[column] + pd.Timedelta(days=7)
-            latest = known[known <= as_of].max()
-        else:  # a row counts from its time on, and features use rows strictly before as_of
-            latest = frame[column][frame[column] < as_of].max()
-        out[name] = None if pd.isna(latest) else int((as_of - latest).days)
+        # a week is delivered when it has ended; other rows count from their time on, and
+        # features use rows strictly before as_of
+        latest = tables.latest_before(name, column, as_of, delay_days=7 if name == "intent" else 0)
+        out[name] = None if latest is None else int((as_of - latest).days)
     return out
 
 

@@ -337,8 +337,11 @@ def train(
     model_config = load_model_config(config)
     with user_errors():
         card = Scorecard.from_yaml(scorecard)
-    tables = _load(data, encoding=encoding, sep=sep)
-    with user_errors(), steps("train", total=6) as advance:
+    with (
+        _opened(data, model_config.features, None, None, encoding, sep) as tables,
+        user_errors(),
+        steps("train", total=6) as advance,
+    ):
         trained = train_accounts(
             data, out, model_config, card, track=track, uri=uri, progress=advance,
             tables=tables, overwrite=overwrite, force_reason=forced,
@@ -530,8 +533,7 @@ def score(
     with user_errors():
         check_frame_suffix(out, "--out")  # before the model and the data are loaded
         model = load_account_model(run_dir, versions, uri)
-    tables = _load(data, encoding=encoding, sep=sep)
-    with user_errors():
+    with _opened(data, model.features, None, None, encoding, sep) as tables, user_errors():
         scored = score_accounts(
             data, out, model, snapshot, tables=tables, history=history, keep_history=not no_history
         )
@@ -580,23 +582,23 @@ def export(
     with user_errors():
         check_frame_suffix(out, "--out")  # before the model and the data are loaded
         model = load_account_model(run_dir, None, uri)
-    tables = _load(data, encoding=encoding, sep=sep)
-    with user_errors():  # before the progress bar
-        if snapshot is not None:
-            snapshot = check_as_of(tables, snapshot, model.spine.horizon_days)
-    with user_errors(), steps("score prospects") as _:
-        target = export_target_list(
-            data,
-            out,
-            model,
-            as_of=snapshot,
-            top=top,
-            filters=filters,
-            batch_tiers=batch_tiers,
-            tables=tables,
-            history=history,
-            keep_history=not no_history,
-        )
+    with _opened(data, model.features, None, None, encoding, sep) as tables:
+        with user_errors():  # before the progress bar
+            if snapshot is not None:
+                snapshot = check_as_of(tables, snapshot, model.spine.horizon_days)
+        with user_errors(), steps("score prospects") as _:
+            target = export_target_list(
+                data,
+                out,
+                model,
+                as_of=snapshot,
+                top=top,
+                filters=filters,
+                batch_tiers=batch_tiers,
+                tables=tables,
+                history=history,
+                keep_history=not no_history,
+            )
     listing = target.listing
     counts = listing[listing["change"] != "dropped"]["priority"].value_counts().to_dict()
     console.print(

@@ -6,7 +6,7 @@ What each dtype means once validated, and every check, is described in
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -229,6 +229,22 @@ class TableView:
         columns = ", ".join(map(_quote, self.columns))
         return self.connection.sql(f"SELECT {columns} FROM {_quote(self.name)}").df()
 
+    def frames(self, rows: int = 1_000_000) -> Iterator[pd.DataFrame]:
+        """The table as pandas frames of at most ``rows`` rows each, in reading order, with the
+        dtypes :meth:`to_pandas` gives (for a pass over a table larger than memory)."""
+        import pyarrow as pa
+
+        from propensity.data.parse import to_pandas_columns  # the parser's canonical dtypes
+
+        spec = {c.name: c.dtype for c in SPECS[self.name].columns} if self.name in SPECS else {}
+        dtypes = {c: spec[c] for c in self.columns if c in spec}
+        columns = ", ".join(map(_quote, self.columns))
+        reader = self.connection.sql(f"SELECT {columns} FROM {_quote(self.name)}").to_arrow_reader(
+            rows
+        )
+        for batch in reader:  # the connection is busy until the last batch is read
+            yield to_pandas_columns(pa.Table.from_batches([batch]), dtypes)
+
 
 Table = pd.DataFrame | TableView
 
@@ -283,6 +299,51 @@ class Tables:
     def static_account_columns(self) -> tuple[str, ...]:
         """Account columns present here that are static (usable at any snapshot)."""
         return tuple(c for c in self.accounts.columns if is_static_account_column(c))
+
+    def latest_before(
+        self, name: str, column: str, before: pd.Timestamp, delay_days: int = 0
+    ) -> pd.Timestamp | None:
+        """The latest ``column + delay_days`` at or before ``before`` when ``delay_days`` > 0
+        (a row known ``delay_days`` after its date), else the latest ``column`` strictly before
+        ``before``; None when the table or column is absent or no row qualifies."""
+        table = self.get(name)
+        if table is None or column not in table:
+            return None
+        delay = pd.Timedelta(days=delay_days)
+        if isinstance(table, TableView):
+            known = f"{_quote(column)} + INTERVAL {int(delay_days)} DAY"
+            condition = f"{known} <= ?" if delay_days else f"{_quote(column)} < ?"
+            latest = table.connection.execute(
+                f"SELECT max({known}) FROM {_quote(table.name)} WHERE {condition}",
+                [before.to_pydatetime()],
+            ).fetchall()[0][0]
+            return None if latest is None else pd.Timestamp(latest)
+        if delay_days:
+            known = table[column] + delay
+            latest = known[known <= before].max()
+        else:
+            latest = table[column][table[column] < before].max()
+        return None if pd.isna(latest) else pd.Timestamp(latest)
+
+    def rows_of(self, name: str, accounts: Iterable[str]) -> pd.DataFrame | None:
+        """The rows of table ``name`` whose ``account_id`` is in ``accounts``, as a frame (a
+        table kept in DuckDB is filtered there: only those rows are read); None if absent."""
+        table = self.get(name)
+        if table is None:
+            return None
+        accounts = pd.Series(list(accounts), dtype="str")
+        if not isinstance(table, TableView):
+            return table[table["account_id"].isin(accounts)]
+        con = table.connection
+        con.register("rows_of_accounts", pd.DataFrame({"account_id": accounts}))
+        try:
+            columns = ", ".join(_quote(c) for c in table.columns)
+            return con.sql(
+                f"SELECT {columns} FROM {_quote(table.name)} "
+                "WHERE account_id IN (SELECT account_id FROM rows_of_accounts)"
+            ).df()
+        finally:
+            con.unregister("rows_of_accounts")
 
     def known_before(self, day: pd.Timestamp | str) -> Tables:
         """The tables as an export made at ``day`` would have held them: events, contacts and

@@ -66,10 +66,11 @@ def buying_groups(tables: Tables, accounts: pd.Index, as_of: pd.Timestamp) -> di
     """Per account: ``[role, contacts known, contacts engaged in the last 90 days, days since the
     last engagement (None: never)]`` for each role, from contacts created and events dated
     before ``as_of``."""
-    contacts, events = tables.get("contacts"), tables.get("events")
+    contacts = tables.rows_of("contacts", accounts)
     if contacts is None or "role" not in contacts:
         return {}
-    known = contacts[contacts["account_id"].isin(accounts)]
+    events = tables.rows_of("events", accounts)
+    known = contacts
     if "created_at" in known:
         known = known[known["created_at"].isna() | (known["created_at"] < as_of)]
     known = known[["contact_id", "account_id", "role"]].astype({"role": "string"})
@@ -99,7 +100,7 @@ def buying_groups(tables: Tables, accounts: pd.Index, as_of: pd.Timestamp) -> di
 def intent_topics(tables: Tables, accounts: pd.Index, as_of: pd.Timestamp) -> dict[str, list]:
     """Per account: ``[topic, highest score]`` over the last four weeks delivered before
     ``as_of`` (a week is known from its start + 7 days), highest first."""
-    intent = tables.get("intent")
+    intent = tables.rows_of("intent", accounts)
     if intent is None:
         return {}
     delivered = intent["week"] + pd.Timedelta(days=7)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from propensity.data.specs import FAMILY_TABLES, Tables
+from propensity.data.specs import FAMILY_TABLES, Tables, TableView
 from propensity.evaluate import to_markdown
 from propensity.explain import explain
 from propensity.features.matrix import FeatureSet
@@ -264,12 +264,20 @@ def data_fingerprint(tables: Tables) -> dict:
     digest = hashlib.sha256()
     rows = {}
     for name in tables.present():
-        frame = tables.get(name)
-        rows[name] = len(frame)
-        hashed = np.sort(pd.util.hash_pandas_object(frame, index=False).to_numpy())
+        table = tables.get(name)
+        # a table kept in DuckDB is hashed a part at a time: the same row hashes, never the
+        # whole table in pandas
+        parts = table.frames() if isinstance(table, TableView) else iter([table])
+        first = next(parts, None)
+        if first is None:  # a view with no rows (the validator refuses empty tables)
+            first = table.to_pandas()
+        hashes = [pd.util.hash_pandas_object(first, index=False).to_numpy()]
+        hashes += [pd.util.hash_pandas_object(f, index=False).to_numpy() for f in parts]
+        hashed = np.sort(np.concatenate(hashes))
+        rows[name] = len(hashed)
         digest.update(name.encode())
         digest.update(
-            json.dumps([f"{c}:{t}" for c, t in frame.dtypes.astype(str).items()]).encode()
+            json.dumps([f"{c}:{t}" for c, t in first.dtypes.astype(str).items()]).encode()
         )
         digest.update(hashed.tobytes())
     return {
