@@ -306,3 +306,21 @@ def test_a_channel_column_with_no_values_gives_zero_channels_reached(small_world
         opened = open_tables(folder, con)
         matrix = build_features(opened, build_spine(opened, SpineConfig())).matrix
     assert (matrix["eng_channels_90d"] == 0).all()
+
+
+def test_what_a_run_reads_of_the_tables_is_the_same_from_files(small_world):
+    from propensity.history import freshness
+    from propensity.outputs.explorer import buying_groups, intent_topics
+    from propensity.runs.account import data_fingerprint
+
+    loaded = load_tables(small_world)
+    as_of = pd.Timestamp("2025-06-02")
+    accounts = pd.Index(loaded.accounts["account_id"][:100])
+    with connect() as con:
+        opened = open_tables(small_world, con)
+        assert data_fingerprint(opened) == data_fingerprint(loaded)
+        assert freshness(opened, as_of) == freshness(loaded, as_of)
+        assert buying_groups(opened, accounts, as_of) == buying_groups(loaded, accounts, as_of)
+        assert intent_topics(opened, accounts, as_of) == intent_topics(loaded, accounts, as_of)
+        with pytest.raises(TypeError, match="known_before needs the tables in memory"):
+            opened.known_before(as_of)
