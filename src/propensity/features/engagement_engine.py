@@ -337,11 +337,8 @@ def create_counts(
     last_days = daily.column("last_day").to_numpy().astype("datetime64[D]")
     since = (spine_days - last_days[np.maximum(last, 0)]).astype(np.float64)
     out["days_since"] = np.where(same, since, np.nan)
-    con.register("engagement_counts_input", pa.table(out))
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE engagement_counts AS SELECT * FROM engagement_counts_input"
-    )
-    con.unregister("engagement_counts_input")
+    # registered, not copied: the view reads the arrays where they are
+    con.register("engagement_counts", pa.table(out))
 
 
 def period_edges(config: FeatureConfig) -> list[int]:
