@@ -47,7 +47,6 @@ def build(
     profile = engine.profile_events(con, config, has_channel)
     engine.create_period_maps(con, config, profile)
     mask_columns = engine.create_grouped(con, profile, "contact_id" in tables.events, has_minutes)
-    engine.create_daily(con, profile.types, mask_columns)
     count_specs, sums = _counts(config, profile.types, has_minutes)
     engine.create_counts(
         con, config, sums, mask_columns, len(profile.channels) if has_channel else None
@@ -83,7 +82,7 @@ def _spec(
 def _counts(
     config: FeatureConfig, types: tuple[str, ...], has_minutes: bool
 ) -> tuple[list[FeatureSpec], list[engine.WindowSum]]:
-    """The window counts: their specs and their sums over ``engagement_daily`` (same order)."""
+    """The window counts: their specs and their sums over ``engagement_grouped`` (same order)."""
     specs: list[FeatureSpec] = []
     sums: list[engine.WindowSum] = []
     for event_type, column in engine.type_columns(types).items():

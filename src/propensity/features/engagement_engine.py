@@ -1,19 +1,24 @@
-"""The engine of the engagement family: the events coded with Arrow and DuckDB's temp tables.
+"""The engine of the engagement family: DuckDB over the events, running totals in numpy.
 
 Point-in-time rule (as in :mod:`propensity.features.engagement`): an event counts for snapshot
 ``as_of`` only if ``ts < as_of``; its contact counts as identified only if the contact was known
 before ``as_of``.
 
-The events are read once (``events`` is a view over their files or a registered frame): one
-pass counts the event types and channels and finds the first and last day; a second groups them
-per (account, contact, period) with one count column per event type and a bitmask of the
-channels seen (types and channels as small integer codes from two tiny tables). Everything after
-works on that grouped table: the per account-period table and the per contact-period table,
-each joined to the snapshot dates whose look-back window covers the period (a tiny table), so a
-period row expands to ``lookback / cadence`` rows instead of every event meeting every snapshot. Distinct contacts are two-stage (first the most recent day per contact,
-then a plain count), distinct channels a bit count of the OR of the daily masks; both are much
-cheaper than ``count(DISTINCT ...)`` under a filter. Each ``create_*`` function below creates
-one temp table; :func:`create_view` joins them to the spine as ``features_engagement``.
+The events (``events``: a view over their files, or a registered frame) are read twice: one pass
+finds the event types, the channels and the first and last day; one groups them per (account,
+contact, period) with a count per event type and a bitmask of the channels seen
+(``engagement_grouped``). Periods are cut at every window's ends before every snapshot, so every
+window is a run of whole periods. Everything after works on the grouped rows:
+
+* window counts, minutes, momentum, channels reached and recency (:func:`create_counts`):
+  running totals over the grouped rows sorted by (account, period), each spine row reading the
+  totals before the periods where its windows start and end (a binary search);
+* engaged contacts, roles and the events of contacts not known yet (:func:`create_contacts`):
+  the per contact-period rows joined to the snapshots that see them through a small (period,
+  snapshot) map, so a row meets ``lookback / cadence`` snapshots, not every snapshot;
+* contacts known before as_of (:func:`create_known`): an as-of join on the contacts.
+
+:func:`create_view` joins them to the spine as ``features_engagement``.
 """
 
 from __future__ import annotations
@@ -36,7 +41,6 @@ INTERMEDIATE_TABLES = (
     "engagement_types",
     "engagement_channels",
     "engagement_grouped",
-    "engagement_daily",
     "engagement_contact_daily",
     "engagement_contact_info",
     "contacts_known",
@@ -153,7 +157,7 @@ def create_period_maps(
 
 
 def type_columns(types: tuple[str, ...]) -> dict[str, str]:
-    """Event type -> its count column in ``engagement_daily``."""
+    """Event type -> its count column in ``engagement_grouped``."""
     return {t: f"n_{i}" for i, t in enumerate(types)}
 
 
@@ -216,32 +220,13 @@ def create_grouped(
     return mask_columns
 
 
-def create_daily(
-    con: duckdb.DuckDBPyConnection, types: tuple[str, ...], mask_columns: list[str]
-) -> None:
-    """``engagement_daily``: per account-period, the grouped rows summed over contacts."""
-    sums = "".join(f", CAST(sum({c}) AS BIGINT) AS {c}" for c in type_columns(types).values())
-    masks = "".join(f", bit_or({c}) AS {c}" for c in mask_columns)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE engagement_daily AS
-        SELECT akey, period, max(last_day) AS last_day, CAST(sum(n_all) AS BIGINT) AS n_all,
-               CAST(coalesce(sum(n_all) FILTER (WHERE contact_id IS NULL), 0) AS BIGINT)
-                   AS n_no_contact,
-               CAST(sum(minutes_milli) AS BIGINT) AS minutes_milli{sums}{masks}
-        FROM engagement_grouped
-        GROUP BY akey, period
-        """
-    )
-
-
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
 class WindowSum:
-    """A column of ``engagement_daily`` summed over the days ``as_of - oldest <= day < as_of -
+    """A column of ``engagement_grouped`` summed over the days ``as_of - oldest <= day < as_of -
     newest`` (its value divided by ``scale``: minutes are summed in thousandths)."""
 
     name: str
@@ -263,7 +248,7 @@ def create_counts(
     days since the last day with activity before as_of (``days_since``, all history).
 
     Every window starts and ends on a period boundary, so a window's sum is the difference of
-    two running totals: the rows of ``engagement_daily`` sorted by (account, period) are summed
+    two running totals: the rows of ``engagement_grouped`` sorted by (account, period) are summed
     cumulatively once, and each spine row reads the totals before the period where its window
     starts and before the one where it ends (a binary search). No period row meets every
     snapshot that sees it, which is what a grouped SQL sum over the expanded rows would do.
@@ -277,9 +262,13 @@ def create_counts(
         WindowSum("_prior", "n_all", recent + prior, recent),
     ]
     columns = list(dict.fromkeys([item.column for item in sums] + mask_columns))
-    daily = con.sql(
-        f"SELECT akey, period, last_day, {', '.join(columns)} FROM engagement_daily "
-        "ORDER BY akey, period"
+    # per (account, contact, period) rows; the events without a contact are counted apart
+    no_contact = "CASE WHEN contact_id IS NULL THEN n_all ELSE 0 END AS n_no_contact"
+    readable = [no_contact if c == "n_no_contact" else c for c in columns]
+    grouped = con.sql(
+        f"SELECT akey, period, last_day, {', '.join(readable)} FROM engagement_grouped "
+        # in a period, the row with the latest day last: the recency reads it
+        "ORDER BY akey, period, last_day"
     ).to_arrow_table()
     spine = con.sql(
         "SELECT _row, akey, CAST(as_of AS DATE) AS day FROM spine ORDER BY akey, as_of"
@@ -289,13 +278,13 @@ def create_counts(
     # the period of a day is the number of cuts up to it (as in engagement_periods)
     cuts = np.unique((np.unique(spine_days)[:, None] - edges[None, :]).ravel())
     width = np.int64(len(cuts) + 2)
-    keys = daily.column("akey").to_numpy().astype(np.int64) * width + daily.column(
+    keys = grouped.column("akey").to_numpy().astype(np.int64) * width + grouped.column(
         "period"
     ).to_numpy().astype(np.int64)
     spine_keys = spine.column("akey").to_numpy().astype(np.int64) * width
 
     def before(edge: int) -> np.ndarray:
-        """Per spine row: the daily rows before the period starting at as_of - edge."""
+        """Per spine row: the grouped rows before the period starting at as_of - edge."""
         period = np.searchsorted(cuts, spine_days - np.timedelta64(edge, "D"), side="right")
         return np.searchsorted(keys, spine_keys + period, side="left")
 
@@ -303,14 +292,14 @@ def create_counts(
     positions = {edge: before(edge) for edge in edges_used}
 
     def totals_at(values: np.ndarray, edges: set[int]) -> dict[int, np.ndarray]:
-        """Running total of ``values`` (per daily row) before each spine row's period starting
+        """Running total of ``values`` (per grouped row) before each spine row's period starting
         at each of ``edges`` (the spine in account order: the reads move forward)."""
         totals = np.zeros(len(values) + 1, dtype=np.int64)
         np.cumsum(values, out=totals[1:])
         return {edge: totals[positions[edge]] for edge in edges}
 
     def column(name: str) -> np.ndarray:
-        return pc.fill_null(daily.column(name), 0).to_numpy().astype(np.int64)
+        return pc.fill_null(grouped.column(name), 0).to_numpy().astype(np.int64)
 
     out: dict[str, np.ndarray] = {"_row": spine.column("_row").to_numpy()}
     for name in dict.fromkeys(item.column for item in sums):
@@ -321,7 +310,7 @@ def create_counts(
                 total = at[item.newest] - at[item.oldest]
                 out[item.name] = total / item.scale if item.scale != 1.0 else total
     if n_channels is not None:  # None: the events have no channel column
-        # a channel was reached in the window iff the daily rows with its bit set add up
+        # a channel was reached in the window iff the grouped rows with its bit set add up
         reached = np.zeros(spine.num_rows, dtype=np.int64)
         masks = {m: column(m) for m in mask_columns}
         for code in range(n_channels):
@@ -329,12 +318,12 @@ def create_counts(
             at = totals_at((bits >> (code % MASK_BITS)) & 1, {0, longest})
             reached += (at[0] - at[longest]) > 0
         out[f"eng_channels_{longest}d"] = reached
-    # recency: the last daily row before the period starting at as_of holds the account's last
+    # recency: the last grouped row before the period starting at as_of holds the account's last
     # day with activity before as_of (all history), if it is the same account's
     last = positions[0] - 1
     account = spine.column("akey").to_numpy().astype(np.int64)
     same = (last >= 0) & (keys[np.maximum(last, 0)] // width == account)
-    last_days = daily.column("last_day").to_numpy().astype("datetime64[D]")
+    last_days = grouped.column("last_day").to_numpy().astype("datetime64[D]")
     since = (spine_days - last_days[np.maximum(last, 0)]).astype(np.float64)
     out["days_since"] = np.where(same, since, np.nan)
     # registered, not copied: the view reads the arrays where they are
