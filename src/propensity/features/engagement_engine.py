@@ -320,12 +320,14 @@ def create_counts(
         out[f"eng_channels_{longest}d"] = reached
     # recency: the last grouped row before the period starting at as_of holds the account's last
     # day with activity before as_of (all history), if it is the same account's
-    last = positions[0] - 1
-    account = spine.column("akey").to_numpy().astype(np.int64)
-    same = (last >= 0) & (keys[np.maximum(last, 0)] // width == account)
-    last_days = grouped.column("last_day").to_numpy().astype("datetime64[D]")
-    since = (spine_days - last_days[np.maximum(last, 0)]).astype(np.float64)
-    out["days_since"] = np.where(same, since, np.nan)
+    out["days_since"] = np.full(spine.num_rows, np.nan)
+    if len(keys):  # no grouped rows: no account has activity
+        last = np.maximum(positions[0] - 1, 0)
+        account = spine.column("akey").to_numpy().astype(np.int64)
+        same = (positions[0] > 0) & (keys[last] // width == account)
+        last_days = grouped.column("last_day").to_numpy().astype("datetime64[D]")
+        since = (spine_days - last_days[last]).astype(np.float64)
+        out["days_since"] = np.where(same, since, np.nan)
     # registered, not copied: the view reads the arrays where they are
     con.register("engagement_counts", pa.table(out))
 
