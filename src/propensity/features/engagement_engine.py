@@ -265,11 +265,15 @@ def create_counts(
     # per (account, contact, period) rows; the events without a contact are counted apart
     no_contact = "CASE WHEN contact_id IS NULL THEN n_all ELSE 0 END AS n_no_contact"
     readable = [no_contact if c == "n_no_contact" else c for c in columns]
-    grouped = con.sql(
-        f"SELECT akey, period, last_day, {', '.join(readable)} FROM engagement_grouped "
-        # in a period, the row with the latest day last: the recency reads it
-        "ORDER BY akey, period, last_day"
-    ).to_arrow_table()
+    grouped = (
+        con.sql(
+            f"SELECT akey, period, last_day, {', '.join(readable)} FROM engagement_grouped "
+            # in a period, the row with the latest day last: the recency reads it
+            "ORDER BY akey, period, last_day"
+        )
+        .to_arrow_table()
+        .combine_chunks()
+    )  # one chunk per column: numpy reads it without copies
     spine = con.sql(
         "SELECT _row, akey, CAST(as_of AS DATE) AS day FROM spine ORDER BY akey, as_of"
     ).to_arrow_table()
