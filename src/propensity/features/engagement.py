@@ -48,6 +48,7 @@ def build(
     engine.create_period_maps(con, config, profile)
     mask_columns = engine.create_grouped(con, profile, "contact_id" in tables.events, has_minutes)
     count_specs, sums = _counts(config, profile.types, has_minutes)
+    engine.create_daily(con, profile.types, mask_columns)
     engine.create_counts(
         con, config, sums, mask_columns, len(profile.channels) if has_channel else None
     )
@@ -82,7 +83,7 @@ def _spec(
 def _counts(
     config: FeatureConfig, types: tuple[str, ...], has_minutes: bool
 ) -> tuple[list[FeatureSpec], list[engine.WindowSum]]:
-    """The window counts: their specs and their sums over ``engagement_grouped`` (same order)."""
+    """The window counts: their specs and their sums over ``engagement_daily`` (same order)."""
     specs: list[FeatureSpec] = []
     sums: list[engine.WindowSum] = []
     for event_type, column in engine.type_columns(types).items():

@@ -11,8 +11,8 @@ contact, period) with a count per event type and a bitmask of the channels seen
 window is a run of whole periods. Everything after works on the grouped rows:
 
 * window counts, minutes, momentum, channels reached and recency (:func:`create_counts`):
-  running totals over the grouped rows sorted by (account, period), each spine row reading the
-  totals before the periods where its windows start and end (a binary search);
+  running totals over the rows summed per (account, period) (``engagement_daily``), each spine
+  row reading the totals before the periods where its windows start and end (a binary search);
 * engaged contacts, roles and the events of contacts not known yet (:func:`create_contacts`):
   the per contact-period rows joined to the snapshots that see them through a small (period,
   snapshot) map, so a row meets ``lookback / cadence`` snapshots, not every snapshot;
@@ -38,6 +38,7 @@ MASK_BITS = 62  # channels per BIGINT bitmask (kept clear of the sign bit)
 THIRTY_DAYS = 30  # the short window of the minutes and engaged-contacts features
 
 INTERMEDIATE_TABLES = (
+    "engagement_daily",
     "engagement_types",
     "engagement_channels",
     "engagement_grouped",
@@ -157,7 +158,7 @@ def create_period_maps(
 
 
 def type_columns(types: tuple[str, ...]) -> dict[str, str]:
-    """Event type -> its count column in ``engagement_grouped``."""
+    """Event type -> its count column in ``engagement_grouped`` and ``engagement_daily``."""
     return {t: f"n_{i}" for i, t in enumerate(types)}
 
 
@@ -220,13 +221,32 @@ def create_grouped(
     return mask_columns
 
 
+def create_daily(
+    con: duckdb.DuckDBPyConnection, types: tuple[str, ...], mask_columns: list[str]
+) -> None:
+    """``engagement_daily``: per account-period, the grouped rows summed over contacts."""
+    sums = "".join(f", CAST(sum({c}) AS BIGINT) AS {c}" for c in type_columns(types).values())
+    masks = "".join(f", bit_or({c}) AS {c}" for c in mask_columns)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE engagement_daily AS
+        SELECT akey, period, max(last_day) AS last_day, CAST(sum(n_all) AS BIGINT) AS n_all,
+               CAST(coalesce(sum(n_all) FILTER (WHERE contact_id IS NULL), 0) AS BIGINT)
+                   AS n_no_contact,
+               CAST(sum(minutes_milli) AS BIGINT) AS minutes_milli{sums}{masks}
+        FROM engagement_grouped
+        GROUP BY akey, period
+        """
+    )
+
+
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
 class WindowSum:
-    """A column of ``engagement_grouped`` summed over the days ``as_of - oldest <= day < as_of -
+    """A column of ``engagement_daily`` summed over the days ``as_of - oldest <= day < as_of -
     newest`` (its value divided by ``scale``: minutes are summed in thousandths)."""
 
     name: str
@@ -248,7 +268,7 @@ def create_counts(
     days since the last day with activity before as_of (``days_since``, all history).
 
     Every window starts and ends on a period boundary, so a window's sum is the difference of
-    two running totals: the rows of ``engagement_grouped`` sorted by (account, period) are summed
+    two running totals: the rows of ``engagement_daily`` sorted by (account, period) are summed
     cumulatively once, and each spine row reads the totals before the period where its window
     starts and before the one where it ends (a binary search). No period row meets every
     snapshot that sees it, which is what a grouped SQL sum over the expanded rows would do.
@@ -262,18 +282,15 @@ def create_counts(
         WindowSum("_prior", "n_all", recent + prior, recent),
     ]
     columns = list(dict.fromkeys([item.column for item in sums] + mask_columns))
-    # per (account, contact, period) rows; the events without a contact are counted apart
-    no_contact = "CASE WHEN contact_id IS NULL THEN n_all ELSE 0 END AS n_no_contact"
-    readable = [no_contact if c == "n_no_contact" else c for c in columns]
-    grouped = (
+    # one chunk per column: numpy reads it without copies
+    daily = (
         con.sql(
-            f"SELECT akey, period, last_day, {', '.join(readable)} FROM engagement_grouped "
-            # in a period, the row with the latest day last: the recency reads it
-            "ORDER BY akey, period, last_day"
+            f"SELECT akey, period, last_day, {', '.join(columns)} FROM engagement_daily "
+            "ORDER BY akey, period"
         )
         .to_arrow_table()
         .combine_chunks()
-    )  # one chunk per column: numpy reads it without copies
+    )
     spine = con.sql(
         "SELECT _row, akey, CAST(as_of AS DATE) AS day FROM spine ORDER BY akey, as_of"
     ).to_arrow_table()
@@ -282,13 +299,13 @@ def create_counts(
     # the period of a day is the number of cuts up to it (as in engagement_periods)
     cuts = np.unique((np.unique(spine_days)[:, None] - edges[None, :]).ravel())
     width = np.int64(len(cuts) + 2)
-    keys = grouped.column("akey").to_numpy().astype(np.int64) * width + grouped.column(
+    keys = daily.column("akey").to_numpy().astype(np.int64) * width + daily.column(
         "period"
     ).to_numpy().astype(np.int64)
     spine_keys = spine.column("akey").to_numpy().astype(np.int64) * width
 
     def before(edge: int) -> np.ndarray:
-        """Per spine row: the grouped rows before the period starting at as_of - edge."""
+        """Per spine row: the daily rows before the period starting at as_of - edge."""
         period = np.searchsorted(cuts, spine_days - np.timedelta64(edge, "D"), side="right")
         return np.searchsorted(keys, spine_keys + period, side="left")
 
@@ -296,14 +313,14 @@ def create_counts(
     positions = {edge: before(edge) for edge in edges_used}
 
     def totals_at(values: np.ndarray, edges: set[int]) -> dict[int, np.ndarray]:
-        """Running total of ``values`` (per grouped row) before each spine row's period starting
+        """Running total of ``values`` (per daily row) before each spine row's period starting
         at each of ``edges`` (the spine in account order: the reads move forward)."""
         totals = np.zeros(len(values) + 1, dtype=np.int64)
         np.cumsum(values, out=totals[1:])
         return {edge: totals[positions[edge]] for edge in edges}
 
     def column(name: str) -> np.ndarray:
-        return pc.fill_null(grouped.column(name), 0).to_numpy().astype(np.int64)
+        return pc.fill_null(daily.column(name), 0).to_numpy().astype(np.int64)
 
     out: dict[str, np.ndarray] = {"_row": spine.column("_row").to_numpy()}
     for name in dict.fromkeys(item.column for item in sums):
@@ -314,7 +331,7 @@ def create_counts(
                 total = at[item.newest] - at[item.oldest]
                 out[item.name] = total / item.scale if item.scale != 1.0 else total
     if n_channels is not None:  # None: the events have no channel column
-        # a channel was reached in the window iff the grouped rows with its bit set add up
+        # a channel was reached in the window iff the daily rows with its bit set add up
         reached = np.zeros(spine.num_rows, dtype=np.int64)
         masks = {m: column(m) for m in mask_columns}
         for code in range(n_channels):
@@ -322,14 +339,14 @@ def create_counts(
             at = totals_at((bits >> (code % MASK_BITS)) & 1, {0, longest})
             reached += (at[0] - at[longest]) > 0
         out[f"eng_channels_{longest}d"] = reached
-    # recency: the last grouped row before the period starting at as_of holds the account's last
+    # recency: the last daily row before the period starting at as_of holds the account's last
     # day with activity before as_of (all history), if it is the same account's
     out["days_since"] = np.full(spine.num_rows, np.nan)
-    if len(keys):  # no grouped rows: no account has activity
+    if len(keys):  # no daily rows: no account has activity
         last = np.maximum(positions[0] - 1, 0)
         account = spine.column("akey").to_numpy().astype(np.int64)
         same = (positions[0] > 0) & (keys[last] // width == account)
-        last_days = grouped.column("last_day").to_numpy().astype("datetime64[D]")
+        last_days = daily.column("last_day").to_numpy().astype("datetime64[D]")
         since = (spine_days - last_days[last]).astype(np.float64)
         out["days_since"] = np.where(same, since, np.nan)
     # registered, not copied: the view reads the arrays where they are
