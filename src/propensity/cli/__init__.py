@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -129,20 +129,6 @@ def main(
     set_verbose(verbose_option)
 
 
-def _load(
-    data: Path, unknown_accounts: str = "error", encoding: str | None = None, sep: str | None = None
-):
-    """The contract tables of ``data``, or one ``error:`` naming the folder (a line per problem
-    when there are several); how files were read is printed as ``warning:`` lines."""
-    from propensity.data.contract import load_tables
-    from propensity.io import check_encoding, check_separator
-
-    with user_errors():
-        encoding, sep = check_encoding(encoding), check_separator(sep)
-    with user_errors(f"{data} does not meet the data contract:"), input_notes():
-        return load_tables(data, unknown_accounts=unknown_accounts, encoding=encoding, sep=sep)
-
-
 @contextmanager
 def _opened(
     data: Path,
@@ -154,8 +140,9 @@ def _opened(
     unknown_accounts: str = "error",
 ) -> Iterator[Tables]:
     """The contract tables of ``data`` read and validated by DuckDB where they lie (files larger
-    than memory), with the DuckDB settings of ``features`` unless the options override them;
-    errors as for :func:`_load`. The tables are usable inside the ``with`` only."""
+    than memory), with the DuckDB settings of ``features`` unless the options override them, or
+    one ``error:`` naming the folder (a line per problem when there are several); how files
+    were read is printed as ``warning:`` lines. The tables are usable inside the ``with`` only."""
     from propensity.data.contract import open_tables
     from propensity.duck import check_size, connect
     from propensity.io import check_encoding, check_separator
@@ -376,8 +363,7 @@ def tune(
         tuning = model_config.tuning.model_copy(update={"n_trials": trials})
         model_config = model_config.model_copy(update={"tuning": tuning})
     heads = ("conversion", "fit") if head is Head.both else head.heads
-    tables = _load(data, encoding=encoding, sep=sep)
-    with user_errors():
+    with _opened(data, model_config.features, None, None, encoding, sep) as tables, user_errors():
         session = tune_heads(
             data,
             model_config,
@@ -423,8 +409,7 @@ def explain(
     snapshot = parse_date("--as-of", as_of)
     with user_errors():
         model = load_account_model(run)
-    tables = _load(data, encoding=encoding, sep=sep)
-    with user_errors():
+    with _opened(data, model.features, None, None, encoding, sep) as tables, user_errors():
         if snapshot is not None:
             snapshot = check_as_of(tables, snapshot, model.spine.horizon_days)
         card = account_card(tables, model, account, snapshot)
@@ -628,8 +613,11 @@ def explorer(
     snapshot = parse_date("--as-of", as_of)
     with user_errors():
         model = load_account_model(run_dir, None, uri)
-    tables = _load(data, encoding=encoding, sep=sep)
-    with user_errors(), steps("score prospects and build the explorer") as _:
+    with (
+        _opened(data, model.features, None, None, encoding, sep) as tables,
+        user_errors(),
+        steps("score prospects and build the explorer") as _,
+    ):
         path = write_account_explorer(
             data, out, model, as_of=snapshot, history=history, tables=tables
         )
@@ -656,10 +644,10 @@ def monitor(
     """What became of the scored accounts, and whether the data still looks like the training
     data: calibration, ranking and lift per scoring (with the scorecard), score and feature
     drift, freshness. Exits with code 3 when an alarm fires on the latest scoring."""
+    from propensity.features.registry import FeatureConfig
     from propensity.runs.follow_up import monitor_scores
 
-    tables = _load(data, encoding=encoding, sep=sep)
-    with user_errors():
+    with _opened(data, FeatureConfig(), None, None, encoding, sep) as tables, user_errors():
         monitored = monitor_scores(
             data, history=history, out=out, config_path=config, tables=tables
         )
@@ -686,8 +674,11 @@ def report(
     with user_errors():
         folder = read_run_folder(run)
         model = load_account_model(run) if data and folder.summary.get("kind") != "table" else None
-    tables = _load(data, encoding=encoding, sep=sep) if data else None
-    with user_errors():
+    from propensity.features.registry import FeatureConfig
+
+    features = model.features if model is not None else FeatureConfig()
+    opened = _opened(data, features, None, None, encoding, sep) if data else nullcontext()
+    with opened as tables, user_errors():
         path = write_report(folder, out, tables, model, run_dir=run)
     console.print(f"wrote [bold]{path}[/]")
 
