@@ -324,3 +324,23 @@ def test_what_a_run_reads_of_the_tables_is_the_same_from_files(small_world):
         assert intent_topics(opened, accounts, as_of) == intent_topics(loaded, accounts, as_of)
         with pytest.raises(TypeError, match="known_before needs the tables in memory"):
             opened.known_before(as_of)
+
+
+def test_a_killed_jobs_spill_folder_is_removed_by_the_next_connection(tmp_path):
+    import subprocess
+    import sys
+
+    # a process that opens a connection spilling into tmp_path, then is killed with -9
+    code = (
+        "import os, signal, sys; from propensity.duck import connect\n"
+        f"with connect(temp_directory={str(tmp_path)!r}):\n"
+        "    print('open', flush=True); os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert killed.returncode == -9 and killed.stdout == "open\n"
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith("propensity-duckdb-")
+    with connect(temp_directory=str(tmp_path)) as con:
+        own = Path(con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0])
+        assert [p for p in tmp_path.iterdir()] == [own]  # the killed job's folder is gone
+    assert list(tmp_path.iterdir()) == []

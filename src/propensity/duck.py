@@ -6,7 +6,8 @@ text is taken as UTC, as the contract says), memory is capped (default: half of 
 memory, since the process also holds what DuckDB returns) and a query that needs more spills to
 a temporary folder, by default a new one in the system's temporary directory that is removed on
 exit (never DuckDB's own default, ``.tmp`` in the working directory). A given temporary
-folder gets a new subfolder per connection, removed on exit.
+folder gets a new subfolder per connection, removed on exit; the folders of processes that were
+killed before they could remove theirs are removed by the next connection.
 """
 
 from __future__ import annotations
@@ -17,10 +18,20 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import duckdb
 
-__all__ = ["SIZE_PATTERN", "check_size", "connect", "machine_memory_share", "scalar"]
+__all__ = [
+    "SIZE_PATTERN",
+    "check_size",
+    "connect",
+    "machine_memory_share",
+    "remove_stale_spills",
+    "scalar",
+]
+
+SPILL_PREFIX = "propensity-duckdb-"  # then the pid of the process that made the folder
 
 # a DuckDB size: a number and a unit, e.g. "4GB", "512 MiB"
 SIZE_PATTERN = r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$"
@@ -57,9 +68,11 @@ def connect(
     """An in-memory DuckDB connection (see the module docstring), closed on exit."""
     if temp_directory is not None:
         os.makedirs(temp_directory, exist_ok=True)
+    base = Path(temp_directory or tempfile.gettempdir())
+    remove_stale_spills(base)
     # a folder of this connection's own (inside the one given): jobs sharing a spill folder do
     # not meet, and everything spilled is removed on exit
-    made = tempfile.mkdtemp(prefix="propensity-duckdb-", dir=temp_directory)
+    made = tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-", dir=base)
     settings: dict[str, str | int] = {"temp_directory": made}
     memory_limit = memory_limit or machine_memory_share(0.5)
     if memory_limit:
@@ -78,6 +91,28 @@ def connect(
     finally:
         con.close()
         shutil.rmtree(made, ignore_errors=True)
+
+
+def remove_stale_spills(base: Path) -> list[Path]:
+    """Remove the spill folders in ``base`` left by processes that no longer run (a job killed
+    with ``kill -9`` cannot remove its own); returns what was removed."""
+    removed = []
+    for folder in base.glob(f"{SPILL_PREFIX}*-*"):
+        pid = folder.name[len(SPILL_PREFIX) :].split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: running
+        return True
+    return True
 
 
 def scalar(con: duckdb.DuckDBPyConnection, query: str, parameters: list | None = None):
