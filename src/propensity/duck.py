@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,8 +72,9 @@ def connect(
     base = Path(temp_directory or tempfile.gettempdir())
     remove_stale_spills(base)
     # a folder of this connection's own (inside the one given): jobs sharing a spill folder do
-    # not meet, and everything spilled is removed on exit
-    made = tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-", dir=base)
+    # not meet, and everything spilled is removed on exit. DuckDB creates it only when it
+    # spills, so a job that never spills (and is killed) leaves nothing behind.
+    made = str(base / f"{SPILL_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}")
     settings: dict[str, str | int] = {"temp_directory": made}
     memory_limit = memory_limit or machine_memory_share(0.5)
     if memory_limit:
