@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -40,8 +39,8 @@ from propensity.cli.common import (
     err_console,
     fail,
     force_reason,
-    input_notes,
     load_model_config,
+    opened_tables,
     parse_date,
     print_registration,
     set_verbose,
@@ -50,10 +49,6 @@ from propensity.cli.common import (
     verbose,
 )
 from propensity.cli.experiment import experiment_app
-
-if TYPE_CHECKING:  # imported where used: the command starts fast
-    from propensity.data.specs import Tables
-    from propensity.features.registry import FeatureConfig
 from propensity.cli.printing import (
     print_card,
     print_coverage,
@@ -127,39 +122,6 @@ def main(
 ) -> None:
     """Account-level ICP fit and conversion propensity for B2B account-based marketing."""
     set_verbose(verbose_option)
-
-
-@contextmanager
-def _opened(
-    data: Path,
-    features: FeatureConfig,
-    memory_limit: str | None,
-    temp_dir: Path | None,
-    encoding: str | None = None,
-    sep: str | None = None,
-    unknown_accounts: str = "error",
-) -> Iterator[Tables]:
-    """The contract tables of ``data`` read and validated by DuckDB where they lie (files larger
-    than memory), with the DuckDB settings of ``features`` unless the options override them, or
-    one ``error:`` naming the folder (a line per problem when there are several); how files
-    were read is printed as ``warning:`` lines. The tables are usable inside the ``with`` only."""
-    from propensity.data.contract import open_tables
-    from propensity.duck import check_size, connect
-    from propensity.io import check_encoding, check_separator
-
-    with user_errors():
-        encoding, sep = check_encoding(encoding), check_separator(sep)
-        memory_limit = check_size(memory_limit, "--memory-limit")
-    with connect(
-        memory_limit=memory_limit or features.duckdb_memory_limit,
-        temp_directory=str(temp_dir) if temp_dir else features.duckdb_temp_directory,
-        threads=features.duckdb_threads,
-    ) as con:
-        with user_errors(f"{data} does not meet the data contract:"), input_notes():
-            tables = open_tables(
-                data, con, unknown_accounts=unknown_accounts, encoding=encoding, sep=sep
-            )
-        yield tables
 
 
 @app.command()
@@ -244,7 +206,7 @@ def validate(
     from propensity.features.registry import FeatureConfig
 
     with (
-        _opened(
+        opened_tables(
             data, FeatureConfig(), memory_limit, temp_dir, encoding, sep, unknown_accounts.value
         ) as tables,
         user_errors(),
@@ -282,7 +244,7 @@ def features(
     spine = model_config.spine.model_copy(update={k: v for k, v in update.items() if v})
     model_config = model_config.model_copy(update={"spine": spine})
     with (
-        _opened(data, model_config.features, memory_limit, temp_dir, encoding, sep) as tables,
+        opened_tables(data, model_config.features, memory_limit, temp_dir, encoding, sep) as tables,
         user_errors(),
     ):
         files = write_features(data, out, model_config, snapshot, tables=tables)
@@ -325,7 +287,7 @@ def train(
     with user_errors():
         card = Scorecard.from_yaml(scorecard)
     with (
-        _opened(data, model_config.features, None, None, encoding, sep) as tables,
+        opened_tables(data, model_config.features, None, None, encoding, sep) as tables,
         user_errors(),
         steps("train", total=6) as advance,
     ):
@@ -363,7 +325,10 @@ def tune(
         tuning = model_config.tuning.model_copy(update={"n_trials": trials})
         model_config = model_config.model_copy(update={"tuning": tuning})
     heads = ("conversion", "fit") if head is Head.both else head.heads
-    with _opened(data, model_config.features, None, None, encoding, sep) as tables, user_errors():
+    with (
+        opened_tables(data, model_config.features, None, None, encoding, sep) as tables,
+        user_errors(),
+    ):
         session = tune_heads(
             data,
             model_config,
@@ -409,7 +374,7 @@ def explain(
     snapshot = parse_date("--as-of", as_of)
     with user_errors():
         model = load_account_model(run)
-    with _opened(data, model.features, None, None, encoding, sep) as tables, user_errors():
+    with opened_tables(data, model.features, None, None, encoding, sep) as tables, user_errors():
         if snapshot is not None:
             snapshot = check_as_of(tables, snapshot, model.spine.horizon_days)
         card = account_card(tables, model, account, snapshot)
@@ -518,7 +483,7 @@ def score(
     with user_errors():
         check_frame_suffix(out, "--out")  # before the model and the data are loaded
         model = load_account_model(run_dir, versions, uri)
-    with _opened(data, model.features, None, None, encoding, sep) as tables, user_errors():
+    with opened_tables(data, model.features, None, None, encoding, sep) as tables, user_errors():
         scored = score_accounts(
             data, out, model, snapshot, tables=tables, history=history, keep_history=not no_history
         )
@@ -567,7 +532,7 @@ def export(
     with user_errors():
         check_frame_suffix(out, "--out")  # before the model and the data are loaded
         model = load_account_model(run_dir, None, uri)
-    with _opened(data, model.features, None, None, encoding, sep) as tables:
+    with opened_tables(data, model.features, None, None, encoding, sep) as tables:
         with user_errors():  # before the progress bar
             if snapshot is not None:
                 snapshot = check_as_of(tables, snapshot, model.spine.horizon_days)
@@ -614,7 +579,7 @@ def explorer(
     with user_errors():
         model = load_account_model(run_dir, None, uri)
     with (
-        _opened(data, model.features, None, None, encoding, sep) as tables,
+        opened_tables(data, model.features, None, None, encoding, sep) as tables,
         user_errors(),
         steps("score prospects and build the explorer") as _,
     ):
@@ -647,7 +612,7 @@ def monitor(
     from propensity.features.registry import FeatureConfig
     from propensity.runs.follow_up import monitor_scores
 
-    with _opened(data, FeatureConfig(), None, None, encoding, sep) as tables, user_errors():
+    with opened_tables(data, FeatureConfig(), None, None, encoding, sep) as tables, user_errors():
         monitored = monitor_scores(
             data, history=history, out=out, config_path=config, tables=tables
         )
@@ -677,7 +642,7 @@ def report(
     from propensity.features.registry import FeatureConfig
 
     features = model.features if model is not None else FeatureConfig()
-    opened = _opened(data, features, None, None, encoding, sep) if data else nullcontext()
+    opened = opened_tables(data, features, None, None, encoding, sep) if data else nullcontext()
     with opened as tables, user_errors():
         path = write_report(folder, out, tables, model, run_dir=run)
     console.print(f"wrote [bold]{path}[/]")

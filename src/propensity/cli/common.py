@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -23,6 +23,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from propensity.settings import VERBOSE_ENV, verbose
+
+if TYPE_CHECKING:  # imported where used: a command starts fast
+    from propensity.data.specs import Tables
+    from propensity.features.registry import FeatureConfig
 
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -366,3 +370,36 @@ def print_registration(trained) -> None:
         err_console.print(
             f"[yellow]forced[/] despite {', '.join(trained.blocked)}: {escape(trained.forced)}"
         )
+
+
+@contextmanager
+def opened_tables(
+    data: Path,
+    features: FeatureConfig,
+    memory_limit: str | None,
+    temp_dir: Path | None,
+    encoding: str | None = None,
+    sep: str | None = None,
+    unknown_accounts: str = "error",
+) -> Iterator[Tables]:
+    """The contract tables of ``data`` read and validated by DuckDB where they lie (files larger
+    than memory), with the DuckDB settings of ``features`` unless the options override them, or
+    one ``error:`` naming the folder (a line per problem when there are several); how files
+    were read is printed as ``warning:`` lines. The tables are usable inside the ``with`` only."""
+    from propensity.data.contract import open_tables
+    from propensity.duck import check_size, connect
+    from propensity.io import check_encoding, check_separator
+
+    with user_errors():
+        encoding, sep = check_encoding(encoding), check_separator(sep)
+        memory_limit = check_size(memory_limit, "--memory-limit")
+    with connect(
+        memory_limit=memory_limit or features.duckdb_memory_limit,
+        temp_directory=str(temp_dir) if temp_dir else features.duckdb_temp_directory,
+        threads=features.duckdb_threads,
+    ) as con:
+        with user_errors(f"{data} does not meet the data contract:"), input_notes():
+            tables = open_tables(
+                data, con, unknown_accounts=unknown_accounts, encoding=encoding, sep=sep
+            )
+        yield tables

@@ -218,10 +218,15 @@ def _mixed_up(spec: TableSpec, names: Sequence[str]) -> Problem | None:
 
 
 def _parse_view(
-    con: duckdb.DuckDBPyConnection, raw: RawTable, unchanged: frozenset[str] = frozenset()
+    con: duckdb.DuckDBPyConnection,
+    raw: RawTable,
+    unchanged: frozenset[str] = frozenset(),
+    known: dict[str, Rule] | None = None,
 ) -> _Checked:
     """Create ``parsed_NAME``: every contract column (and tech_* flag) through the one parser,
-    but the ``unchanged`` text columns (the parse changes none of their values) as read."""
+    but the ``unchanged`` text columns (the parse changes none of their values) as read;
+    ``known``: the rules of a first pass (not worked out again)."""
+    known = known or {}
     spec = SPECS[raw.name]
     columns = [c for c in spec.columns if c.name in raw.types]
     if raw.name == "accounts":
@@ -238,12 +243,14 @@ def _parse_view(
     rules: dict[str, Rule] = {}
     for col in columns:
         name, sql_type = quote(col.name), raw.types[col.name]
-        whole = (
-            col.dtype == "id"
-            and is_float_type(sql_type)
-            and bool(scalar(con, whole_number_query(name, raw.relation)))
-        )
-        rule = column_rule(name, sql_type, col.dtype, col.allowed, whole)
+        rule = known.get(col.name)
+        if rule is None:
+            whole = (
+                col.dtype == "id"
+                and is_float_type(sql_type)
+                and bool(scalar(con, whole_number_query(name, raw.relation)))
+            )
+            rule = column_rule(name, sql_type, col.dtype, col.allowed, whole)
         rules[col.name] = rule
         if col.name in unchanged:
             rule = rule._replace(value=name, failed="false")
@@ -404,7 +411,8 @@ def _check_table(
     counts = _count_checks(con, checked, first + then + changes)
     changed = counts[len(first) + len(then) :]
     if unchanged := frozenset(c for c, n in zip(checked.text, changed, strict=True) if not n):
-        checked = _parse_view(con, raw, unchanged)  # later queries read those columns as read
+        # later queries read those columns as read
+        checked = _parse_view(con, raw, unchanged, checked.rules)
     _report(con, checked, first, counts[: len(first)], problems)
     _check_duplicate_keys(con, checked, problems)
     _report(con, checked, then, counts[len(first) : len(first) + len(then)], problems)

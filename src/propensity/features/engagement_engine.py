@@ -168,24 +168,8 @@ def create_grouped(
     """``engagement_grouped``: the events of the spine's accounts per (account, contact,
     period): last day, count, minutes, one count column per event type (:func:`type_columns`)
     and the channel bitmasks. Returns the bitmask columns."""
-    types = ", ".join(f"({_literal(t)}, {i})" for i, t in enumerate(profile.types))
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE engagement_types AS SELECT * FROM "
-        + (
-            f"(VALUES {types}) t(event_type, tcode)"
-            if types
-            else "(SELECT '' AS event_type, 0 AS tcode WHERE false)"
-        )
-    )
-    channels = ", ".join(f"({_literal(c)}, {i})" for i, c in enumerate(profile.channels))
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE engagement_channels AS SELECT * FROM "
-        + (
-            f"(VALUES {channels}) c(channel, ccode)"
-            if channels
-            else "(SELECT '' AS channel, 0 AS ccode WHERE false)"
-        )
-    )
+    _create_codes(con, "engagement_types", "event_type", "tcode", profile.types)
+    _create_codes(con, "engagement_channels", "channel", "ccode", profile.channels)
     per_type = "".join(
         f", count(*) FILTER (WHERE t.tcode = {i}) AS {c}"
         for i, c in enumerate(type_columns(profile.types).values())
@@ -238,6 +222,19 @@ def create_daily(
         GROUP BY akey, period
         """
     )
+
+
+def _create_codes(
+    con: duckdb.DuckDBPyConnection, table: str, column: str, code: str, values: tuple[str, ...]
+) -> None:
+    """A small table of ``values`` and their integer codes (their positions)."""
+    rows = ", ".join(f"({_literal(v)}, {i})" for i, v in enumerate(values))
+    source = (
+        f"(VALUES {rows}) v({column}, {code})"
+        if rows
+        else f"(SELECT '' AS {column}, 0 AS {code} WHERE false)"
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {source}")
 
 
 def _literal(value: str) -> str:
