@@ -11,6 +11,7 @@ in reasons; :mod:`propensity.features.engagement_engine` computes the tables the
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -46,15 +47,24 @@ def build(
     has_channel = "channel" in tables.events
     profile = engine.profile_events(con, config, has_channel)
     engine.create_period_maps(con, config, profile)
-    mask_columns = engine.create_grouped(con, profile, "contact_id" in tables.events, has_minutes)
+    has_contact = "contact_id" in tables.events
+    mask_columns = engine.create_daily(con, profile, has_contact, has_minutes)
+    engine.create_contact_periods(con, has_contact)
     count_specs, sums = _counts(config, profile.types, has_minutes)
-    engine.create_daily(con, profile.types, mask_columns)
-    engine.create_counts(
-        con, config, sums, mask_columns, len(profile.channels) if has_channel else None
-    )
-    engine.create_contacts(con, config, has_contacts)
-    if has_contacts:
-        engine.create_known(con)
+    sums = engine.all_sums(config, sums)
+    daily, spine = engine.read_daily(con, sums, mask_columns)
+    n_channels = len(profile.channels) if has_channel else None
+    # the window counts are numpy on one core: they run while DuckDB joins the contacts
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        counts = pool.submit(
+            engine.count_windows, daily, spine, config, sums, mask_columns, n_channels
+        )
+        engine.create_contacts(con, config, has_contacts)
+        if has_contacts:
+            engine.create_known(con)
+        # registered, not copied: the view reads the arrays where they are
+        con.register("engagement_counts", counts.result())
+    del daily, spine
 
     name = quote_identifier
     features = [

@@ -4,15 +4,16 @@ Point-in-time rule (as in :mod:`propensity.features.engagement`): an event count
 ``as_of`` only if ``ts < as_of``; its contact counts as identified only if the contact was known
 before ``as_of``.
 
-The events (``events``: a view over their files, or a registered frame) are read twice: one pass
-finds the event types, the channels and the first and last day; one groups them per (account,
-contact, period) with a count per event type and a bitmask of the channels seen
-(``engagement_grouped``). Periods are cut at every window's ends before every snapshot, so every
-window is a run of whole periods. Everything after works on the grouped rows:
+The events (``events``: a view over their files, or a registered frame) are read three times:
+one pass finds the event types, the channels and the first and last day; one counts them per
+(account, period) with a count per event type and a bitmask of the channels seen
+(``engagement_daily``); one counts the events of identified contacts per (account, contact,
+period) (``engagement_contact_periods``). Periods are cut at every window's ends before every
+snapshot, so every window is a run of whole periods. Then:
 
-* window counts, minutes, momentum, channels reached and recency (:func:`create_counts`):
-  running totals over the rows summed per (account, period) (``engagement_daily``), each spine
-  row reading the totals before the periods where its windows start and end (a binary search);
+* window counts, minutes, momentum, channels reached and recency (:func:`count_windows`, numpy,
+  run while DuckDB works on the contacts): running totals over the daily rows, each spine row
+  reading the totals before the periods where its windows start and end (a binary search);
 * engaged contacts, roles and the events of contacts not known yet (:func:`create_contacts`):
   the per contact-period rows joined to the snapshots that see them through a small (period,
   snapshot) map, so a row meets ``lookback / cadence`` snapshots, not every snapshot;
@@ -41,7 +42,7 @@ INTERMEDIATE_TABLES = (
     "engagement_daily",
     "engagement_types",
     "engagement_channels",
-    "engagement_grouped",
+    "engagement_contact_periods",
     "engagement_contact_daily",
     "engagement_contact_info",
     "contacts_known",
@@ -158,25 +159,26 @@ def create_period_maps(
 
 
 def type_columns(types: tuple[str, ...]) -> dict[str, str]:
-    """Event type -> its count column in ``engagement_grouped`` and ``engagement_daily``."""
+    """Event type -> its count column in ``engagement_daily``."""
     return {t: f"n_{i}" for i, t in enumerate(types)}
 
 
-def create_grouped(
+def create_daily(
     con: duckdb.DuckDBPyConnection, profile: EventProfile, has_contact: bool, has_minutes: bool
 ) -> list[str]:
-    """``engagement_grouped``: the events of the spine's accounts per (account, contact,
-    period): last day, count, minutes, one count column per event type (:func:`type_columns`)
-    and the channel bitmasks. Returns the bitmask columns."""
+    """``engagement_daily``: the events of the spine's accounts per (account, period): last day,
+    count, count without a contact, minutes, one count column per event type
+    (:func:`type_columns`) and the channel bitmasks. Returns the bitmask columns."""
     _create_codes(con, "engagement_types", "event_type", "tcode", profile.types)
     _create_codes(con, "engagement_channels", "channel", "ccode", profile.channels)
     per_type = "".join(
         f", count(*) FILTER (WHERE t.tcode = {i}) AS {c}"
         for i, c in enumerate(type_columns(profile.types).values())
     )
+    no_contact = "count(*) FILTER (WHERE e.contact_id IS NULL)" if has_contact else "count(*)"
     # minutes are summed as integer thousandths: exact, so the result does not depend on row
     # order or thread count
-    minutes = "sum(CAST(round(e.minutes * 1000) AS BIGINT))" if has_minutes else "0"
+    minutes = "CAST(sum(CAST(round(e.minutes * 1000) AS BIGINT)) AS BIGINT)" if has_minutes else "0"
     # the channels seen, as bits (one BIGINT per MASK_BITS channels): one aggregate, not a
     # count per channel
     mask_columns = [f"channels_{j}" for j in range(-(-len(profile.channels) // MASK_BITS))]
@@ -185,43 +187,41 @@ def create_grouped(
         f"FILTER (WHERE c.ccode // {MASK_BITS} = {j}) AS {m}"
         for j, m in enumerate(mask_columns)
     )
-    contact = "e.contact_id" if has_contact else "CAST(NULL AS VARCHAR)"
     channel_join = (
         "LEFT JOIN engagement_channels c ON c.channel = e.channel" if mask_columns else ""
     )
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE engagement_grouped AS
-        SELECT a.akey, {contact} AS contact_id, p.period, max(p.day) AS last_day,
-               count(*) AS n_all, {minutes} AS minutes_milli{per_type}{masks}
+        CREATE OR REPLACE TEMP TABLE engagement_daily AS
+        SELECT a.akey, p.period, max(p.day) AS last_day, count(*) AS n_all,
+               {no_contact} AS n_no_contact, {minutes} AS minutes_milli{per_type}{masks}
         FROM events e
         JOIN spine_accounts a ON a.account_id = e.account_id
         JOIN engagement_periods p ON p.day = CAST(e.ts AS DATE)
         LEFT JOIN engagement_types t ON t.event_type = e.event_type
         {channel_join}
-        GROUP BY ALL
+        GROUP BY a.akey, p.period
         """
     )
     return mask_columns
 
 
-def create_daily(
-    con: duckdb.DuckDBPyConnection, types: tuple[str, ...], mask_columns: list[str]
-) -> None:
-    """``engagement_daily``: per account-period, the grouped rows summed over contacts."""
-    sums = "".join(f", CAST(sum({c}) AS BIGINT) AS {c}" for c in type_columns(types).values())
-    masks = "".join(f", bit_or({c}) AS {c}" for c in mask_columns)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE engagement_daily AS
-        SELECT akey, period, max(last_day) AS last_day, CAST(sum(n_all) AS BIGINT) AS n_all,
-               CAST(coalesce(sum(n_all) FILTER (WHERE contact_id IS NULL), 0) AS BIGINT)
-                   AS n_no_contact,
-               CAST(sum(minutes_milli) AS BIGINT) AS minutes_milli{sums}{masks}
-        FROM engagement_grouped
-        GROUP BY akey, period
+def create_contact_periods(con: duckdb.DuckDBPyConnection, has_contact: bool) -> None:
+    """``engagement_contact_periods``: the events of identified contacts of the spine's
+    accounts, counted per (account, contact, period)."""
+    source = (
         """
+        SELECT a.akey, e.contact_id, p.period, count(*) AS n
+        FROM events e
+        JOIN spine_accounts a ON a.account_id = e.account_id
+        JOIN engagement_periods p ON p.day = CAST(e.ts AS DATE)
+        WHERE e.contact_id IS NOT NULL
+        GROUP BY a.akey, e.contact_id, p.period
+        """
+        if has_contact
+        else "SELECT 0 AS akey, '' AS contact_id, 0 AS period, 0 AS n WHERE false"
     )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE engagement_contact_periods AS {source}")
 
 
 def _create_codes(
@@ -253,44 +253,57 @@ class WindowSum:
     scale: float = 1.0
 
 
-def create_counts(
-    con: duckdb.DuckDBPyConnection,
-    config: FeatureConfig,
-    sums: list[WindowSum],
-    mask_columns: list[str],
-    n_channels: int | None,
-) -> None:
-    """``engagement_counts``: per spine ``_row``, the window ``sums``, then the anonymous, recent
-    and prior counts, the channels reached (distinct channels in the longest window) and the
-    days since the last day with activity before as_of (``days_since``, all history).
+def read_daily(
+    con: duckdb.DuckDBPyConnection, sums: list[WindowSum], mask_columns: list[str]
+) -> tuple[pa.Table, pa.Table]:
+    """What :func:`count_windows` reads: the rows of ``engagement_daily`` sorted by (account,
+    period), with the columns ``sums`` and the masks need, and the spine sorted by (account,
+    as_of)."""
+    columns = list(dict.fromkeys([item.column for item in sums] + mask_columns))
+    daily = con.sql(
+        f"SELECT akey, period, last_day, {', '.join(columns)} FROM engagement_daily "
+        "ORDER BY akey, period"
+    ).to_arrow_table()
+    spine = con.sql(
+        "SELECT _row, akey, CAST(as_of AS DATE) AS day FROM spine ORDER BY akey, as_of"
+    ).to_arrow_table()
+    return daily, spine
 
-    Every window starts and ends on a period boundary, so a window's sum is the difference of
-    two running totals: the rows of ``engagement_daily`` sorted by (account, period) are summed
-    cumulatively once, and each spine row reads the totals before the period where its window
-    starts and before the one where it ends (a binary search). No period row meets every
-    snapshot that sees it, which is what a grouped SQL sum over the expanded rows would do.
-    """
+
+def all_sums(config: FeatureConfig, sums: list[WindowSum]) -> list[WindowSum]:
+    """``sums``, then the anonymous count over the longest window and the two momentum counts
+    (``_no_contact_long``, ``_recent``, ``_prior``)."""
     longest = max(config.windows_days)
     recent, prior = config.momentum_recent_days, config.momentum_prior_days
-    sums = [
+    return [
         *sums,
         WindowSum("_no_contact_long", "n_no_contact", longest),
         WindowSum("_recent", "n_all", recent),
         WindowSum("_prior", "n_all", recent + prior, recent),
     ]
-    columns = list(dict.fromkeys([item.column for item in sums] + mask_columns))
-    # one chunk per column: numpy reads it without copies
-    daily = (
-        con.sql(
-            f"SELECT akey, period, last_day, {', '.join(columns)} FROM engagement_daily "
-            "ORDER BY akey, period"
-        )
-        .to_arrow_table()
-        .combine_chunks()
-    )
-    spine = con.sql(
-        "SELECT _row, akey, CAST(as_of AS DATE) AS day FROM spine ORDER BY akey, as_of"
-    ).to_arrow_table()
+
+
+def count_windows(
+    daily: pa.Table,
+    spine: pa.Table,
+    config: FeatureConfig,
+    sums: list[WindowSum],
+    mask_columns: list[str],
+    n_channels: int | None,
+) -> pa.Table:
+    """Per spine ``_row``: the window ``sums`` (:func:`all_sums`), the channels reached
+    (distinct channels in the longest window) and the days since the last day with activity
+    before as_of (``days_since``, all history). ``daily`` and ``spine`` as :func:`read_daily`
+    returns them; numpy only, so it can run while DuckDB works on something else.
+
+    Every window starts and ends on a period boundary, so a window's sum is the difference of
+    two running totals: the daily rows are summed cumulatively once, and each spine row reads
+    the totals before the period where its window starts and before the one where it ends (a
+    binary search). No period row meets every snapshot that sees it, which is what a grouped
+    SQL sum over the expanded rows would do.
+    """
+    longest = max(config.windows_days)
+    daily = daily.combine_chunks()  # one chunk per column: numpy reads it without copies
     spine_days = spine.column("day").to_numpy().astype("datetime64[D]")
     edges = np.array(period_edges(config), dtype="timedelta64[D]")
     # the period of a day is the number of cuts up to it (as in engagement_periods)
@@ -309,32 +322,45 @@ def create_counts(
     edges_used = {e for item in sums for e in (item.oldest, item.newest)} | {0, longest}
     positions = {edge: before(edge) for edge in edges_used}
 
-    def totals_at(values: np.ndarray, edges: set[int]) -> dict[int, np.ndarray]:
-        """Running total of ``values`` (per daily row) before each spine row's period starting
-        at each of ``edges`` (the spine in account order: the reads move forward)."""
-        totals = np.zeros(len(values) + 1, dtype=np.int64)
+    # one buffer of running totals and one spine-sized scratch array, reused for every column:
+    # fresh memory is what these reads cost most
+    totals = np.zeros(daily.num_rows + 1, dtype=np.int64)
+    scratch = np.empty(spine.num_rows, dtype=np.int64)
+
+    def running_totals(values: np.ndarray) -> None:
+        """``totals[i]``: the sum of ``values`` over the daily rows before row ``i``."""
         np.cumsum(values, out=totals[1:])
-        return {edge: totals[positions[edge]] for edge in edges}
+
+    def window_sum(oldest: int, newest: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Per spine row (in account order: the reads move forward), the sum over the daily
+        rows of the periods from as_of - oldest up to as_of - newest."""
+        result = np.take(totals, positions[newest], out=out)
+        np.take(totals, positions[oldest], out=scratch)
+        result -= scratch
+        return result
 
     def column(name: str) -> np.ndarray:
-        return pc.fill_null(daily.column(name), 0).to_numpy().astype(np.int64)
+        return pc.fill_null(daily.column(name), 0).to_numpy()
 
     out: dict[str, np.ndarray] = {"_row": spine.column("_row").to_numpy()}
     for name in dict.fromkeys(item.column for item in sums):
-        edges = {e for item in sums if item.column == name for e in (item.oldest, item.newest)}
-        at = totals_at(column(name), edges)
+        running_totals(column(name))
         for item in sums:
             if item.column == name:
-                total = at[item.newest] - at[item.oldest]
+                total = window_sum(item.oldest, item.newest)
                 out[item.name] = total / item.scale if item.scale != 1.0 else total
     if n_channels is not None:  # None: the events have no channel column
         # a channel was reached in the window iff the daily rows with its bit set add up
         reached = np.zeros(spine.num_rows, dtype=np.int64)
-        masks = {m: column(m) for m in mask_columns}
-        for code in range(n_channels):
-            bits = masks[mask_columns[code // MASK_BITS]]
-            at = totals_at((bits >> (code % MASK_BITS)) & 1, {0, longest})
-            reached += (at[0] - at[longest]) > 0
+        bits = np.empty(daily.num_rows, dtype=np.int64)
+        in_window = np.empty(spine.num_rows, dtype=np.int64)
+        for j, mask in enumerate(mask_columns):
+            masks = column(mask)
+            for code in range(j * MASK_BITS, min(n_channels, (j + 1) * MASK_BITS)):
+                np.right_shift(masks, code % MASK_BITS, out=bits)
+                np.bitwise_and(bits, 1, out=bits)
+                running_totals(bits)
+                reached += window_sum(longest, 0, out=in_window) > 0
         out[f"eng_channels_{longest}d"] = reached
     # recency: the last daily row before the period starting at as_of holds the account's last
     # day with activity before as_of (all history), if it is the same account's
@@ -346,8 +372,7 @@ def create_counts(
         last_days = daily.column("last_day").to_numpy().astype("datetime64[D]")
         since = (spine_days - last_days[last]).astype(np.float64)
         out["days_since"] = np.where(same, since, np.nan)
-    # registered, not copied: the view reads the arrays where they are
-    con.register("engagement_counts", pa.table(out))
+    return pa.table(out)
 
 
 def period_edges(config: FeatureConfig) -> list[int]:
@@ -362,47 +387,83 @@ def create_contacts(
     con: duckdb.DuckDBPyConnection, config: FeatureConfig, has_contacts: bool
 ) -> None:
     """``engagement_contacts``: per (akey, as_of), identified contacts engaged per window, roles,
-    whether a decision maker engaged, and the events of contacts not known yet (anonymous)."""
+    whether a decision maker engaged, and the events of contacts not known yet (anonymous).
+
+    A known contact is engaged in a window iff its last period with activity before as_of lies
+    in it, so each contact meets a snapshot through one row: the row whose next period with
+    activity (``next_period``) is not before as_of.
+    """
     longest = max(config.windows_days)
     short_and_long = sorted({THIRTY_DAYS, longest})
     contact_join = "LEFT JOIN contacts c ON c.contact_id = i.contact_id" if has_contacts else ""
     role = "c.role" if has_contacts else "CAST(NULL AS VARCHAR)"
     created = "c.created_at" if has_contacts else "CAST(NULL AS TIMESTAMP)"
-    # integer contact keys: the windowed grouping below runs on them, not on the ids
+    roles = (
+        "SELECT DISTINCT role FROM contacts WHERE role IS NOT NULL"
+        if has_contacts
+        else "SELECT '' AS role WHERE false"
+    )
+    n_roles = con.execute(f"SELECT count(*) FROM ({roles})").fetchall()[0][0]
+    if n_roles > MASK_BITS:  # the contract allows a handful of roles
+        raise ValueError(
+            f"contacts has {n_roles} distinct roles; at most {MASK_BITS} are supported"
+        )
+    # integer contact keys: the groupings below run on them, not on the ids; roles as bits,
+    # so the distinct roles engaged are one bit_or
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE engagement_contact_info AS
+        WITH roles AS (
+            SELECT role, CAST(row_number() OVER (ORDER BY role) - 1 AS INTEGER) AS code
+            FROM ({roles})
+        )
         SELECT i.contact_id, CAST(row_number() OVER (ORDER BY i.contact_id) AS INTEGER) AS ckey,
-               {role} AS role, {created} AS contact_created_at
-        FROM (SELECT DISTINCT contact_id FROM engagement_grouped WHERE contact_id IS NOT NULL) i
+               CAST(1 AS BIGINT) << r.code AS role_bit,
+               {role} = 'decision_maker' AS decision_maker,
+               {created} AS contact_created_at
+        FROM (SELECT DISTINCT contact_id FROM engagement_contact_periods) i
         {contact_join}
+        LEFT JOIN roles r ON r.role = {role}
         """
     )
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE engagement_contact_daily AS
-        SELECT g.akey, i.ckey, i.role, i.contact_created_at, g.period, g.n_all AS n
-        FROM engagement_grouped g JOIN engagement_contact_info i ON i.contact_id = g.contact_id
+        SELECT g.akey, g.period, g.n, i.role_bit, i.decision_maker, i.contact_created_at,
+               lead(g.period) OVER (PARTITION BY g.akey, i.ckey ORDER BY g.period)
+                   AS next_period
+        FROM engagement_contact_periods g JOIN engagement_contact_info i ON i.contact_id = g.contact_id
         """
     )
-    known = f"(contact_created_at IS NULL OR {known_at('contact_created_at', 'as_of')})"
+    known = f"(d.contact_created_at IS NULL OR {known_at('d.contact_created_at', 'm.as_of')})"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE engagement_contacts AS
-        WITH per_contact AS (
-            SELECT akey, as_of, ckey, any_value(role) AS role,
-                   min(age) FILTER (WHERE {known}) AS last_age,
-                   sum(n) FILTER (WHERE NOT {known} AND age <= {longest}) AS n_not_known_yet
-            FROM ({in_window("engagement_contact_daily", longest)})
-            GROUP BY akey, as_of, ckey
+        WITH last_periods AS (  -- per snapshot, the last period before as_of
+            SELECT as_of, max(period) AS last_period FROM engagement_period_map GROUP BY as_of
+        ),
+        engaged AS (  -- per snapshot, each known contact's last period in the longest window
+            SELECT d.akey, m.as_of, m.age, d.role_bit, d.decision_maker, 0 AS n, true AS known
+            FROM engagement_contact_daily d
+            JOIN engagement_period_map m ON m.period = d.period AND m.age <= {longest}
+            JOIN last_periods l ON l.as_of = m.as_of
+            WHERE (d.next_period IS NULL OR d.next_period > l.last_period) AND {known}
+        ),
+        first_days AS (SELECT period, min(day) AS first_day FROM engagement_periods GROUP BY period),
+        not_known AS (  -- events of contacts created after as_of: only of periods they postdate
+            SELECT d.akey, m.as_of, NULL AS age, NULL AS role_bit, NULL AS decision_maker, d.n,
+                   false AS known
+            FROM engagement_contact_daily d
+            JOIN first_days f ON f.period = d.period AND d.contact_created_at > f.first_day
+            JOIN engagement_period_map m ON m.period = d.period AND m.age <= {longest}
+            WHERE NOT {known}
         )
         SELECT akey, as_of,
-               {", ".join(f"count(*) FILTER (WHERE last_age <= {w}) AS eng_contacts_{w}d" for w in short_and_long)},
-               count(DISTINCT role) FILTER (WHERE last_age <= {longest}) AS eng_roles_{longest}d,
-               coalesce(bool_or(role = 'decision_maker' AND last_age <= {longest}), false)
-                   AS eng_decision_maker_{longest}d,
-               coalesce(sum(n_not_known_yet), 0) AS _not_known_yet_long
-        FROM per_contact
+               {", ".join(f"count(*) FILTER (WHERE known AND age <= {w}) AS eng_contacts_{w}d" for w in short_and_long)},
+               bit_count(bit_or(role_bit)) AS eng_roles_{longest}d,
+               coalesce(bool_or(decision_maker), false) AS eng_decision_maker_{longest}d,
+               sum(n) AS _not_known_yet_long
+        FROM (SELECT * FROM engaged UNION ALL SELECT * FROM not_known)
         GROUP BY akey, as_of
         """
     )

@@ -132,50 +132,45 @@ def _view(config: FeatureConfig) -> str:
               ON {known_at("d.last_day", "CAST(s.as_of AS DATE)")}
              AND CAST(s.as_of AS DATE) <= d.last_day + INTERVAL {prior_days} DAY
         ),
-        in_window AS (
-            SELECT k.akey, m.as_of, k.topic, k.score_milli, m.age
-            FROM known k JOIN week_map m ON m.last_day = k.last_day
-        ),
-        per_topic AS (
-            SELECT akey, as_of, topic,
-                   max(score_milli) FILTER (WHERE age < 7) AS max_1w,
-                   sum(score_milli) FILTER (WHERE age < 7) AS sum_1w,
-                   count(*) FILTER (WHERE age < 7) AS n_1w,
-                   max(score_milli) FILTER (WHERE age < 28) AS max_4w,
-                   sum(score_milli) FILTER (WHERE age < 28) AS sum_4w,
-                   count(*) FILTER (WHERE age < 28) AS n_4w,
-                   sum(score_milli) FILTER (WHERE age >= 28) AS sum_prior,
-                   count(*) FILTER (WHERE age >= 28) AS n_prior
-            FROM in_window
-            GROUP BY akey, as_of, topic
-        ),
+        -- every window is a run of whole weeks: each snapshot reads its weeks' rows once; the
+        -- top topic is the row with the highest score (ties: the first topic by name)
         per_snapshot AS (
-            -- per topic first, then per snapshot: the distinct surging topics and the top topic
-            -- are read from a row per topic instead of a row per topic and week
-            SELECT akey, as_of,
-                   max(max_1w) / 1000.0 AS intent_max_1w,
-                   sum(sum_1w) / sum(n_1w) FILTER (WHERE n_1w > 0) / 1000.0 AS intent_mean_1w,
-                   max(max_4w) / 1000.0 AS intent_max_4w,
-                   sum(sum_4w) / sum(n_4w) FILTER (WHERE n_4w > 0) / 1000.0 AS intent_mean_4w,
-                   count(*) FILTER (WHERE max_4w >= {threshold * 1000}) AS intent_surging_topics_4w,
-                   sum(sum_4w) / sum(n_4w) FILTER (WHERE n_4w > 0) / 1000.0
-                     - sum(sum_prior) / sum(n_prior) FILTER (WHERE n_prior > 0) / 1000.0
-                       AS intent_trend,
-                   first(topic ORDER BY max_4w DESC, topic) FILTER (WHERE max_4w IS NOT NULL)
-                       AS intent_top_topic_4w
-            FROM per_topic
-            GROUP BY akey, as_of
+            SELECT k.akey, m.as_of,
+                   max(k.score_milli) FILTER (WHERE m.age < 7) / 1000.0 AS intent_max_1w,
+                   sum(k.score_milli) FILTER (WHERE m.age < 7)
+                     / count(*) FILTER (WHERE m.age < 7) / 1000.0 AS intent_mean_1w,
+                   max(k.score_milli) FILTER (WHERE m.age < 28) / 1000.0 AS intent_max_4w,
+                   sum(k.score_milli) FILTER (WHERE m.age < 28)
+                     / count(*) FILTER (WHERE m.age < 28) / 1000.0 AS intent_mean_4w,
+                   sum(k.score_milli) FILTER (WHERE m.age < 28)
+                     / count(*) FILTER (WHERE m.age < 28) / 1000.0
+                     - sum(k.score_milli) FILTER (WHERE m.age >= 28)
+                       / count(*) FILTER (WHERE m.age >= 28) / 1000.0 AS intent_trend,
+                   -struct_extract(
+                       max({{'score': k.score_milli, 'minus_topic': -k.topic}}) FILTER (WHERE m.age < 28),
+                       'minus_topic'
+                   ) AS intent_top_topic_4w
+            FROM known k JOIN week_map m ON m.last_day = k.last_day
+            GROUP BY k.akey, m.as_of
+        ),
+        -- distinct topics at or above the threshold: only the rows that reach it
+        surging AS (
+            SELECT k.akey, m.as_of, count(DISTINCT k.topic) AS intent_surging_topics_4w
+            FROM known k JOIN week_map m ON m.last_day = k.last_day AND m.age < 28
+            WHERE k.score_milli >= {threshold * 1000}
+            GROUP BY k.akey, m.as_of
         )
         SELECT s._row,
                CAST(p.intent_max_1w AS DOUBLE) AS intent_max_1w,
                CAST(p.intent_mean_1w AS DOUBLE) AS intent_mean_1w,
                CAST(p.intent_max_4w AS DOUBLE) AS intent_max_4w,
                CAST(p.intent_mean_4w AS DOUBLE) AS intent_mean_4w,
-               CAST(coalesce(p.intent_surging_topics_4w, 0) AS DOUBLE) AS intent_surging_topics_4w,
+               CAST(coalesce(g.intent_surging_topics_4w, 0) AS DOUBLE) AS intent_surging_topics_4w,
                CAST(p.intent_trend AS DOUBLE) AS intent_trend,
                t.topic AS intent_top_topic_4w
         FROM spine s
         LEFT JOIN per_snapshot p ON p.akey = s.akey AND p.as_of = s.as_of
+        LEFT JOIN surging g ON g.akey = s.akey AND g.as_of = s.as_of
         LEFT JOIN topics t ON t.code = p.intent_top_topic_4w
         """
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -146,34 +147,32 @@ def _build(
         specs += module.build(con, tables, config)
         built.append(family)
     # each family's view is fetched on its own, sorted by _row: cheaper than one query joining
-    # the views on _row and sorting the wide result
-    parts = [con.sql("SELECT _row, account_id, as_of FROM spine ORDER BY _row").to_arrow_table()]
+    # the views on _row and sorting the wide result; a family is converted to pandas (one core,
+    # memory-bound) while DuckDB computes the next
+    queries = ["SELECT _row, account_id, as_of FROM spine ORDER BY _row"]
     for family in built:
         names = ", ".join(quote_identifier(s.name) for s in specs if s.family == family)
-        parts.append(
-            con.sql(f"SELECT _row, {names} FROM features_{family} ORDER BY _row").to_arrow_table()
-        )
-    columns: dict[str, pa.ChunkedArray] = {}
-    expected = np.arange(len(keyed))
-    for part in parts:
-        if not np.array_equal(part.column("_row").to_numpy(), expected):
-            raise RuntimeError(f"a feature family returned rows {part.column('_row')[:5]} ...")
-        # one chunk per column: the conversion to pandas is several times faster
-        part = part.combine_chunks()
-        columns.update(zip(part.column_names[1:], part.columns[1:], strict=True))
-        del part
+        queries.append(f"SELECT _row, {names} FROM features_{family} ORDER BY _row")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        converted = [pool.submit(_to_pandas, con.sql(q).to_arrow_table()) for q in queries]
+        parts = [part.result() for part in converted]
+    matrix = pd.concat(parts, axis=1)
     parts.clear()
-    result = pa.table(columns)
-    columns.clear()
-    # through Arrow: about twice as fast as DuckDB's own pandas conversion for wide results
-    matrix = result.to_pandas(split_blocks=True, self_destruct=True)
-    del result
     matrix["as_of"] = matrix["as_of"].astype("datetime64[us]")
     # counts as floats: a model's input signature then accepts a missing value in any feature,
     # and training and scoring see the same dtypes
     counts = [c for c in matrix.columns if pd.api.types.is_integer_dtype(matrix[c])]
     matrix[counts] = matrix[counts].astype("float64")
     return FeatureSet(matrix=matrix, specs=tuple(specs), families=tuple(built), skipped=skipped)
+
+
+def _to_pandas(part: pa.Table) -> pd.DataFrame:
+    """A family's columns (``part`` sorted by ``_row``) as a frame indexed 0..n-1."""
+    rows = part.column("_row").to_numpy()
+    if not np.array_equal(rows, np.arange(len(rows))):
+        raise RuntimeError(f"a feature family returned rows {rows[:5]} ...")
+    # one block per column: no copy into consolidated blocks
+    return part.drop_columns("_row").to_pandas(split_blocks=True, self_destruct=True)
 
 
 def _check_spine(spine: pd.DataFrame) -> None:
