@@ -153,10 +153,18 @@ def snapshot_dates(tables: Tables, config: SpineConfig) -> pd.DatetimeIndex:
 
 
 def account_status(tables: Tables, as_of: pd.DatetimeIndex) -> pd.DataFrame:
-    """Per (account_id, as_of): is_customer and has_open_opportunity, known strictly before as_of."""
+    """Per (account_id, as_of): is_customer and has_open_opportunity, known strictly before as_of.
+
+    Rows by account (in the accounts table's order), then by as_of (sorted, as snapshot_dates
+    returns them).
+    """
     accounts = tables.accounts["account_id"]
-    grid = pd.MultiIndex.from_product([accounts, as_of], names=["account_id", "as_of"]).to_frame(
-        index=False
+    dates = as_of.as_unit("us").to_numpy()
+    grid = pd.DataFrame(
+        {
+            "account_id": accounts.repeat(len(dates)).reset_index(drop=True),
+            "as_of": np.tile(dates, len(accounts)),
+        }
     )
     grid["is_customer"] = False
     grid["has_open_opportunity"] = False
@@ -164,21 +172,22 @@ def account_status(tables: Tables, as_of: pd.DatetimeIndex) -> pd.DataFrame:
     if opps is None:
         return grid
     nb = opps[opps["type"].fillna(NEW_BUSINESS) == NEW_BUSINESS]
+    account_index = pd.Index(accounts)
     won = nb[(nb["outcome"] == "won") & nb["closed_at"].notna()]
-    first_won = won.groupby("account_id")["closed_at"].min()
-    became = grid["account_id"].map(first_won)
-    grid["is_customer"] = (became < grid["as_of"]).fillna(False).astype(bool)
-    # open at as_of: created before it, not closed before it (outcome after as_of is unknown then)
-    pairs = nb[["account_id", "created_at", "closed_at"]].merge(
-        pd.DataFrame({"as_of": as_of}), how="cross"
-    )
-    open_now = pairs[
-        (pairs["created_at"] < pairs["as_of"]) & ~(pairs["closed_at"] < pairs["as_of"])
-    ]
-    keys = pd.MultiIndex.from_frame(open_now[["account_id", "as_of"]])
-    grid["has_open_opportunity"] = pd.MultiIndex.from_frame(grid[["account_id", "as_of"]]).isin(
-        keys
-    )
+    first_won = won.groupby("account_id")["closed_at"].min().reindex(account_index)
+    became = np.repeat(first_won.to_numpy(dtype="datetime64[us]"), len(dates))
+    grid["is_customer"] = became < grid["as_of"].to_numpy()  # NaT (never won) compares False
+    # open at as_of: created before it, not closed before it (outcome after as_of is unknown then);
+    # an opportunity is open over a run of snapshot dates, marked by its first and past-last
+    where = account_index.get_indexer(nb["account_id"])
+    first = np.searchsorted(dates, nb["created_at"].to_numpy(dtype="datetime64[us]"), "right")
+    closed = nb["closed_at"].to_numpy(dtype="datetime64[us]")
+    past_last = np.where(np.isnat(closed), len(dates), np.searchsorted(dates, closed, "right"))
+    marked = (where >= 0) & (first < past_last)
+    runs = np.zeros((len(accounts), len(dates) + 1), dtype=np.int64)
+    np.add.at(runs, (where[marked], first[marked]), 1)
+    np.add.at(runs, (where[marked], past_last[marked]), -1)
+    grid["has_open_opportunity"] = np.cumsum(runs, axis=1)[:, :-1].ravel() > 0
     return grid
 
 
