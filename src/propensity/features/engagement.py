@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 import propensity.features.engagement_engine as engine
 from propensity.features.phrases import (
@@ -25,8 +27,8 @@ from propensity.features.phrases import (
     unknown,
     window_counts,
 )
-from propensity.features.registry import FeatureConfig, FeatureSpec
-from propensity.features.sql import quote_identifier, slug
+from propensity.features.registry import FamilyBuild, FeatureConfig, FeatureSpec
+from propensity.features.sql import slug
 
 if TYPE_CHECKING:  # the stage reads the tables' shape only
     from propensity.data.specs import Tables
@@ -35,13 +37,15 @@ FAMILY = "engagement"
 AVAILABLE = "counts events with ts strictly before as_of"
 CONTACTS_AVAILABLE = "contacts with created_at strictly before as_of"
 
-Feature = tuple[FeatureSpec, str]  # a spec and the SQL of its column in features_engagement
+# a spec and the SQL of its column in features_engagement, or None: counted in numpy
+# (:func:`propensity.features.engagement_engine.count_windows`)
+Feature = tuple[FeatureSpec, str | None]
+RECENCY = "eng_days_since_last_event"
 
 
-def build(
-    con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig
-) -> list[FeatureSpec]:
-    """Create the view ``features_engagement`` (``_row`` of the spine, then the features)."""
+def build(con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig) -> FamilyBuild:
+    """Create the view ``features_engagement`` (``_row`` of the spine, then the features not
+    counted in numpy)."""
     has_contacts = tables.contacts is not None
     has_minutes = "minutes" in tables.events
     has_channel = "channel" in tables.events
@@ -49,34 +53,44 @@ def build(
     engine.create_period_maps(con, config, profile)
     has_contact = "contact_id" in tables.events
     mask_columns = engine.create_daily(con, profile, has_contact, has_minutes)
-    engine.create_contact_periods(con, has_contact)
     count_specs, sums = _counts(config, profile.types, has_minutes)
     sums = engine.all_sums(config, sums)
     daily, spine = engine.read_daily(con, sums, mask_columns)
     n_channels = len(profile.channels) if has_channel else None
-    # the window counts are numpy on one core: they run while DuckDB joins the contacts
+    # the window counts are numpy on one core: they run while DuckDB counts and joins the
+    # contacts
     with ThreadPoolExecutor(max_workers=1) as pool:
-        counts = pool.submit(
+        counting = pool.submit(
             engine.count_windows, daily, spine, config, sums, mask_columns, n_channels
         )
+        engine.create_contact_periods(con, has_contact)
         engine.create_contacts(con, config, has_contacts)
         if has_contacts:
             engine.create_known(con)
-        # registered, not copied: the view reads the arrays where they are
-        con.register("engagement_counts", counts.result())
+        counts = counting.result()
     del daily, spine
 
-    name = quote_identifier
-    features = [
-        (s, f"CAST(coalesce(c.{name(s.name)}, 0) AS DOUBLE) AS {name(s.name)}") for s in count_specs
-    ]
+    # the window counts, channels and recency are features as numpy counted them (no SQL); the
+    # SQL features read the counts they need from engagement_counts, as integers
+    longest = max(config.windows_days)
+    helpers = ["_no_contact_long", "_recent", "_prior", f"eng_events_{longest}d"]
+    rows = np.arange(len(counts["days_since"]), dtype=np.int64)
+    con.register(
+        "engagement_counts",
+        pa.table({"_row": rows, **{h: counts[h].astype(np.int64) for h in helpers}}),
+    )
+    counts[RECENCY] = counts.pop("days_since")
+    features: list[Feature] = [(spec, None) for spec in count_specs]
     features += _buying_group(config, has_contacts)
     features += _activity(config, has_channel)
     if has_contacts:
         features += _coverage(config)
-    engine.create_view(con, [output for _, output in features], has_contacts)
+    engine.create_view(con, [sql for _, sql in features if sql is not None], has_contacts)
     engine.drop_intermediates(con)
-    return [spec for spec, _ in features]
+    return FamilyBuild(
+        [spec for spec, _ in features],
+        {spec.name: counts[spec.name] for spec, sql in features if sql is None},
+    )
 
 
 def _spec(
@@ -191,7 +205,7 @@ def _activity(config: FeatureConfig, has_channel: bool) -> list[Feature]:
                     f"channels reached in the last {longest} days",
                     f"distinct channels of events in the last {longest} days",
                 ),
-                f"CAST(coalesce(c.{channels}, 0) AS DOUBLE) AS {channels}",
+                None,
             )
         )
     anonymous = (
@@ -223,13 +237,13 @@ def _activity(config: FeatureConfig, has_channel: bool) -> list[Feature]:
         ),
         (
             _spec(
-                "eng_days_since_last_event",
+                RECENCY,
                 "eng_recency",
                 "days since the last engagement",
                 "days between the last event before as_of and as_of (missing: never engaged)",
                 empty=None,
             ),
-            "c.days_since AS eng_days_since_last_event",
+            None,
         ),
     ]
 

@@ -257,15 +257,14 @@ def read_daily(
     con: duckdb.DuckDBPyConnection, sums: list[WindowSum], mask_columns: list[str]
 ) -> tuple[pa.Table, pa.Table]:
     """What :func:`count_windows` reads: the rows of ``engagement_daily`` sorted by (account,
-    period), with the columns ``sums`` and the masks need, and the spine sorted by (account,
-    as_of)."""
+    period), with the columns ``sums`` and the masks need, and the spine in ``_row`` order."""
     columns = list(dict.fromkeys([item.column for item in sums] + mask_columns))
     daily = con.sql(
         f"SELECT akey, period, last_day, {', '.join(columns)} FROM engagement_daily "
         "ORDER BY akey, period"
     ).to_arrow_table()
     spine = con.sql(
-        "SELECT _row, akey, CAST(as_of AS DATE) AS day FROM spine ORDER BY akey, as_of"
+        "SELECT _row, akey, CAST(as_of AS DATE) AS day FROM spine ORDER BY _row"
     ).to_arrow_table()
     return daily, spine
 
@@ -290,89 +289,94 @@ def count_windows(
     sums: list[WindowSum],
     mask_columns: list[str],
     n_channels: int | None,
-) -> pa.Table:
-    """Per spine ``_row``: the window ``sums`` (:func:`all_sums`), the channels reached
-    (distinct channels in the longest window) and the days since the last day with activity
+) -> dict[str, np.ndarray]:
+    """Per spine row, in ``_row`` order, as floats: the window ``sums`` (:func:`all_sums`; a
+    count is exact, as a float, up to 2**53), the channels reached (``eng_channels_<longest>d``:
+    distinct channels in the longest window) and the days since the last day with activity
     before as_of (``days_since``, all history). ``daily`` and ``spine`` as :func:`read_daily`
     returns them; numpy only, so it can run while DuckDB works on something else.
 
     Every window starts and ends on a period boundary, so a window's sum is the difference of
     two running totals: the daily rows are summed cumulatively once, and each spine row reads
-    the totals before the period where its window starts and before the one where it ends (a
-    binary search). No period row meets every snapshot that sees it, which is what a grouped
-    SQL sum over the expanded rows would do.
+    the totals before the period where its window starts and before the one where it ends. No
+    period row meets every snapshot that sees it, which is what a grouped SQL sum over the
+    expanded rows would do.
     """
     longest = max(config.windows_days)
     daily = daily.combine_chunks()  # one chunk per column: numpy reads it without copies
+    if not np.array_equal(spine.column("_row").to_numpy(), np.arange(spine.num_rows)):
+        raise ValueError("count_windows needs the spine in _row order")
     spine_days = spine.column("day").to_numpy().astype("datetime64[D]")
     edges = np.array(period_edges(config), dtype="timedelta64[D]")
     # the period of a day is the number of cuts up to it (as in engagement_periods)
     cuts = np.unique((np.unique(spine_days)[:, None] - edges[None, :]).ravel())
-    width = np.int64(len(cuts) + 2)
-    keys = daily.column("akey").to_numpy().astype(np.int64) * width + daily.column(
-        "period"
-    ).to_numpy().astype(np.int64)
-    spine_keys = spine.column("akey").to_numpy().astype(np.int64) * width
+    accounts = daily.column("akey").to_numpy().astype(np.int64)
+    periods = daily.column("period").to_numpy().astype(np.int64)
+    spine_accounts = spine.column("akey").to_numpy().astype(np.int64)
+    n_accounts = int(max(spine_accounts.max(initial=0), accounts.max(initial=0))) + 1
+    # the daily rows are sorted by (account, period): an account's rows start at first_row, and
+    # rows_before[account, period] of them come before the period (no search per spine row)
+    first_row = np.searchsorted(accounts, np.arange(n_accounts), side="left")
+    rows_before = np.zeros((n_accounts, len(cuts) + 2), dtype=np.int64)
+    rows_before[accounts, periods + 1] = 1
+    np.cumsum(rows_before, axis=1, out=rows_before)
 
     def before(edge: int) -> np.ndarray:
         """Per spine row: the daily rows before the period starting at as_of - edge."""
         period = np.searchsorted(cuts, spine_days - np.timedelta64(edge, "D"), side="right")
-        return np.searchsorted(keys, spine_keys + period, side="left")
+        return first_row[spine_accounts] + rows_before[spine_accounts, period]
 
-    edges_used = {e for item in sums for e in (item.oldest, item.newest)} | {0, longest}
-    positions = {edge: before(edge) for edge in edges_used}
-
-    # one buffer of running totals and one spine-sized scratch array, reused for every column:
-    # fresh memory is what these reads cost most
+    positions = {
+        edge: before(edge)
+        for edge in {e for item in sums for e in (item.oldest, item.newest)} | {0, longest}
+    }
+    # running totals of one column at a time, read at every edge into a buffer per edge: the
+    # buffers are reused for every column, as fresh memory is what these reads cost most
     totals = np.zeros(daily.num_rows + 1, dtype=np.int64)
-    scratch = np.empty(spine.num_rows, dtype=np.int64)
+    read = {edge: np.empty(spine.num_rows, dtype=np.int64) for edge in positions}
 
-    def running_totals(values: np.ndarray) -> None:
-        """``totals[i]``: the sum of ``values`` over the daily rows before row ``i``."""
+    def read_totals(values: np.ndarray, edges: set[int]) -> None:
+        """``read[edge]``: per spine row, the sum of ``values`` over the daily rows before the
+        period starting at as_of - edge (the spine in (as_of, account) order: for each as_of
+        the reads move forward)."""
         np.cumsum(values, out=totals[1:])
-
-    def window_sum(oldest: int, newest: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Per spine row (in account order: the reads move forward), the sum over the daily
-        rows of the periods from as_of - oldest up to as_of - newest."""
-        result = np.take(totals, positions[newest], out=out)
-        np.take(totals, positions[oldest], out=scratch)
-        result -= scratch
-        return result
+        for edge in edges:
+            np.take(totals, positions[edge], out=read[edge])
 
     def column(name: str) -> np.ndarray:
         return pc.fill_null(daily.column(name), 0).to_numpy()
 
-    out: dict[str, np.ndarray] = {"_row": spine.column("_row").to_numpy()}
+    out: dict[str, np.ndarray] = {}
     for name in dict.fromkeys(item.column for item in sums):
-        running_totals(column(name))
-        for item in sums:
-            if item.column == name:
-                total = window_sum(item.oldest, item.newest)
-                out[item.name] = total / item.scale if item.scale != 1.0 else total
+        windows = [item for item in sums if item.column == name]
+        read_totals(column(name), {e for item in windows for e in (item.oldest, item.newest)})
+        for item in windows:
+            total = np.subtract(read[item.newest], read[item.oldest], dtype=np.float64)
+            if item.scale != 1.0:
+                total /= item.scale
+            out[item.name] = total
     if n_channels is not None:  # None: the events have no channel column
         # a channel was reached in the window iff the daily rows with its bit set add up
-        reached = np.zeros(spine.num_rows, dtype=np.int64)
+        reached = np.zeros(spine.num_rows, dtype=np.float64)
         bits = np.empty(daily.num_rows, dtype=np.int64)
-        in_window = np.empty(spine.num_rows, dtype=np.int64)
         for j, mask in enumerate(mask_columns):
             masks = column(mask)
             for code in range(j * MASK_BITS, min(n_channels, (j + 1) * MASK_BITS)):
                 np.right_shift(masks, code % MASK_BITS, out=bits)
                 np.bitwise_and(bits, 1, out=bits)
-                running_totals(bits)
-                reached += window_sum(longest, 0, out=in_window) > 0
+                read_totals(bits, {0, longest})
+                reached += read[0] > read[longest]
         out[f"eng_channels_{longest}d"] = reached
     # recency: the last daily row before the period starting at as_of holds the account's last
     # day with activity before as_of (all history), if it is the same account's
     out["days_since"] = np.full(spine.num_rows, np.nan)
-    if len(keys):  # no daily rows: no account has activity
+    if daily.num_rows:  # no daily rows: no account has activity
         last = np.maximum(positions[0] - 1, 0)
-        account = spine.column("akey").to_numpy().astype(np.int64)
-        same = (positions[0] > 0) & (keys[last] // width == account)
+        same = (positions[0] > 0) & (accounts[last] == spine_accounts)
         last_days = daily.column("last_day").to_numpy().astype("datetime64[D]")
         since = (spine_days - last_days[last]).astype(np.float64)
         out["days_since"] = np.where(same, since, np.nan)
-    return pa.table(out)
+    return out
 
 
 def period_edges(config: FeatureConfig) -> list[int]:

@@ -14,7 +14,7 @@ import duckdb
 import pandas as pd
 
 from propensity.features.phrases import Wording, is_missing, number
-from propensity.features.registry import FeatureConfig, FeatureSpec
+from propensity.features.registry import FamilyBuild, FeatureConfig, FeatureSpec
 from propensity.features.sql import quote_identifier
 
 if TYPE_CHECKING:  # the stage reads the tables' shape only
@@ -41,9 +41,7 @@ def _band_sql(column: str, bands: tuple[tuple[float, str], ...], top: str) -> st
 Column = tuple[FeatureSpec, str]  # a spec and the SQL of its column in features_firmographic
 
 
-def build(
-    con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig
-) -> list[FeatureSpec]:
+def build(con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig) -> FamilyBuild:
     """Create the view ``features_firmographic`` (``_row`` of the spine, then the features)."""
     accounts = tables.accounts
     features = _account_fields(accounts) + _tech_flags(accounts) + _declared(accounts, config)
@@ -56,7 +54,7 @@ def build(
         FROM spine s LEFT JOIN accounts a ON a.account_id = s.account_id
         """
     )
-    return [spec for spec, _ in features]
+    return FamilyBuild([spec for spec, _ in features])
 
 
 def _feature(

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from propensity.features.phrases import Wording, is_missing, number
-from propensity.features.registry import FeatureConfig, FeatureSpec
+from propensity.features.registry import FamilyBuild, FeatureConfig, FeatureSpec
 from propensity.features.sql import known_at
 
 if TYPE_CHECKING:  # the stage reads the tables' shape only
@@ -22,13 +22,11 @@ CREATED = "opportunities created strictly before as_of"
 CLOSED = "outcomes of opportunities closed strictly before as_of"
 
 
-def build(
-    con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig
-) -> list[FeatureSpec]:
+def build(con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig) -> FamilyBuild:
     """Create the view ``features_history`` (``_row`` of the spine, then the features)."""
     has_amount = "amount" in tables.opportunities
     con.execute(_view(has_amount))
-    return _specs(has_amount)
+    return FamilyBuild(_specs(has_amount))
 
 
 def _specs(has_amount: bool) -> list[FeatureSpec]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from propensity.features.phrases import Wording, all_missing, is_missing, number, plain
-from propensity.features.registry import FeatureConfig, FeatureSpec
+from propensity.features.registry import FamilyBuild, FeatureConfig, FeatureSpec
 from propensity.features.sql import known_at, quote_literal
 
 if TYPE_CHECKING:  # the stage reads the tables' shape only
@@ -26,12 +26,10 @@ AVAILABLE = (
 )
 
 
-def build(
-    con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig
-) -> list[FeatureSpec]:
+def build(con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig) -> FamilyBuild:
     """Create the view ``features_intent`` (``_row`` of the spine, then the features)."""
     con.execute(_view(config))
-    return _specs(config)
+    return FamilyBuild(_specs(config))
 
 
 def _specs(config: FeatureConfig) -> list[FeatureSpec]:

@@ -135,6 +135,7 @@ def _build(
             con.register(name, tables.get(name))
 
     specs: list[FeatureSpec] = []
+    computed: dict[str, np.ndarray] = {}
     built: list[str] = []
     skipped: dict[str, str] = {}
     for family in config.families:
@@ -144,19 +145,27 @@ def _build(
             skipped[family] = f"table {table} absent"
             log.info("feature family %s skipped: %s", family, skipped[family])
             continue
-        specs += module.build(con, tables, config)
+        family_build = module.build(con, tables, config)
+        specs += family_build.specs
+        computed.update(family_build.computed)
         built.append(family)
     # each family's view is fetched on its own, sorted by _row: cheaper than one query joining
     # the views on _row and sorting the wide result; a family is converted to pandas (one core,
     # memory-bound) while DuckDB computes the next
     queries = ["SELECT _row, account_id, as_of FROM spine ORDER BY _row"]
     for family in built:
-        names = ", ".join(quote_identifier(s.name) for s in specs if s.family == family)
-        queries.append(f"SELECT _row, {names} FROM features_{family} ORDER BY _row")
+        in_view = [s.name for s in specs if s.family == family and s.name not in computed]
+        if in_view:
+            names = ", ".join(quote_identifier(name) for name in in_view)
+            queries.append(f"SELECT _row, {names} FROM features_{family} ORDER BY _row")
     with ThreadPoolExecutor(max_workers=1) as pool:
         converted = [pool.submit(_to_pandas, con.sql(q).to_arrow_table()) for q in queries]
         parts = [part.result() for part in converted]
-    matrix = pd.concat(parts, axis=1)
+    if computed:
+        parts.append(pd.DataFrame(computed, copy=False))
+        computed.clear()
+    # in spec order (a family's computed columns sit among its others); no copy of the columns
+    matrix = pd.concat(parts, axis=1)[["account_id", "as_of", *(s.name for s in specs)]]
     parts.clear()
     matrix["as_of"] = matrix["as_of"].astype("datetime64[us]")
     # counts as floats: a model's input signature then accepts a missing value in any feature,

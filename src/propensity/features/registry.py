@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from propensity.duck import SIZE_PATTERN
@@ -32,6 +33,16 @@ class FeatureSpec:
     availability: str
     kind: Kind = "numeric"
     empty_value: float | None = None
+
+
+@dataclass(frozen=True)
+class FamilyBuild:
+    """What a family's ``build`` gives the feature matrix: its features in column order, and the
+    columns it computed outside SQL (``computed``: name -> one float per spine row, in ``_row``
+    order). The view ``features_<family>`` holds the others."""
+
+    specs: list[FeatureSpec]
+    computed: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class FeatureConfig(BaseModel):
