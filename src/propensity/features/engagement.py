@@ -54,43 +54,56 @@ def build(con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig)
     has_contact = "contact_id" in tables.events
     mask_columns = engine.create_daily(con, profile, has_contact, has_minutes)
     count_specs, sums = _counts(config, profile.types, has_minutes)
-    sums = engine.all_sums(config, sums)
-    daily, spine = engine.read_daily(con, sums, mask_columns)
-    n_channels = len(profile.channels) if has_channel else None
-    # the window counts are numpy on one core: they run while DuckDB counts and joins the
-    # contacts
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        counting = pool.submit(
-            engine.count_windows, daily, spine, config, sums, mask_columns, n_channels
-        )
-        engine.create_contact_periods(con, has_contact)
-        engine.create_contacts(con, config, has_contacts)
-        if has_contacts:
-            engine.create_known(con)
-        counts = counting.result()
+    helpers = engine.helper_sums(config)
+    daily, spine = engine.read_daily(con, sums + helpers, mask_columns)
+    counter = engine.WindowCounts(daily, spine, config)
     del daily, spine
-
-    # the window counts, channels and recency are features as numpy counted them (no SQL); the
-    # SQL features read the counts they need from engagement_counts, as integers
-    longest = max(config.windows_days)
-    helpers = ["_no_contact_long", "_recent", "_prior", f"eng_events_{longest}d"]
-    rows = np.arange(len(counts["days_since"]), dtype=np.int64)
+    # the counts the SQL features read, as integers (as they were counted)
+    counts = counter.sums(helpers)
+    rows = np.arange(counter.n_rows, dtype=np.int64)
     con.register(
         "engagement_counts",
-        pa.table({"_row": rows, **{h: counts[h].astype(np.int64) for h in helpers}}),
+        pa.table({"_row": rows, **{name: v.astype(np.int64) for name, v in counts.items()}}),
     )
-    counts[RECENCY] = counts.pop("days_since")
     features: list[Feature] = [(spec, None) for spec in count_specs]
     features += _buying_group(config, has_contacts)
     features += _activity(config, has_channel)
     if has_contacts:
         features += _coverage(config)
+    # the window counts, channels and recency are features as numpy counts them (no SQL), on
+    # one core while DuckDB works on the contacts and the other families
+    pool = ThreadPoolExecutor(max_workers=1)
+    counted = pool.submit(
+        _counted,
+        counter,
+        [spec.name for spec, sql in features if sql is None],
+        sums,
+        (mask_columns, len(profile.channels), max(config.windows_days)) if has_channel else None,
+    )
+    pool.shutdown(wait=False)  # the thread ends with its one task
+    engine.create_contact_periods(con, has_contact)
+    engine.create_contacts(con, config, has_contacts)
+    if has_contacts:
+        engine.create_known(con)
     engine.create_view(con, [sql for _, sql in features if sql is not None], has_contacts)
     engine.drop_intermediates(con)
-    return FamilyBuild(
-        [spec for spec, _ in features],
-        {spec.name: counts[spec.name] for spec, sql in features if sql is None},
-    )
+    return FamilyBuild([spec for spec, _ in features], counted)
+
+
+def _counted(
+    counter: engine.WindowCounts,
+    names: list[str],
+    sums: list[engine.WindowSum],
+    channels: tuple[list[str], int, int] | None,
+) -> dict[str, np.ndarray]:
+    """The features counted in numpy (``names``): the window ``sums``, the channels reached
+    (``channels``: mask columns, number of channels, window) and the recency."""
+    counted = counter.sums(sums)
+    if channels is not None:
+        mask_columns, n_channels, days = channels
+        counted[f"eng_channels_{days}d"] = counter.channels(mask_columns, n_channels, days)
+    counted[RECENCY] = counter.days_since()
+    return {name: counted[name] for name in names}
 
 
 def _spec(
@@ -210,7 +223,7 @@ def _activity(config: FeatureConfig, has_channel: bool) -> list[Feature]:
         )
     anonymous = (
         f"(coalesce(c._no_contact_long, 0) + coalesce(k._not_known_yet_long, 0))::DOUBLE"
-        f" / NULLIF(c.eng_events_{longest}d, 0) AS eng_anonymous_share_{longest}d"
+        f" / NULLIF(c._events_long, 0) AS eng_anonymous_share_{longest}d"
     )
     momentum = f"(coalesce(c._recent, 0) + 1.0) / (coalesce(c._prior, 0) * {recent / prior} + 1.0) AS eng_momentum"
     return [

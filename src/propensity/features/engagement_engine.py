@@ -269,31 +269,22 @@ def read_daily(
     return daily, spine
 
 
-def all_sums(config: FeatureConfig, sums: list[WindowSum]) -> list[WindowSum]:
-    """``sums``, then the anonymous count over the longest window and the two momentum counts
-    (``_no_contact_long``, ``_recent``, ``_prior``)."""
+def helper_sums(config: FeatureConfig) -> list[WindowSum]:
+    """The counts the SQL features read (``engagement_counts``): the events without a contact
+    and all events in the longest window, and the two momentum counts."""
     longest = max(config.windows_days)
     recent, prior = config.momentum_recent_days, config.momentum_prior_days
     return [
-        *sums,
         WindowSum("_no_contact_long", "n_no_contact", longest),
+        WindowSum("_events_long", "n_all", longest),
         WindowSum("_recent", "n_all", recent),
         WindowSum("_prior", "n_all", recent + prior, recent),
     ]
 
 
-def count_windows(
-    daily: pa.Table,
-    spine: pa.Table,
-    config: FeatureConfig,
-    sums: list[WindowSum],
-    mask_columns: list[str],
-    n_channels: int | None,
-) -> dict[str, np.ndarray]:
-    """Per spine row, in ``_row`` order, as floats: the window ``sums`` (:func:`all_sums`; a
-    count is exact, as a float, up to 2**53), the channels reached (``eng_channels_<longest>d``:
-    distinct channels in the longest window) and the days since the last day with activity
-    before as_of (``days_since``, all history). ``daily`` and ``spine`` as :func:`read_daily`
+class WindowCounts:
+    """Window sums over ``engagement_daily`` per spine row, in ``_row`` order, as floats (a
+    count is exact, as a float, up to 2**53). ``daily`` and ``spine`` as :func:`read_daily`
     returns them; numpy only, so it can run while DuckDB works on something else.
 
     Every window starts and ends on a period boundary, so a window's sum is the difference of
@@ -302,81 +293,95 @@ def count_windows(
     period row meets every snapshot that sees it, which is what a grouped SQL sum over the
     expanded rows would do.
     """
-    longest = max(config.windows_days)
-    daily = daily.combine_chunks()  # one chunk per column: numpy reads it without copies
-    if not np.array_equal(spine.column("_row").to_numpy(), np.arange(spine.num_rows)):
-        raise ValueError("count_windows needs the spine in _row order")
-    spine_days = spine.column("day").to_numpy().astype("datetime64[D]")
-    edges = np.array(period_edges(config), dtype="timedelta64[D]")
-    # the period of a day is the number of cuts up to it (as in engagement_periods)
-    cuts = np.unique((np.unique(spine_days)[:, None] - edges[None, :]).ravel())
-    accounts = daily.column("akey").to_numpy().astype(np.int64)
-    periods = daily.column("period").to_numpy().astype(np.int64)
-    spine_accounts = spine.column("akey").to_numpy().astype(np.int64)
-    n_accounts = int(max(spine_accounts.max(initial=0), accounts.max(initial=0))) + 1
-    # the daily rows are sorted by (account, period): an account's rows start at first_row, and
-    # rows_before[account, period] of them come before the period (no search per spine row)
-    first_row = np.searchsorted(accounts, np.arange(n_accounts), side="left")
-    rows_before = np.zeros((n_accounts, len(cuts) + 2), dtype=np.int64)
-    rows_before[accounts, periods + 1] = 1
-    np.cumsum(rows_before, axis=1, out=rows_before)
 
-    def before(edge: int) -> np.ndarray:
-        """Per spine row: the daily rows before the period starting at as_of - edge."""
-        period = np.searchsorted(cuts, spine_days - np.timedelta64(edge, "D"), side="right")
-        return first_row[spine_accounts] + rows_before[spine_accounts, period]
-
-    positions = {
-        edge: before(edge)
-        for edge in {e for item in sums for e in (item.oldest, item.newest)} | {0, longest}
-    }
-    # running totals of one column at a time, read at every edge into a buffer per edge: the
-    # buffers are reused for every column, as fresh memory is what these reads cost most
-    totals = np.zeros(daily.num_rows + 1, dtype=np.int64)
-    read = {edge: np.empty(spine.num_rows, dtype=np.int64) for edge in positions}
-
-    def read_totals(values: np.ndarray, edges: set[int]) -> None:
-        """``read[edge]``: per spine row, the sum of ``values`` over the daily rows before the
-        period starting at as_of - edge (the spine in (as_of, account) order: for each as_of
-        the reads move forward)."""
-        np.cumsum(values, out=totals[1:])
+    def __init__(self, daily: pa.Table, spine: pa.Table, config: FeatureConfig) -> None:
+        if not np.array_equal(spine.column("_row").to_numpy(), np.arange(spine.num_rows)):
+            raise ValueError("WindowCounts needs the spine in _row order")
+        self.daily = daily.combine_chunks()  # one chunk per column: numpy reads it as it is
+        self.n_rows = spine.num_rows
+        self.spine_days = spine.column("day").to_numpy().astype("datetime64[D]")
+        edges = period_edges(config)
+        # the period of a day is the number of cuts up to it (as in engagement_periods)
+        cuts = np.unique(
+            (np.unique(self.spine_days)[:, None] - np.array(edges, "timedelta64[D]")).ravel()
+        )
+        self.accounts = self.daily.column("akey").to_numpy().astype(np.int64)
+        periods = self.daily.column("period").to_numpy().astype(np.int64)
+        self.spine_accounts = spine.column("akey").to_numpy().astype(np.int64)
+        n_accounts = int(max(self.spine_accounts.max(initial=0), self.accounts.max(initial=0)))
+        # the daily rows are sorted by (account, period): an account's rows start at
+        # first_row, and rows_before[account, period] of them come before the period
+        first_row = np.searchsorted(self.accounts, np.arange(n_accounts + 1), side="left")
+        rows_before = np.zeros((n_accounts + 1, len(cuts) + 2), dtype=np.int64)
+        rows_before[self.accounts, periods + 1] = 1
+        np.cumsum(rows_before, axis=1, out=rows_before)
+        # per window edge and spine row: the daily rows before the period starting at
+        # as_of - edge
+        self.positions = {}
         for edge in edges:
-            np.take(totals, positions[edge], out=read[edge])
+            period = np.searchsorted(cuts, self.spine_days - np.timedelta64(edge, "D"), "right")
+            self.positions[edge] = (
+                first_row[self.spine_accounts] + rows_before[self.spine_accounts, period]
+            )
 
-    def column(name: str) -> np.ndarray:
-        return pc.fill_null(daily.column(name), 0).to_numpy()
+    def sums(self, items: list[WindowSum]) -> dict[str, np.ndarray]:
+        """Per item, its window sum for every spine row."""
+        out: dict[str, np.ndarray] = {}
+        read = self._buffers({e for item in items for e in (item.oldest, item.newest)})
+        for name in dict.fromkeys(item.column for item in items):
+            windows = [item for item in items if item.column == name]
+            self._read(self._column(name), {e for w in windows for e in (w.oldest, w.newest)}, read)
+            for item in windows:
+                total = np.subtract(read[item.newest], read[item.oldest], dtype=np.float64)
+                if item.scale != 1.0:
+                    total /= item.scale
+                out[item.name] = total
+        return out
 
-    out: dict[str, np.ndarray] = {}
-    for name in dict.fromkeys(item.column for item in sums):
-        windows = [item for item in sums if item.column == name]
-        read_totals(column(name), {e for item in windows for e in (item.oldest, item.newest)})
-        for item in windows:
-            total = np.subtract(read[item.newest], read[item.oldest], dtype=np.float64)
-            if item.scale != 1.0:
-                total /= item.scale
-            out[item.name] = total
-    if n_channels is not None:  # None: the events have no channel column
-        # a channel was reached in the window iff the daily rows with its bit set add up
-        reached = np.zeros(spine.num_rows, dtype=np.float64)
-        bits = np.empty(daily.num_rows, dtype=np.int64)
+    def channels(self, mask_columns: list[str], n_channels: int, days: int) -> np.ndarray:
+        """Distinct channels with an event in the last ``days`` (edges of the config): a channel
+        was reached in the window iff the daily rows with its bit set add up."""
+        reached = np.zeros(self.n_rows, dtype=np.float64)
+        bits = np.empty(self.daily.num_rows, dtype=np.int64)
+        read = self._buffers({0, days})
         for j, mask in enumerate(mask_columns):
-            masks = column(mask)
+            masks = self._column(mask)
             for code in range(j * MASK_BITS, min(n_channels, (j + 1) * MASK_BITS)):
                 np.right_shift(masks, code % MASK_BITS, out=bits)
                 np.bitwise_and(bits, 1, out=bits)
-                read_totals(bits, {0, longest})
-                reached += read[0] > read[longest]
-        out[f"eng_channels_{longest}d"] = reached
-    # recency: the last daily row before the period starting at as_of holds the account's last
-    # day with activity before as_of (all history), if it is the same account's
-    out["days_since"] = np.full(spine.num_rows, np.nan)
-    if daily.num_rows:  # no daily rows: no account has activity
-        last = np.maximum(positions[0] - 1, 0)
-        same = (positions[0] > 0) & (accounts[last] == spine_accounts)
-        last_days = daily.column("last_day").to_numpy().astype("datetime64[D]")
-        since = (spine_days - last_days[last]).astype(np.float64)
-        out["days_since"] = np.where(same, since, np.nan)
-    return out
+                self._read(bits, {0, days}, read)
+                reached += read[0] > read[days]
+        return reached
+
+    def days_since(self) -> np.ndarray:
+        """Days since the last day with activity before as_of (all history; NaN: none). The
+        last daily row before the period starting at as_of holds it, if it is the same
+        account's."""
+        if not self.daily.num_rows:
+            return np.full(self.n_rows, np.nan)
+        before = self.positions[0]
+        last = np.maximum(before - 1, 0)
+        same = (before > 0) & (self.accounts[last] == self.spine_accounts)
+        last_days = self.daily.column("last_day").to_numpy().astype("datetime64[D]")
+        since = (self.spine_days - last_days[last]).astype(np.float64)
+        return np.where(same, since, np.nan)
+
+    def _column(self, name: str) -> np.ndarray:
+        return pc.fill_null(self.daily.column(name), 0).to_numpy()
+
+    def _buffers(self, edges: set[int]) -> dict[int, np.ndarray]:
+        """A spine-sized buffer per edge, for :meth:`_read`: reused for every column, as fresh
+        memory is what the reads cost most."""
+        return {edge: np.empty(self.n_rows, dtype=np.int64) for edge in edges}
+
+    def _read(self, values: np.ndarray, edges: set[int], into: dict[int, np.ndarray]) -> None:
+        """Per edge, into ``into[edge]``: for every spine row, the sum of ``values`` over the
+        daily rows before the period starting at as_of - edge (the spine is in (as_of, account)
+        order: for each as_of the reads move forward)."""
+        totals = np.zeros(len(values) + 1, dtype=np.int64)
+        np.cumsum(values, out=totals[1:])
+        for edge in edges:
+            np.take(totals, self.positions[edge], out=into[edge])
 
 
 def period_edges(config: FeatureConfig) -> list[int]:

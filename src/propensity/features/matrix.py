@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -135,7 +135,7 @@ def _build(
             con.register(name, tables.get(name))
 
     specs: list[FeatureSpec] = []
-    computed: dict[str, np.ndarray] = {}
+    computing: list[dict[str, np.ndarray] | Future[dict[str, np.ndarray]]] = []
     built: list[str] = []
     skipped: dict[str, str] = {}
     for family in config.families:
@@ -147,20 +147,25 @@ def _build(
             continue
         family_build = module.build(con, tables, config)
         specs += family_build.specs
-        computed.update(family_build.computed)
+        computing.append(family_build.computed)
         built.append(family)
     # each family's view is fetched on its own, sorted by _row: cheaper than one query joining
     # the views on _row and sorting the wide result; a family is converted to pandas (one core,
     # memory-bound) while DuckDB computes the next
     queries = ["SELECT _row, account_id, as_of FROM spine ORDER BY _row"]
     for family in built:
-        in_view = [s.name for s in specs if s.family == family and s.name not in computed]
+        # a family's view has the features it did not compute outside SQL
+        view = set(con.sql(f"SELECT * FROM features_{family} LIMIT 0").columns)
+        in_view = [s.name for s in specs if s.family == family and s.name in view]
         if in_view:
             names = ", ".join(quote_identifier(name) for name in in_view)
             queries.append(f"SELECT _row, {names} FROM features_{family} ORDER BY _row")
     with ThreadPoolExecutor(max_workers=1) as pool:
         converted = [pool.submit(_to_pandas, con.sql(q).to_arrow_table()) for q in queries]
         parts = [part.result() for part in converted]
+    computed: dict[str, np.ndarray] = {}
+    for columns in computing:  # a future: computed while the views were read
+        computed.update(columns.result() if isinstance(columns, Future) else columns)
     if computed:
         parts.append(pd.DataFrame(computed, copy=False))
         computed.clear()

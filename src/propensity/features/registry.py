@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -39,10 +40,11 @@ class FeatureSpec:
 class FamilyBuild:
     """What a family's ``build`` gives the feature matrix: its features in column order, and the
     columns it computed outside SQL (``computed``: name -> one float per spine row, in ``_row``
-    order). The view ``features_<family>`` holds the others."""
+    order; or a future of them, still being computed). The view ``features_<family>`` holds
+    the others."""
 
     specs: list[FeatureSpec]
-    computed: dict[str, np.ndarray] = field(default_factory=dict)
+    computed: dict[str, np.ndarray] | Future[dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 class FeatureConfig(BaseModel):
