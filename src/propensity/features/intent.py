@@ -130,46 +130,41 @@ def _view(config: FeatureConfig) -> str:
               ON {known_at("d.last_day", "CAST(s.as_of AS DATE)")}
              AND CAST(s.as_of AS DATE) <= d.last_day + INTERVAL {prior_days} DAY
         ),
-        -- every window is a run of whole weeks: each snapshot reads its weeks' rows once; the
-        -- top topic is the row with the highest score (ties: the first topic by name)
-        per_snapshot AS (
+        -- every window is a run of whole weeks: the last 4 weeks (the latest one among them)
+        -- and the weeks before are aggregated apart, so the wider window carries two sums
+        -- only; the top topic is the row with the highest score (ties: the first topic by name)
+        recent AS (
             SELECT k.akey, m.as_of,
                    max(k.score_milli) FILTER (WHERE m.age < 7) / 1000.0 AS intent_max_1w,
                    sum(k.score_milli) FILTER (WHERE m.age < 7)
                      / count(*) FILTER (WHERE m.age < 7) / 1000.0 AS intent_mean_1w,
-                   max(k.score_milli) FILTER (WHERE m.age < 28) / 1000.0 AS intent_max_4w,
-                   sum(k.score_milli) FILTER (WHERE m.age < 28)
-                     / count(*) FILTER (WHERE m.age < 28) / 1000.0 AS intent_mean_4w,
-                   sum(k.score_milli) FILTER (WHERE m.age < 28)
-                     / count(*) FILTER (WHERE m.age < 28) / 1000.0
-                     - sum(k.score_milli) FILTER (WHERE m.age >= 28)
-                       / count(*) FILTER (WHERE m.age >= 28) / 1000.0 AS intent_trend,
+                   max(k.score_milli) / 1000.0 AS intent_max_4w,
+                   sum(k.score_milli) / count(*) / 1000.0 AS intent_mean_4w,
+                   count(DISTINCT k.topic) FILTER (WHERE k.score_milli >= {threshold * 1000})
+                       AS intent_surging_topics_4w,
                    -struct_extract(
-                       max({{'score': k.score_milli, 'minus_topic': -k.topic}}) FILTER (WHERE m.age < 28),
-                       'minus_topic'
+                       max({{'score': k.score_milli, 'minus_topic': -k.topic}}), 'minus_topic'
                    ) AS intent_top_topic_4w
-            FROM known k JOIN week_map m ON m.last_day = k.last_day
+            FROM known k JOIN week_map m ON m.last_day = k.last_day AND m.age < 28
             GROUP BY k.akey, m.as_of
         ),
-        -- distinct topics at or above the threshold: only the rows that reach it
-        surging AS (
-            SELECT k.akey, m.as_of, count(DISTINCT k.topic) AS intent_surging_topics_4w
-            FROM known k JOIN week_map m ON m.last_day = k.last_day AND m.age < 28
-            WHERE k.score_milli >= {threshold * 1000}
+        prior AS (
+            SELECT k.akey, m.as_of, sum(k.score_milli) / count(*) / 1000.0 AS prior_mean
+            FROM known k JOIN week_map m ON m.last_day = k.last_day AND m.age >= 28
             GROUP BY k.akey, m.as_of
         )
         SELECT s._row,
-               CAST(p.intent_max_1w AS DOUBLE) AS intent_max_1w,
-               CAST(p.intent_mean_1w AS DOUBLE) AS intent_mean_1w,
-               CAST(p.intent_max_4w AS DOUBLE) AS intent_max_4w,
-               CAST(p.intent_mean_4w AS DOUBLE) AS intent_mean_4w,
-               CAST(coalesce(g.intent_surging_topics_4w, 0) AS DOUBLE) AS intent_surging_topics_4w,
-               CAST(p.intent_trend AS DOUBLE) AS intent_trend,
+               CAST(r.intent_max_1w AS DOUBLE) AS intent_max_1w,
+               CAST(r.intent_mean_1w AS DOUBLE) AS intent_mean_1w,
+               CAST(r.intent_max_4w AS DOUBLE) AS intent_max_4w,
+               CAST(r.intent_mean_4w AS DOUBLE) AS intent_mean_4w,
+               CAST(coalesce(r.intent_surging_topics_4w, 0) AS DOUBLE) AS intent_surging_topics_4w,
+               CAST(r.intent_mean_4w - p.prior_mean AS DOUBLE) AS intent_trend,
                t.topic AS intent_top_topic_4w
         FROM spine s
-        LEFT JOIN per_snapshot p ON p.akey = s.akey AND p.as_of = s.as_of
-        LEFT JOIN surging g ON g.akey = s.akey AND g.as_of = s.as_of
-        LEFT JOIN topics t ON t.code = p.intent_top_topic_4w
+        LEFT JOIN recent r ON r.akey = s.akey AND r.as_of = s.as_of
+        LEFT JOIN prior p ON p.akey = s.akey AND p.as_of = s.as_of
+        LEFT JOIN topics t ON t.code = r.intent_top_topic_4w
         """
 
 
