@@ -217,6 +217,12 @@ def test_spine_as_of_with_time_of_day_is_rejected():
         build_features(tiny_tables(), spine)
 
 
+def test_spine_with_a_duplicate_row_is_rejected():
+    spine = pd.DataFrame({"account_id": ["A", "B", "A"], "as_of": [AS_OF] * 3})
+    with pytest.raises(ValueError, match="duplicate"):
+        build_features(tiny_tables(), spine)
+
+
 def test_matrix_rows_follow_the_spine_with_keys_first():
     spine = pd.DataFrame(
         {"account_id": ["B", "A", "B"], "as_of": [AS_OF, AS_OF, AS_OF - pd.Timedelta(days=31)]}

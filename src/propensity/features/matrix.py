@@ -129,6 +129,9 @@ def _build(
         FROM spine_input i JOIN spine_accounts a ON a.account_id = CAST(i.account_id AS VARCHAR)
         """
     )
+    duplicates = "SELECT akey, as_of FROM spine GROUP BY akey, as_of HAVING count(*) > 1"
+    if scalar(con, f"SELECT count(*) FROM ({duplicates})"):
+        raise ValueError("spine has duplicate (account_id, as_of) rows")
     con.execute("CREATE OR REPLACE TEMP TABLE snapshot_dates AS SELECT DISTINCT as_of FROM spine")
     for name in tables.present():
         if not isinstance(tables.get(name), TableView):
@@ -201,5 +204,3 @@ def _check_spine(spine: pd.DataFrame) -> None:
             f"spine column 'as_of' must hold dates (midnight): {int(not_midnight.sum())} rows have a time "
             f"of day, e.g. {examples}"
         )
-    if spine.duplicated(["account_id", "as_of"]).any():
-        raise ValueError("spine has duplicate (account_id, as_of) rows")
