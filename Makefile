@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser demo test lint bench bench-real clean
+.PHONY: help install browser java demo test lint bench bench-real clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,7 +28,12 @@ browser: ## Headless Chromium and its WebDriver (Debian packages) for the browse
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) || \
 		echo "warning: could not install chromium and chromium-driver (not root?); the browser tests will skip"
 
-test: $(INSTALLED) browser ## Run the test suite
+java: ## A Java 17 runtime (Debian package) for the Spark tests, installed when missing
+	@command -v java >/dev/null 2>&1 || [ -n "$$JAVA_HOME" ] || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null) || \
+		echo "warning: could not install openjdk-17-jre-headless (not root?); the Spark tests will fail"
+
+test: $(INSTALLED) browser java ## Run the test suite
 	$(PY) -m pytest -q
 
 lint: $(INSTALLED) ## Ruff lint and format check

@@ -21,6 +21,7 @@ from propensity.cli.common import (
     ConfigName,
     DataDir,
     Encoding,
+    Engine,
     ForceRegister,
     Head,
     HistoryPath,
@@ -471,6 +472,9 @@ def score(
     sep: Sep = None,
     history: HistoryPath = None,
     no_history: NoHistory = False,
+    engine: Annotated[
+        Engine, typer.Option("--engine", help="Where the scores and reasons are computed.")
+    ] = Engine.duckdb,
 ) -> None:
     """Score the prospects at a date with the champions (or explicit versions, or a run folder);
     the scoring is appended to the score history (`propensity monitor` reads it)."""
@@ -485,7 +489,14 @@ def score(
         model = load_account_model(run_dir, versions, uri)
     with opened_tables(data, model.features, None, None, encoding, sep) as tables, user_errors():
         scored = score_accounts(
-            data, out, model, snapshot, tables=tables, history=history, keep_history=not no_history
+            data,
+            out,
+            model,
+            snapshot,
+            tables=tables,
+            history=history,
+            keep_history=not no_history,
+            engine=engine.value,
         )
     print_stability(scored.stability, ScoringConfig.from_yaml().stability_alarm_share)
     console.print(f"scored {len(scored.scored):,} prospects with {model.version}: {out}")

@@ -52,6 +52,11 @@ class TruthDates(StrEnum):
     monthly = "monthly"
 
 
+class Engine(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
 class UnknownAccounts(StrEnum):
     error = "error"
     drop = "drop"

@@ -354,10 +354,12 @@ def score_accounts(
     *,
     history: Path | str | None = None,
     keep_history: bool = True,
+    engine: str = "duckdb",
 ) -> ScoredFile:
     """Score the prospects at ``as_of`` (refused outside the data's span), write every scored
     column (CSV or Parquet), then append the scoring to the score history (``history``, see
-    :func:`propensity.history.history_path`) unless ``keep_history`` is False."""
+    :func:`propensity.history.history_path`) unless ``keep_history`` is False. ``engine``
+    "spark" scores (with reasons) on a local Spark session (:mod:`propensity.spark`)."""
     out = check_frame_suffix(out, "--out")
     tables = tables if tables is not None else load_tables(data_dir)
     if as_of is not None:
@@ -366,13 +368,19 @@ def score_accounts(
     matrix = snapshot_features(tables, model, as_of)
     kept: list[pd.DataFrame] = []
 
-    def parts():
+    def parts(scored_parts):
         # written part by part; only the columns the history and stability read are kept
-        for part in model.score_parts(matrix):
+        for part in scored_parts:
             kept.append(without_reasons_json(part))
             yield neutralise_formulas(part)
 
-    write_frame(parts(), out)
+    if engine == "spark":
+        from propensity import spark
+
+        with spark.spark_session() as session:
+            write_frame(parts(spark.score_parts(session, model, matrix)), out)
+    else:
+        write_frame(parts(model.score_parts(matrix)), out)
     scored = pd.concat(kept, ignore_index=True)
     stability = _stability(scored, previous)
     recorded = None
