@@ -85,19 +85,6 @@ def profile_events(
     )
 
 
-def in_window(table: str, lookback: int) -> str:
-    """Rows of a period table joined to the snapshot dates that can see them, with their age.
-
-    The join goes through ``engagement_period_map`` (period -> as_of, age), a table of a few
-    thousand rows, so it is a hash join on ``period`` rather than a range join.
-    """
-    return f"""
-        SELECT d.*, m.as_of, m.age
-        FROM {table} d
-        JOIN engagement_period_map m ON m.period = d.period AND m.age <= {lookback}
-    """
-
-
 def create_period_maps(
     con: duckdb.DuckDBPyConnection, config: FeatureConfig, profile: EventProfile
 ) -> None:
