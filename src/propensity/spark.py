@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,19 +48,35 @@ def java_home() -> str:
 
 
 @contextmanager
-def spark_session(master: str = "local[2]") -> Iterator[SparkSession]:
-    """A Spark session (``master``: ``local[N]`` here, a cluster's URL under spark-submit)."""
+def spark_session(master: str | None = None, driver_memory: str = "4g") -> Iterator[SparkSession]:
+    """A Spark session on ``master`` (``local[N]``, or a cluster's URL such as
+    ``spark://host:7077`` or ``yarn``; None: the one spark-submit gives, else ``local[*]``).
+    ``driver_memory`` sizes the driver's JVM when this starts it (it holds the tasks' results
+    on their way); under spark-submit, its ``--driver-memory`` does."""
     os.environ["JAVA_HOME"] = java_home()
     # the Python workers must import what this interpreter imports
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if master is None or master.startswith("local"):  # one machine: no network lookups
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # PySpark 4 warns that pandas 3 is not fully supported; the tests compare every value
+    warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+    warnings.filterwarnings("ignore", "The copy keyword is deprecated", module="pyspark")
     from pyspark.sql import SparkSession
 
+    log_config = files("propensity") / "configs" / "spark-log4j2.properties"
+
+    builder = SparkSession.builder if master is None else SparkSession.builder.master(master)
     spark = (
-        SparkSession.builder.master(master)
-        .appName("propensity")
+        builder.appName("propensity")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # Parquet's nanosecond timestamps (pandas' default) come as numbers, made timestamps
+        # again in the task
+        .config("spark.sql.legacy.parquet.nanosAsLong", "true")
+        .config("spark.driver.memory", driver_memory)
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j.configurationFile={log_config}")
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")

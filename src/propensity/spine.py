@@ -19,8 +19,10 @@ before it and not closed before it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -61,7 +63,46 @@ class SpineConfig(BaseModel):
         return self
 
 
-def data_end(tables: Tables) -> pd.Timestamp:
+class TimeRanges(Protocol):
+    """What the data's dates are read from: :class:`Tables`, or a :class:`DataSpan`."""
+
+    def time_range(self, name: str, column: str) -> tuple[pd.Timestamp, pd.Timestamp] | None: ...
+
+
+@dataclass(frozen=True)
+class DataSpan:
+    """The earliest and latest value of every dated column (``(table, column) -> (first,
+    last)``): what the snapshot dates, the end of the data and the as-of check read. An engine
+    that holds the tables in parts (Spark) takes each part's span and merges them."""
+
+    ranges: dict[tuple[str, str], tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, tables: TimeRanges) -> DataSpan:
+        ranges = {}
+        for name, columns in _TIME_COLUMNS.items():
+            for column in columns:
+                span = tables.time_range(name, column)
+                if span is not None:
+                    ranges[(name, column)] = (pd.Timestamp(span[0]), pd.Timestamp(span[1]))
+        return cls(ranges)
+
+    @classmethod
+    def merge(cls, spans: Iterable[DataSpan]) -> DataSpan:
+        ranges: dict[tuple[str, str], tuple[pd.Timestamp, pd.Timestamp]] = {}
+        for span in spans:
+            for key, (first, last) in span.ranges.items():
+                seen = ranges.get(key)
+                ranges[key] = (
+                    (first, last) if seen is None else (min(seen[0], first), max(seen[1], last))
+                )
+        return cls(ranges)
+
+    def time_range(self, name: str, column: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        return self.ranges.get((name, column))
+
+
+def data_end(tables: TimeRanges) -> pd.Timestamp:
     """First day after the last observed timestamp in any table (the export date)."""
     latest: list[pd.Timestamp] = []
     for name, columns in _TIME_COLUMNS.items():
@@ -75,7 +116,7 @@ def data_end(tables: Tables) -> pd.Timestamp:
     return max(latest).normalize() + pd.Timedelta(days=1)
 
 
-def data_start(tables: Tables) -> pd.Timestamp:
+def data_start(tables: TimeRanges) -> pd.Timestamp:
     """Start of the activity data (midnight): the earliest event or intent week.
 
     CRM opportunity history often reaches back further than marketing data; it only sets the
@@ -89,7 +130,7 @@ def data_start(tables: Tables) -> pd.Timestamp:
     raise ValueError("no activity timestamps: need events, intent or opportunities")
 
 
-def data_first(tables: Tables) -> pd.Timestamp:
+def data_first(tables: TimeRanges) -> pd.Timestamp:
     """The earliest timestamp in any table (the first dated row)."""
     spans = [
         tables.time_range(name, column)
@@ -107,7 +148,7 @@ class AsOfError(ValueError):
 
 
 def check_as_of(
-    tables: Tables, as_of: pd.Timestamp | date | str, horizon_days: int, flag: str = "--as-of"
+    tables: TimeRanges, as_of: pd.Timestamp | date | str, horizon_days: int, flag: str = "--as-of"
 ) -> pd.Timestamp:
     """``as_of`` (a midnight) when the data can describe it: after the first dated row (else no
     row is known before it) and at most one horizon after the end of the data (later, every
@@ -135,7 +176,7 @@ _TIME_COLUMNS = {
 }
 
 
-def snapshot_dates(tables: Tables, config: SpineConfig) -> pd.DatetimeIndex:
+def snapshot_dates(tables: TimeRanges, config: SpineConfig) -> pd.DatetimeIndex:
     """Snapshot dates at the configured cadence (Mondays, or first days of months)."""
     start = (
         pd.Timestamp(config.start)
@@ -192,16 +233,21 @@ def account_status(tables: Tables, as_of: pd.DatetimeIndex) -> pd.DataFrame:
 
 
 def build_spine(
-    tables: Tables, config: SpineConfig, as_of: pd.Timestamp | date | str | None = None
+    tables: Tables,
+    config: SpineConfig,
+    as_of: pd.Timestamp | date | str | None = None,
+    span: DataSpan | None = None,
 ) -> pd.DataFrame:
     """Rows (account_id, as_of) of the scoring population at each snapshot date, sorted.
 
     With ``as_of`` the spine is the single snapshot at that date (a midnight), as scoring builds it.
+    The snapshot dates come from ``span`` when given (the whole data's, when ``tables`` hold
+    only some accounts), else from ``tables``.
     """
     if as_of is not None:
         dates = pd.DatetimeIndex([pd.Timestamp(as_of).normalize()]).as_unit("us")
     else:
-        dates = snapshot_dates(tables, config)
+        dates = snapshot_dates(span or tables, config)
     status = account_status(tables, dates)
     keep = np.ones(len(status), dtype=bool)
     if config.exclude_customers:
@@ -212,16 +258,19 @@ def build_spine(
     return spine.sort_values(["as_of", "account_id"], kind="stable").reset_index(drop=True)
 
 
-def build_labels(tables: Tables, spine: pd.DataFrame, config: SpineConfig) -> pd.DataFrame:
+def build_labels(
+    tables: Tables, spine: pd.DataFrame, config: SpineConfig, span: DataSpan | None = None
+) -> pd.DataFrame:
     """Labels for a spine: account_id, as_of, label_complete, conversion_label, fit_label, won_at.
 
     ``conversion_label`` is a nullable boolean, missing where the label window is not complete.
     ``fit_label`` looks at the whole rest of the data (known for every row, censored at its end);
     ``won_at`` is the first new-business win after ``as_of`` (its closed_at), so a fit label can
     be censored at any cutoff (``won_at < cutoff``). With ``stop_after_first_positive`` an
-    account's rows after its first positive conversion label are dropped.
+    account's rows after its first positive conversion label are dropped. The end of the data
+    comes from ``span`` when given (as in :func:`build_spine`).
     """
-    end = data_end(tables)
+    end = data_end(span or tables)
     horizon = pd.Timedelta(days=config.horizon_days)
     labels = spine[["account_id", "as_of"]].copy()
     labels["label_complete"] = (labels["as_of"] + horizon) < end

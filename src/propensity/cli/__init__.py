@@ -31,6 +31,7 @@ from propensity.cli.common import (
     Overwrite,
     Reason,
     Sep,
+    SparkMaster,
     TempDir,
     Track,
     TrackingUri,
@@ -40,6 +41,7 @@ from propensity.cli.common import (
     err_console,
     fail,
     force_reason,
+    input_notes,
     load_model_config,
     opened_tables,
     parse_date,
@@ -233,10 +235,16 @@ def features(
     temp_dir: TempDir = None,
     encoding: Encoding = None,
     sep: Sep = None,
+    engine: Annotated[
+        Engine,
+        typer.Option("--engine", help="Where the tables are checked and the features built."),
+    ] = Engine.duckdb,
+    spark_master: SparkMaster = None,
 ) -> None:
     """The point-in-time feature matrix (account_id, as_of first) with the model config's spine
     and feature settings; for a spine also its labels. The tables are read and checked by DuckDB
-    where they lie (files or folders of part files larger than memory)."""
+    where they lie (files or folders of part files larger than memory), or with --engine spark
+    by Spark, split by account across its executors (Parquet tables), with the same result."""
     from propensity.runs.workflows import write_features
 
     snapshot = parse_date("--as-of", as_of)
@@ -244,11 +252,24 @@ def features(
     update = {"cadence": cadence.value if cadence else None, "horizon_days": horizon_days}
     spine = model_config.spine.model_copy(update={k: v for k, v in update.items() if v})
     model_config = model_config.model_copy(update={"spine": spine})
-    with (
-        opened_tables(data, model_config.features, memory_limit, temp_dir, encoding, sep) as tables,
-        user_errors(),
-    ):
-        files = write_features(data, out, model_config, snapshot, tables=tables)
+    if engine is Engine.spark:
+        from propensity.data.problems import ContractError
+
+        with user_errors(), input_notes():
+            try:
+                files = write_features(
+                    data, out, model_config, snapshot, engine="spark", spark_master=spark_master
+                )
+            except ContractError as exc:  # worded as the local engine words it
+                raise fail(f"{data} does not meet the data contract:\n{exc}") from None
+    else:
+        with (
+            opened_tables(
+                data, model_config.features, memory_limit, temp_dir, encoding, sep
+            ) as tables,
+            user_errors(),
+        ):
+            files = write_features(data, out, model_config, snapshot, tables=tables)
     console.print(
         f"{files.rows:,} rows x {len(files.feature_set.model_columns)} features; families: "
         f"{', '.join(files.feature_set.families)}"
@@ -475,6 +496,7 @@ def score(
     engine: Annotated[
         Engine, typer.Option("--engine", help="Where the scores and reasons are computed.")
     ] = Engine.duckdb,
+    spark_master: SparkMaster = None,
 ) -> None:
     """Score the prospects at a date with the champions (or explicit versions, or a run folder);
     the scoring is appended to the score history (`propensity monitor` reads it)."""
@@ -497,6 +519,7 @@ def score(
             history=history,
             keep_history=not no_history,
             engine=engine.value,
+            spark_master=spark_master,
         )
     print_stability(scored.stability, ScoringConfig.from_yaml().stability_alarm_share)
     console.print(f"scored {len(scored.scored):,} prospects with {model.version}: {out}")

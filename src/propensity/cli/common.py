@@ -128,6 +128,14 @@ Encoding = Annotated[
         "UTF-8, else cp1252, else latin-1).",
     ),
 ]
+SparkMaster = Annotated[
+    str | None,
+    typer.Option(
+        "--spark-master",
+        help="With --engine spark: the Spark master, e.g. local[4], spark://host:7077 or yarn "
+        "(default: the one spark-submit gives, else local[*]).",
+    ),
+]
 MemoryLimit = Annotated[
     str | None,
     typer.Option(
@@ -208,6 +216,7 @@ _DOMAIN_ERRORS = (
     ("propensity.runs.folder", "RunFolderError"),
     ("mlflow.exceptions", "MlflowException"),
     ("pyarrow.lib", "ArrowException"),
+    ("propensity.spark", "JavaMissingError"),
 )
 
 

@@ -163,11 +163,14 @@ def _report(
     checks: list[_Check],
     counts: list[int],
     problems: list[Problem],
+    stage: int,
 ) -> None:
     """A Problem with example rows for each check that failed."""
-    for check, count in zip(checks, counts, strict=True):
+    for i, (check, count) in enumerate(zip(checks, counts, strict=True)):
         if count:
-            _add(con, checked, check, count, f"coalesce({check.condition}, false)", problems)
+            condition = f"coalesce({check.condition}, false)"
+            order = (TABLE_NAMES.index(checked.raw.name), stage, i)
+            _add(con, checked, check, count, condition, problems, order)
 
 
 def _add(
@@ -177,12 +180,20 @@ def _add(
     count: int,
     condition: str,
     problems: list[Problem],
+    order: tuple[int, ...],
 ) -> None:
     rows = _example_rows(con, checked, condition)
     columns = [c for c in dict.fromkeys((*checked.ids, *check.show)) if c in checked.raw.columns]
     message = f"{plural(count, check.noun)} {check.what}"
     problems.append(
-        Problem(checked.raw.name, check.column, message, count, checked.raw.examples(rows, columns))
+        Problem(
+            checked.raw.name,
+            check.column,
+            message,
+            count,
+            checked.raw.examples(rows, columns),
+            order,
+        )
     )
 
 
@@ -372,19 +383,21 @@ def _check_duplicate_keys(
     condition = f"({columns}) IN (SELECT ({columns}) FROM ({duplicated}))"
     what = f"share a duplicate key ({plural(int(keys), 'key')} duplicated)"
     check = _Check(", ".join(key), condition, "row", what, key)
-    _add(con, checked, check, int(rows), condition, problems)
+    order = (TABLE_NAMES.index(checked.raw.name), 2, 0)
+    _add(con, checked, check, int(rows), condition, problems, order)
+
+
+EMPTY_TABLE = "empty table (0 rows); remove the file when the data is absent"
 
 
 def _check_table(
-    con: duckdb.DuckDBPyConnection, raw: RawTable, problems: list[Problem]
+    con: duckdb.DuckDBPyConnection, raw: RawTable, problems: list[Problem], empty_ok: bool
 ) -> _Checked | None:
     """Parse and check one table; append problems; None when the table cannot be checked (empty,
-    duplicate column names, another table's file)."""
+    unless ``empty_ok``; duplicate column names; another table's file)."""
     name, spec = raw.name, SPECS[raw.name]
-    if not scalar(con, f"SELECT EXISTS (SELECT 1 FROM {raw.relation})"):
-        problems.append(
-            Problem(name, None, "empty table (0 rows); remove the file when the data is absent", 0)
-        )
+    if not empty_ok and not scalar(con, f"SELECT EXISTS (SELECT 1 FROM {raw.relation})"):
+        problems.append(Problem(name, None, EMPTY_TABLE, 0))
         return None
     duplicated = [c for c, n in Counter(raw.columns).items() if n > 1]
     if duplicated:
@@ -395,11 +408,10 @@ def _check_table(
         problems.append(mixed_up)
         return None
     found = ", ".join(raw.columns)
-    for col in spec.required_columns:
+    for i, col in enumerate(spec.required_columns):
         if col not in raw.types:
-            problems.append(
-                Problem(name, col, f"missing required column (columns found: {found})", 0)
-            )
+            what = f"missing required column (columns found: {found})"
+            problems.append(Problem(name, col, what, 0, [], (TABLE_NAMES.index(name), 0, i)))
     checked = _parse_view(con, raw)
     first, then = _table_checks(checked), _value_checks(checked)
     # counted in the same scan: the text columns whose parse changes nothing (clean text, the
@@ -413,9 +425,9 @@ def _check_table(
     if unchanged := frozenset(c for c, n in zip(checked.text, changed, strict=True) if not n):
         # later queries read those columns as read
         checked = _parse_view(con, raw, unchanged, checked.rules)
-    _report(con, checked, first, counts[: len(first)], problems)
+    _report(con, checked, first, counts[: len(first)], problems, 1)
     _check_duplicate_keys(con, checked, problems)
-    _report(con, checked, then, counts[len(first) : len(first) + len(then)], problems)
+    _report(con, checked, then, counts[len(first) : len(first) + len(then)], problems, 3)
     return checked
 
 
@@ -464,7 +476,7 @@ def _orphans(
             f"CREATE OR REPLACE TEMP TABLE {view} AS SELECT {keys}, count(*) AS n "
             f"FROM {checked[table].view} GROUP BY ALL"
         )
-    for name, column, parent in references:  # contacts before events
+    for i, (name, column, parent) in enumerate(references):  # contacts before events
         kept_parent = " AND ".join(keep[parent]) or "true"
         col = quote(column)
         known = (
@@ -477,7 +489,7 @@ def _orphans(
         what = f"whose {column} is not in {parent}"
         if unknown_accounts == "error":
             check = _Check(column, unknown, "row", what, (column,))
-            _add(con, checked[name], check, int(count), unknown, problems)
+            _add(con, checked[name], check, int(count), unknown, problems, (len(TABLE_NAMES), i))
         else:
             keep[name].append(f"NOT ({unknown})")
             notes.append(
@@ -507,13 +519,15 @@ def check_tables(
     *,
     unknown_accounts: UnknownAccounts = "error",
     unknown_names: Sequence[str] = (),
+    empty_ok: bool = False,
 ) -> Validated:
     """Parse and check tables as read (see propensity.data.contract), in DuckDB.
 
     Raises ContractError listing every problem found. Leaves one view per table that passed in
     ``con`` (see :class:`Validated`); a table left with no rows after dropping is absent. Every
     check runs as a query over the relations, so files larger than memory are checked without
-    being loaded.
+    being loaded. With ``empty_ok`` a table with no rows is checked like any other (a part of a
+    table split by account, as Spark checks it, may be empty) and kept.
     """
     if unknown_accounts not in ("error", "drop"):
         raise ValueError(f"unknown_accounts must be 'error' or 'drop', got {unknown_accounts!r}")
@@ -529,7 +543,7 @@ def check_tables(
                 what = f"missing required table (provide {name}.csv or {name}.parquet)"
                 problems.append(Problem(name, None, what, 0))
             continue
-        result = _check_table(con, raw[name], problems)
+        result = _check_table(con, raw[name], problems, empty_ok)
         if result is not None:
             checked[name] = result
     keep, notes = _orphans(con, checked, unknown_accounts, problems)
@@ -545,7 +559,7 @@ def check_tables(
             f"{', '.join([*spec_columns, *map(quote, table.extra), *numbered])} "
             f"FROM {table.view} WHERE {where}"
         )
-        if keep[name] and not scalar(con, f"SELECT EXISTS (SELECT 1 FROM {name})"):
+        if not empty_ok and keep[name] and not scalar(con, f"SELECT EXISTS (SELECT 1 FROM {name})"):
             notes.append(f"table {name!r}: no rows left after dropping, treated as absent")
             con.execute(f"DROP VIEW {name}")
             continue

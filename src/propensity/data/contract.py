@@ -59,13 +59,21 @@ data larger than memory), writes and summarises table folders and re-exports the
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from propensity.data.checks import ROW, UnknownAccounts, check_tables, quote
+from propensity.data.checks import (
+    ROW,
+    RawTable,
+    UnknownAccounts,
+    Validated,
+    check_tables,
+    quote,
+)
 from propensity.data.parse import to_pandas_columns
 from propensity.data.sources import find_table_files, raw_table
 from propensity.data.specs import (
@@ -239,6 +247,14 @@ def open_tables(
     validated = check_tables(con, raw, unknown_accounts=unknown_accounts)
     for note in validated.notes:
         warnings.warn(note, ContractWarning, stacklevel=2)
+    return checked_tables(con, raw, validated)
+
+
+def checked_tables(
+    con: duckdb.DuckDBPyConnection, raw: Mapping[str, RawTable], validated: Validated
+) -> Tables:
+    """The tables :func:`propensity.data.checks.check_tables` left in ``con``: accounts and
+    opportunities as frames (in input order), the others as :class:`TableView`\\ s."""
     tables: dict[str, pd.DataFrame | TableView] = {}
     for name, view in validated.views.items():
         columns = (*validated.dtypes[name], *validated.extra[name])

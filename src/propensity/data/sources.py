@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from propensity.data.checks import ROW, RawTable, quote
@@ -125,6 +126,19 @@ def raw_table(
     if files.kind == "parquet":
         return _parquet(con, files)
     return _csv(con, files, encoding, sep)
+
+
+def arrow_raw_table(con: duckdb.DuckDBPyConnection, name: str, part: pa.Table) -> RawTable:
+    """The view ``raw_NAME`` over a part of a table held in Arrow (the rows of some accounts, as
+    Spark hands them to a task), numbered by its ``ROW`` column: the rows' positions in the
+    whole table, so the checks' examples name the same rows as a check of the files."""
+    relation = f"raw_{name}"
+    con.register(f"{relation}_arrow", part)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {relation} AS SELECT * FROM {relation}_arrow")
+    columns = tuple(c for c in part.column_names if c != ROW)
+    return RawTable(
+        name, relation, columns, _types(con, relation), True, _examples(con, relation, True)
+    )
 
 
 _PANDAS_INDEX = re.compile(r"^__index_level_\d+__$")  # pandas' index, stored as a column

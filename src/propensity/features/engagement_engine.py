@@ -75,14 +75,28 @@ def profile_events(
     for event_type, _, count, _, _ in rows:
         if event_type is not None:
             per_type[event_type] = per_type.get(event_type, 0) + count
-    ranked = sorted(per_type.items(), key=lambda item: (-item[1], item[0]))
-    types = config.event_types or tuple(name for name, _ in ranked[: config.max_event_types])
+    types = config.event_types or rank_event_types(per_type, config)
     channels = tuple(sorted({r[1] for r in rows if r[1] is not None}))
     firsts = [r[3] for r in rows if r[3] is not None]
     lasts = [r[4] for r in rows if r[4] is not None]
     return EventProfile(
         tuple(types), channels, min(firsts) if firsts else None, max(lasts) if lasts else None
     )
+
+
+def rank_event_types(per_type: dict[str, int], config: FeatureConfig) -> tuple[str, ...]:
+    """The event types counted when the config names none: the ``max_event_types`` most
+    frequent (``per_type``: events per type), ties by name."""
+    ranked = sorted(per_type.items(), key=lambda item: (-item[1], item[0]))
+    return tuple(name for name, _ in ranked[: config.max_event_types])
+
+
+def event_type_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Events per event type in ``events`` (what :func:`rank_event_types` ranks)."""
+    rows = con.execute(
+        "SELECT event_type, count(*) FROM events WHERE event_type IS NOT NULL GROUP BY ALL"
+    ).fetchall()
+    return {event_type: int(count) for event_type, count in rows}
 
 
 def create_period_maps(

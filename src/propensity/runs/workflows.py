@@ -188,19 +188,31 @@ def write_features(
     config: ModelConfig,
     as_of: pd.Timestamp | None = None,
     tables: Tables | None = None,
+    *,
+    engine: str = "duckdb",
+    spark_master: str | None = None,
 ) -> FeatureFiles:
     """The point-in-time feature matrix with the model config's spine and feature settings; for
     a spine (no ``as_of``) also its labels and the settings that made them. An ``as_of`` the
-    data cannot describe is refused (:func:`propensity.spine.check_as_of`)."""
+    data cannot describe is refused (:func:`propensity.spine.check_as_of`). ``engine`` "spark"
+    reads, checks and builds on Spark (:mod:`propensity.spark_features`; ``spark_master``: see
+    :func:`propensity.spark.spark_session`), with the same files as a result."""
     out = Path(out)
-    tables = tables if tables is not None else load_tables(data_dir)
-    if as_of is not None:
-        as_of = check_as_of(tables, as_of, config.spine.horizon_days)
-    spine = build_spine(tables, config.spine, as_of=as_of)
-    feature_set = build_features(tables, spine, config.features)
+    if engine == "spark":
+        from propensity.spark import spark_session
+        from propensity.spark_features import feature_matrix_on_spark
+
+        with spark_session(spark_master) as session:
+            feature_set, labels = feature_matrix_on_spark(session, data_dir, config, as_of)
+    else:
+        tables = tables if tables is not None else load_tables(data_dir)
+        if as_of is not None:
+            as_of = check_as_of(tables, as_of, config.spine.horizon_days)
+        spine = build_spine(tables, config.spine, as_of=as_of)
+        feature_set = build_features(tables, spine, config.features)
+        labels = build_labels(tables, spine, config.spine) if as_of is None else None
     written = [write_parquet(feature_set.matrix, out)]
-    if as_of is None:
-        labels = build_labels(tables, spine, config.spine)
+    if labels is not None:
         written.append(write_parquet(labels, out.with_name(out.stem + ".labels.parquet")))
         settings_text = json.dumps(
             {
@@ -211,7 +223,7 @@ def write_features(
             indent=2,
         )
         written.append(write_text(settings_text + "\n", out.with_name(out.stem + ".settings.json")))
-    return FeatureFiles(feature_set, len(spine), written)
+    return FeatureFiles(feature_set, len(feature_set.matrix), written)
 
 
 @dataclass
@@ -355,6 +367,7 @@ def score_accounts(
     history: Path | str | None = None,
     keep_history: bool = True,
     engine: str = "duckdb",
+    spark_master: str | None = None,
 ) -> ScoredFile:
     """Score the prospects at ``as_of`` (refused outside the data's span), write every scored
     column (CSV or Parquet), then append the scoring to the score history (``history``, see
@@ -377,7 +390,7 @@ def score_accounts(
     if engine == "spark":
         from propensity import spark
 
-        with spark.spark_session() as session:
+        with spark.spark_session(spark_master) as session:
             write_frame(parts(spark.score_parts(session, model, matrix)), out)
     else:
         write_frame(parts(model.score_parts(matrix)), out)

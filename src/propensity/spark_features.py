@@ -1,0 +1,333 @@
+"""Spark as the feature engine: the tables split by account across Spark's tasks, each task
+checking and building its accounts' features with the one DuckDB definition of every check and
+feature, so Spark and DuckDB cannot drift apart.
+
+Every feature of an account reads that account's rows only, given three facts about the whole
+data: its time span (the snapshot dates and the end of the labels), the event types counted
+(the most frequent ones) and which tables exist. So the job runs in two passes over the tables,
+each table's rows hashed by ``account_id`` into ``buckets`` (Spark shuffles every table once,
+and keeps the shuffled rows for the second pass):
+
+1. each task checks its rows with :func:`propensity.data.checks.check_tables` (rows numbered as
+   in the files, so example rows are the same) and returns its problems, its time span and its
+   event counts; the driver merges them (:func:`propensity.data.problems.merge_problems`) and
+   raises the same :class:`ContractError` a check of the files raises;
+2. each task builds the spine, the features and the labels of its accounts
+   (:func:`propensity.spine.build_spine` with the whole data's :class:`DataSpan`,
+   :func:`propensity.features.matrix.build_features` with the event types fixed); the driver
+   puts the rows in the spine's order (as_of, account_id).
+
+Tables are Parquet (a file or a folder of parts): the format a cluster reads from object
+storage. Two checks look across accounts and hold within an account's rows here: a
+``contact_id`` or ``opportunity_id`` given to two accounts is not reported as a duplicate, and
+an event must name a contact of its own account.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from functools import reduce
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from propensity.data.checks import EMPTY_TABLE, ROW, UnknownAccounts, check_tables
+from propensity.data.contract import checked_tables
+from propensity.data.problems import (
+    ContractError,
+    ContractWarning,
+    Problem,
+    merge_notes,
+    merge_problems,
+)
+from propensity.data.sources import arrow_raw_table, find_table_files, raw_table
+from propensity.duck import connect
+from propensity.features.engagement_engine import event_type_counts, rank_event_types
+from propensity.features.matrix import FeatureSet, build_features
+from propensity.io import InputFileError
+from propensity.spine import DataSpan, build_labels, build_spine, check_as_of
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from propensity.model.config import ModelConfig
+
+TABLE = "__table"  # which table a row of the shuffled frame belongs to
+BUCKET = "__bucket"  # its account's bucket
+PAYLOAD = "meta binary, matrix binary, labels binary"  # what a task returns
+
+
+class SparkInputError(ValueError):
+    """Tables the Spark engine cannot read (it reads Parquet)."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a table travels through the shuffled frame: its columns as read (renamed
+    ``<table>__<i>`` on the way) and the Arrow schema of its files (restored in the task)."""
+
+    columns: tuple[str, ...]
+    schema: pa.Schema
+
+    def part(self, name: str, rows: pa.Table) -> pa.Table:
+        """The table's own columns of ``rows`` (its rows of one bucket), as in its files."""
+        arrays = [rows.column(f"{name}__{i}") for i in range(len(self.columns))]
+        part = pa.table(arrays, names=list(self.columns)).cast(self.schema)
+        return part.append_column(ROW, rows.column(ROW).cast(pa.int64()))
+
+
+@dataclass(frozen=True)
+class SplitTables:
+    """The tables in Spark, every row with its table and its account's bucket."""
+
+    frame: DataFrame
+    layouts: dict[str, Layout]
+    rows: dict[str, int]
+    buckets: int
+
+
+def split_tables(spark: SparkSession, folder: Path | str, buckets: int) -> SplitTables:
+    """Read the tables of ``folder`` into one Spark frame, partitioned by the bucket of each
+    row's ``account_id`` and kept (memory, then disk) for the passes over it. The files are
+    found and opened as :func:`propensity.data.contract.open_tables` does (same problems)."""
+    from pyspark import StorageLevel
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"table folder {folder} does not exist or is not a folder")
+    found, problems = find_table_files(folder)
+    csv = [f"{files.name} ({files.paths[0]})" for files in found.values() if files.kind == "csv"]
+    if csv:
+        raise SparkInputError(
+            f"the Spark engine reads Parquet tables; these are CSV: {', '.join(csv)}. "
+            "write them as Parquet (DuckDB: COPY (FROM 'x.csv') TO 'x.parquet') or use --engine duckdb"
+        )
+    with connect(threads=1) as con:  # the files' footers: unreadable parts fail here, named
+        for name, files in found.items():
+            try:
+                raw_table(con, files)
+            except InputFileError as exc:
+                problems.append(Problem(name, None, str(exc), 1))
+    if problems:
+        raise ContractError(problems)
+    frames, layouts, rows = [], {}, {}
+    for name, files in found.items():
+        frame, layouts[name], rows[name] = _read(spark, name, files.paths, buckets)
+        frames.append(frame)
+    union = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+    frame = union.repartition(buckets, BUCKET).persist(StorageLevel.MEMORY_AND_DISK)
+    return SplitTables(frame, layouts, rows, buckets)
+
+
+def _read(spark: SparkSession, name: str, paths: tuple[Path, ...], buckets: int):
+    """One table's files as a Spark frame (columns renamed, rows numbered as in the files)."""
+    import pyspark.sql.functions as F
+
+    schema = pq.read_schema(paths[0])
+    columns = tuple(c for c in schema.names if not c.startswith("__index_level_"))
+    parts, offset = [], 0
+    for path in paths:
+        read = spark.read.parquet(str(path))
+        numbered = read.select(
+            *(F.col(_spark_name(c)).alias(f"{name}__{i}") for i, c in enumerate(columns)),
+            (F.col("_metadata.row_index") + F.lit(offset)).alias(ROW),
+        )
+        parts.append(numbered)
+        offset += pq.read_metadata(path).num_rows
+    frame = reduce(lambda a, b: a.unionByName(b), parts)
+    if "account_id" in columns:
+        account = F.col(f"{name}__{columns.index('account_id')}").cast("string")
+        bucket = F.pmod(F.xxhash64(account), F.lit(buckets)).cast("int")
+    else:  # reported as a missing column by the one task that gets the table
+        bucket = F.lit(0)
+    frame = frame.withColumn(TABLE, F.lit(name)).withColumn(BUCKET, bucket)
+    types = pa.schema([schema.field(c) for c in columns])
+    return frame, Layout(columns, types), offset
+
+
+def _spark_name(column: str) -> str:
+    return "`" + column.replace("`", "``") + "`"
+
+
+def _bucket_tables(layouts: dict[str, Layout], group: pa.Table) -> dict[str, pa.Table]:
+    """Every table's rows of one bucket (a table with none: no rows, same columns)."""
+    tags = group.column(TABLE)
+    parts = {}
+    for name, layout in layouts.items():
+        rows = group.filter(pc.equal(tags, name))
+        parts[name] = layout.part(name, rows)
+    return parts
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What the check pass found: the whole data's span, events per type, notes on dropped
+    rows."""
+
+    span: DataSpan
+    event_types: dict[str, int]
+    notes: tuple[str, ...]
+
+
+def check_on_spark(split: SplitTables, unknown_accounts: UnknownAccounts = "error") -> Checked:
+    """Check every bucket's rows with the one set of checks; raise the merged ContractError."""
+    layouts = split.layouts  # what the tasks need (the frame stays on the driver)
+
+    def check(group: pa.Table) -> pa.Table:
+        with connect(threads=1) as con:
+            raw = {n: arrow_raw_table(con, n, t) for n, t in _bucket_tables(layouts, group).items()}
+            try:
+                validated = check_tables(con, raw, unknown_accounts=unknown_accounts, empty_ok=True)
+            except ContractError as exc:
+                return _payload({"problems": exc.problems})
+            tables = checked_tables(con, raw, validated)
+            counts = event_type_counts(con) if tables.events is not None else {}
+            return _payload(
+                {"span": DataSpan.of(tables), "event_types": counts, "notes": validated.notes}
+            )
+
+    metas = [meta for meta, _, _ in _run(split, check)]
+    problems = [
+        Problem(name, None, EMPTY_TABLE, 0) for name, count in split.rows.items() if not count
+    ]
+    problems += merge_problems([m.get("problems", []) for m in metas])
+    if problems:
+        raise ContractError(problems)
+    event_types: dict[str, int] = {}
+    for meta in metas:
+        for event_type, count in meta["event_types"].items():
+            event_types[event_type] = event_types.get(event_type, 0) + count
+    return Checked(
+        DataSpan.merge(m["span"] for m in metas),
+        event_types,
+        tuple(merge_notes([list(m["notes"]) for m in metas])),
+    )
+
+
+def build_on_spark(
+    split: SplitTables,
+    checked: Checked,
+    config: ModelConfig,
+    as_of: pd.Timestamp | None = None,
+    unknown_accounts: UnknownAccounts = "error",
+) -> tuple[FeatureSet, pd.DataFrame | None]:
+    """The feature matrix (and, without ``as_of``, the labels) of every bucket, in the spine's
+    order: what :func:`propensity.runs.workflows.write_features` builds with DuckDB."""
+    features = config.features
+    if features.event_types is None:  # the whole data's most frequent types, in every bucket
+        features = features.model_copy(
+            update={"event_types": rank_event_types(checked.event_types, features)}
+        )
+    span, layouts = checked.span, split.layouts
+
+    def build(group: pa.Table) -> pa.Table:
+        with connect(
+            threads=1,
+            memory_limit=features.duckdb_memory_limit,
+            temp_directory=features.duckdb_temp_directory,
+        ) as con:
+            raw = {n: arrow_raw_table(con, n, t) for n, t in _bucket_tables(layouts, group).items()}
+            validated = check_tables(con, raw, unknown_accounts=unknown_accounts, empty_ok=True)
+            tables = checked_tables(con, raw, validated)
+            spine = build_spine(tables, config.spine, as_of=as_of, span=span)
+            feature_set = build_features(tables, spine, features)
+            labels = None if as_of is not None else build_labels(tables, spine, config.spine, span)
+        meta = {
+            "specs": feature_set.specs,
+            "families": feature_set.families,
+            "skipped": feature_set.skipped,
+            "dtypes": (feature_set.matrix.dtypes, None if labels is None else labels.dtypes),
+        }
+        return _payload(meta, feature_set.matrix, labels)
+
+    results = _run(split, build)
+    # the types as a bucket with rows has them (a column missing in every row of one bucket
+    # travels as nulls)
+    meta = max(results, key=lambda r: r[1].num_rows)[0]
+    matrix = _in_spine_order(_concat([r[1] for r in results]), meta["dtypes"][0])
+    labels = None
+    if as_of is None:
+        labels = _in_spine_order(_concat([r[2] for r in results]), meta["dtypes"][1])
+    return FeatureSet(matrix, meta["specs"], meta["families"], meta["skipped"]), labels
+
+
+def _in_spine_order(table: pa.Table, dtypes: pd.Series) -> pd.DataFrame:
+    """The rows of every bucket in the spine's order (as_of, account_id), with the dtypes the
+    local path gives them."""
+    frame = table.to_pandas().astype(dtypes.to_dict())
+    return frame.sort_values(["as_of", "account_id"]).reset_index(drop=True)
+
+
+def feature_matrix_on_spark(
+    spark: SparkSession,
+    folder: Path | str,
+    config: ModelConfig,
+    as_of: pd.Timestamp | None = None,
+    *,
+    buckets: int | None = None,
+    unknown_accounts: UnknownAccounts = "error",
+) -> tuple[FeatureSet, pd.DataFrame | None]:
+    """Read, check and build on Spark (``buckets``: default four per core of the session); an
+    ``as_of`` the data cannot describe is refused as by the local path."""
+    import warnings
+
+    split = split_tables(spark, folder, buckets or 4 * spark.sparkContext.defaultParallelism)
+    try:
+        checked = check_on_spark(split, unknown_accounts)
+        for note in checked.notes:
+            warnings.warn(note, ContractWarning, stacklevel=2)
+        if as_of is not None:
+            as_of = check_as_of(checked.span, as_of, config.spine.horizon_days)
+        return build_on_spark(split, checked, config, as_of, unknown_accounts)
+    finally:
+        split.frame.unpersist()
+
+
+# ---- the tasks' results: one row per bucket, travelling as bytes
+
+
+def _payload(meta: dict[str, Any], matrix=None, labels=None) -> pa.Table:
+    return pa.table(
+        {
+            "meta": pa.array([pickle.dumps(meta)], pa.binary()),
+            "matrix": pa.array([_ipc(matrix)], pa.binary()),
+            "labels": pa.array([_ipc(labels)], pa.binary()),
+        }
+    )
+
+
+def _ipc(frame: pd.DataFrame | None) -> bytes | None:
+    if frame is None:
+        return None
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _run(split: SplitTables, task) -> list[tuple[dict[str, Any], pa.Table, pa.Table]]:
+    """``task`` on every bucket; on the driver, per bucket: its meta, matrix and labels."""
+    results = split.frame.groupBy(BUCKET).applyInArrow(task, PAYLOAD).toArrow()
+    return [
+        (pickle.loads(meta), _table(matrix), _table(labels))
+        for meta, matrix, labels in zip(
+            results.column("meta").to_pylist(),
+            results.column("matrix").to_pylist(),
+            results.column("labels").to_pylist(),
+            strict=True,
+        )
+    ]
+
+
+def _table(data: bytes | None) -> pa.Table | None:
+    return None if data is None else pa.ipc.open_stream(data).read_all()
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    return pa.concat_tables(tables, promote_options="permissive")
