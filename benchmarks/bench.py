@@ -19,14 +19,16 @@
   against its ROC-AUC and reasons speed, and 100,000 and 1,000,000 accounts scored with and
   without reasons by the code of ``score`` and ``export`` -> ``benchmarks/scoring.md`` /
   ``.json``;
+* ``spark.py`` (``--spark``): DuckDB against Spark local[1] and local[2] on one world: the
+  feature build and scoring with reasons -> ``benchmarks/spark.md`` / ``.json``;
 * ``real_data.py`` (``--real``): table mode on the three public exports in the real-data folder
   (``$PROPENSITY_REAL_DATA``, else ``../shared/data/real``) -> ``benchmarks/real_data.md`` /
   ``.json``.
 
 Usage: ``python benchmarks/bench.py [--sizes 1M,10M,20M,100M] [--workdir data/bench]
-[--out benchmarks] [--features|--model|--account-sizes|--monitor|--explorer|--table-drift|--scoring|--real]``;
-with none of them, features, model, sizes, monitoring, the explorer, table mode under drift, then
-scoring at scale (``--sizes`` is the feature
+[--out benchmarks] [--features|--model|--account-sizes|--monitor|--explorer|--table-drift|--scoring|--spark|--real]``;
+with none of them, features, model, sizes, monitoring, the explorer, table mode under drift,
+scoring at scale, then Spark (``--sizes`` is the feature
 benchmark's list of sizes).
 """
 
@@ -69,6 +71,7 @@ def parser() -> argparse.ArgumentParser:
         "--table-drift", action="store_true", help="only table mode on the planted-drift export"
     )
     only.add_argument("--scoring", action="store_true", help="only scoring with reasons at scale")
+    only.add_argument("--spark", action="store_true", help="only DuckDB against Spark local mode")
     return parser
 
 
@@ -89,6 +92,11 @@ def main(argv: list[str] | None = None) -> None:
         from scoring import scoring_benchmark
 
         scoring_benchmark(args.out, args.workdir / "scoring")
+        return
+    if args.spark:
+        from spark import spark_benchmark
+
+        spark_benchmark(args.out, args.workdir / "scoring")
         return
     if args.account_sizes:
         from sizes import sizes_benchmark
@@ -140,6 +148,9 @@ def main(argv: list[str] | None = None) -> None:
         from scoring import scoring_benchmark
 
         scoring_benchmark(args.out, args.workdir / "scoring")
+        from spark import spark_benchmark
+
+        spark_benchmark(args.out, args.workdir / "scoring")
 
 
 if __name__ == "__main__":

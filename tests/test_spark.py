@@ -95,7 +95,7 @@ def _as_parquet(raw: dict[str, pd.DataFrame], folder: Path) -> Path:
 def test_spark_feature_matrix_and_labels_equal_duckdbs(world, session):
     config = ModelConfig()
     local, local_labels = _local(world, config)
-    on_spark, labels = feature_matrix_on_spark(session, world, config, buckets=5)
+    on_spark, labels = feature_matrix_on_spark(session, world, config, partitions=5)
     assert len(on_spark.matrix) == len(local.matrix) > 10_000
     # same rows in the same order, floats within 1e-9, the same feature definitions
     pd.testing.assert_frame_equal(on_spark.matrix, local.matrix, check_exact=False, atol=1e-9)
@@ -110,8 +110,8 @@ def test_accounts_without_events_or_intent_in_their_bucket_get_the_local_feature
     config = ModelConfig.model_validate({"spine": {"start": "2023-03-01", "cadence": "weekly"}})
     as_of = pd.Timestamp("2023-07-03")
     local, _ = _local(folder, config, as_of)
-    # eight buckets for three accounts: most hold no rows of some tables
-    on_spark, labels = feature_matrix_on_spark(session, folder, config, as_of, buckets=8)
+    # eight partitions for three accounts: most hold no rows of some tables
+    on_spark, labels = feature_matrix_on_spark(session, folder, config, as_of, partitions=8)
     assert labels is None
     pd.testing.assert_frame_equal(on_spark.matrix, local.matrix, check_exact=False, atol=1e-9)
 
@@ -138,9 +138,9 @@ def test_spark_checks_report_what_the_local_checks_report(world, tmp_path, sessi
 
     expected = _contract_error(local)
     assert expected.count("\n") == 3 and "rows share a duplicate key" in expected
-    # problems found in several buckets: counts added, the first example rows, in check order
+    # problems found in several partitions: counts added, the first example rows, in check order
     on_spark = _contract_error(
-        lambda: feature_matrix_on_spark(session, bad, ModelConfig(), buckets=7)
+        lambda: feature_matrix_on_spark(session, bad, ModelConfig(), partitions=7)
     )
     assert on_spark == expected
 

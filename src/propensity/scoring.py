@@ -23,7 +23,7 @@ import hashlib
 import json
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -199,6 +199,17 @@ class AccountModel:
     @property
     def heads(self) -> tuple[str, ...]:
         return tuple(self.scorers)
+
+    def with_threads(self, threads: int) -> AccountModel:
+        """A copy whose LightGBM heads predict on ``threads`` threads (a baseline shipped
+        instead of a head has no threads to set)."""
+        scorers = {
+            head: replace(scorer, model=scorer.model.with_threads(threads))
+            if hasattr(scorer.model, "with_threads")
+            else scorer
+            for head, scorer in self.scorers.items()
+        }
+        return replace(self, scorers=scorers)
 
     def score_features(
         self, matrix: pd.DataFrame, *, reasons: bool = True, **options

@@ -107,6 +107,9 @@ def score_parts(
         model.score_features(matrix.head(1), reasons=reasons).assign(**{ROW: 0})
     ).schema
 
+    # Spark runs a task per core: a task's TreeSHAP on one thread, so cores are not shared
+    model = model.with_threads(1)
+
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             rows = batch.pop(ROW).to_numpy()

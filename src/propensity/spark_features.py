@@ -5,8 +5,8 @@ feature, so Spark and DuckDB cannot drift apart.
 Every feature of an account reads that account's rows only, given three facts about the whole
 data: its time span (the snapshot dates and the end of the labels), the event types counted
 (the most frequent ones) and which tables exist. So the job runs in two passes over the tables,
-each table's rows hashed by ``account_id`` into ``buckets`` (Spark shuffles every table once,
-and keeps the shuffled rows for the second pass):
+partitioned by ``account_id`` (Spark shuffles every table once, into one frame whose partitions
+hold whole accounts, and keeps it for the second pass):
 
 1. each task checks its rows with :func:`propensity.data.checks.check_tables` (rows numbered as
    in the files, so example rows are the same) and returns its problems, its time span and its
@@ -26,6 +26,8 @@ an event must name a contact of its own account.
 from __future__ import annotations
 
 import pickle
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
@@ -58,7 +60,7 @@ if TYPE_CHECKING:
     from propensity.model.config import ModelConfig
 
 TABLE = "__table"  # which table a row of the shuffled frame belongs to
-BUCKET = "__bucket"  # its account's bucket
+ACCOUNT = "__account"  # its account_id as text: what the rows are partitioned by
 PAYLOAD = "meta binary, matrix binary, labels binary"  # what a task returns
 
 
@@ -68,33 +70,37 @@ class SparkInputError(ValueError):
 
 @dataclass(frozen=True)
 class Layout:
-    """How a table travels through the shuffled frame: its columns as read (renamed
-    ``<table>__<i>`` on the way) and the Arrow schema of its files (restored in the task)."""
+    """How a table travels through the shuffled frame: its columns as read, the column of the
+    frame that carries each (``account_id`` in ``ACCOUNT``; the others in slots shared by the
+    tables, one per Spark type and position, so the frame is as wide as the widest table, not
+    as all tables together) and the Arrow schema of its files (restored in the task)."""
 
     columns: tuple[str, ...]
+    slots: tuple[str, ...]
     schema: pa.Schema
 
-    def part(self, name: str, rows: pa.Table) -> pa.Table:
-        """The table's own columns of ``rows`` (its rows of one bucket), as in its files."""
-        arrays = [rows.column(f"{name}__{i}") for i in range(len(self.columns))]
+    def part(self, rows: pa.Table) -> pa.Table:
+        """The table's own columns of ``rows`` (its rows of some accounts), as in its files."""
+        arrays = [rows.column(slot) for slot in self.slots]
         part = pa.table(arrays, names=list(self.columns)).cast(self.schema)
         return part.append_column(ROW, rows.column(ROW).cast(pa.int64()))
 
 
 @dataclass(frozen=True)
 class SplitTables:
-    """The tables in Spark, every row with its table and its account's bucket."""
+    """The tables in Spark, one frame partitioned by account (``partitions``)."""
 
     frame: DataFrame
     layouts: dict[str, Layout]
     rows: dict[str, int]
-    buckets: int
+    partitions: int
 
 
-def split_tables(spark: SparkSession, folder: Path | str, buckets: int) -> SplitTables:
-    """Read the tables of ``folder`` into one Spark frame, partitioned by the bucket of each
-    row's ``account_id`` and kept (memory, then disk) for the passes over it. The files are
-    found and opened as :func:`propensity.data.contract.open_tables` does (same problems)."""
+def split_tables(spark: SparkSession, folder: Path | str, partitions: int) -> SplitTables:
+    """Read the tables of ``folder`` into one Spark frame, partitioned by ``account_id`` (all
+    rows of an account in one partition) and kept (memory, then disk) for the passes over it.
+    The files are found and opened as :func:`propensity.data.contract.open_tables` does (same
+    problems)."""
     from pyspark import StorageLevel
 
     folder = Path(folder)
@@ -117,15 +123,16 @@ def split_tables(spark: SparkSession, folder: Path | str, buckets: int) -> Split
         raise ContractError(problems)
     frames, layouts, rows = [], {}, {}
     for name, files in found.items():
-        frame, layouts[name], rows[name] = _read(spark, name, files.paths, buckets)
+        frame, layouts[name], rows[name] = _read(spark, name, files.paths)
         frames.append(frame)
     union = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
-    frame = union.repartition(buckets, BUCKET).persist(StorageLevel.MEMORY_AND_DISK)
-    return SplitTables(frame, layouts, rows, buckets)
+    frame = union.repartition(partitions, ACCOUNT).persist(StorageLevel.MEMORY_AND_DISK)
+    return SplitTables(frame, layouts, rows, partitions)
 
 
-def _read(spark: SparkSession, name: str, paths: tuple[Path, ...], buckets: int):
-    """One table's files as a Spark frame (columns renamed, rows numbered as in the files)."""
+def _read(spark: SparkSession, name: str, paths: tuple[Path, ...]):
+    """One table's files as a Spark frame (columns in their slots, rows numbered as in the
+    files)."""
     import pyspark.sql.functions as F
 
     schema = pq.read_schema(paths[0])
@@ -133,35 +140,52 @@ def _read(spark: SparkSession, name: str, paths: tuple[Path, ...], buckets: int)
     parts, offset = [], 0
     for path in paths:
         read = spark.read.parquet(str(path))
-        numbered = read.select(
-            *(F.col(_spark_name(c)).alias(f"{name}__{i}") for i, c in enumerate(columns)),
-            (F.col("_metadata.row_index") + F.lit(offset)).alias(ROW),
+        slots = _slots(columns, {f.name: f.dataType.simpleString() for f in read.schema.fields})
+        parts.append(
+            read.select(
+                *(
+                    F.col(_spark_name(c)).cast("string").alias(slot)
+                    if slot == ACCOUNT
+                    else F.col(_spark_name(c)).alias(slot)
+                    for c, slot in zip(columns, slots, strict=True)
+                ),
+                (F.col("_metadata.row_index") + F.lit(offset)).alias(ROW),
+                F.lit(name).alias(TABLE),
+            )
         )
-        parts.append(numbered)
         offset += pq.read_metadata(path).num_rows
     frame = reduce(lambda a, b: a.unionByName(b), parts)
-    if "account_id" in columns:
-        account = F.col(f"{name}__{columns.index('account_id')}").cast("string")
-        bucket = F.pmod(F.xxhash64(account), F.lit(buckets)).cast("int")
-    else:  # reported as a missing column by the one task that gets the table
-        bucket = F.lit(0)
-    frame = frame.withColumn(TABLE, F.lit(name)).withColumn(BUCKET, bucket)
+    if "account_id" not in columns:  # reported as a missing column by the task that gets it
+        frame = frame.withColumn(ACCOUNT, F.lit(None).cast("string"))
     types = pa.schema([schema.field(c) for c in columns])
-    return frame, Layout(columns, types), offset
+    return frame, Layout(columns, tuple(slots), types), offset
+
+
+def _slots(columns: tuple[str, ...], types: dict[str, str]) -> list[str]:
+    """The frame's column for each of a table's columns: ``ACCOUNT`` for account_id, else the
+    n-th slot of its Spark type."""
+    seen: dict[str, int] = {}
+    slots = []
+    for column in columns:
+        if column == "account_id":
+            slots.append(ACCOUNT)
+            continue
+        kind = re.sub(r"\W+", "_", types[column])
+        slots.append(f"__{kind}_{seen.get(kind, 0)}")
+        seen[kind] = seen.get(kind, 0) + 1
+    return slots
 
 
 def _spark_name(column: str) -> str:
     return "`" + column.replace("`", "``") + "`"
 
 
-def _bucket_tables(layouts: dict[str, Layout], group: pa.Table) -> dict[str, pa.Table]:
-    """Every table's rows of one bucket (a table with none: no rows, same columns)."""
-    tags = group.column(TABLE)
-    parts = {}
-    for name, layout in layouts.items():
-        rows = group.filter(pc.equal(tags, name))
-        parts[name] = layout.part(name, rows)
-    return parts
+def _partition_tables(layouts: dict[str, Layout], rows: pa.Table) -> dict[str, pa.Table]:
+    """Every table's rows of one partition (a table with none: no rows, same columns)."""
+    tags = rows.column(TABLE)
+    return {
+        name: layout.part(rows.filter(pc.equal(tags, name))) for name, layout in layouts.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -175,12 +199,15 @@ class Checked:
 
 
 def check_on_spark(split: SplitTables, unknown_accounts: UnknownAccounts = "error") -> Checked:
-    """Check every bucket's rows with the one set of checks; raise the merged ContractError."""
+    """Check every partition's rows with the one set of checks; raise the merged
+    ContractError."""
     layouts = split.layouts  # what the tasks need (the frame stays on the driver)
 
-    def check(group: pa.Table) -> pa.Table:
+    def check(rows: pa.Table) -> pa.Table:
         with connect(threads=1) as con:
-            raw = {n: arrow_raw_table(con, n, t) for n, t in _bucket_tables(layouts, group).items()}
+            raw = {
+                n: arrow_raw_table(con, n, t) for n, t in _partition_tables(layouts, rows).items()
+            }
             try:
                 validated = check_tables(con, raw, unknown_accounts=unknown_accounts, empty_ok=True)
             except ContractError as exc:
@@ -216,22 +243,24 @@ def build_on_spark(
     as_of: pd.Timestamp | None = None,
     unknown_accounts: UnknownAccounts = "error",
 ) -> tuple[FeatureSet, pd.DataFrame | None]:
-    """The feature matrix (and, without ``as_of``, the labels) of every bucket, in the spine's
+    """The feature matrix (and, without ``as_of``, the labels) of every partition, in the spine's
     order: what :func:`propensity.runs.workflows.write_features` builds with DuckDB."""
     features = config.features
-    if features.event_types is None:  # the whole data's most frequent types, in every bucket
+    if features.event_types is None:  # the whole data's most frequent types, everywhere
         features = features.model_copy(
             update={"event_types": rank_event_types(checked.event_types, features)}
         )
     span, layouts = checked.span, split.layouts
 
-    def build(group: pa.Table) -> pa.Table:
+    def build(rows: pa.Table) -> pa.Table:
         with connect(
             threads=1,
             memory_limit=features.duckdb_memory_limit,
             temp_directory=features.duckdb_temp_directory,
         ) as con:
-            raw = {n: arrow_raw_table(con, n, t) for n, t in _bucket_tables(layouts, group).items()}
+            raw = {
+                n: arrow_raw_table(con, n, t) for n, t in _partition_tables(layouts, rows).items()
+            }
             validated = check_tables(con, raw, unknown_accounts=unknown_accounts, empty_ok=True)
             tables = checked_tables(con, raw, validated)
             spine = build_spine(tables, config.spine, as_of=as_of, span=span)
@@ -246,7 +275,7 @@ def build_on_spark(
         return _payload(meta, feature_set.matrix, labels)
 
     results = _run(split, build)
-    # the types as a bucket with rows has them (a column missing in every row of one bucket
+    # the types as the largest part has them (a column missing in every row of a part
     # travels as nulls)
     meta = max(results, key=lambda r: r[1].num_rows)[0]
     matrix = _in_spine_order(_concat([r[1] for r in results]), meta["dtypes"][0])
@@ -257,7 +286,7 @@ def build_on_spark(
 
 
 def _in_spine_order(table: pa.Table, dtypes: pd.Series) -> pd.DataFrame:
-    """The rows of every bucket in the spine's order (as_of, account_id), with the dtypes the
+    """The rows of every partition in the spine's order (as_of, account_id), with the dtypes the
     local path gives them."""
     frame = table.to_pandas().astype(dtypes.to_dict())
     return frame.sort_values(["as_of", "account_id"]).reset_index(drop=True)
@@ -269,14 +298,15 @@ def feature_matrix_on_spark(
     config: ModelConfig,
     as_of: pd.Timestamp | None = None,
     *,
-    buckets: int | None = None,
+    partitions: int | None = None,
     unknown_accounts: UnknownAccounts = "error",
 ) -> tuple[FeatureSet, pd.DataFrame | None]:
-    """Read, check and build on Spark (``buckets``: default four per core of the session); an
+    """Read, check and build on Spark (``partitions`` of the accounts: default two per core of
+    the session); an
     ``as_of`` the data cannot describe is refused as by the local path."""
     import warnings
 
-    split = split_tables(spark, folder, buckets or 4 * spark.sparkContext.defaultParallelism)
+    split = split_tables(spark, folder, partitions or 2 * spark.sparkContext.defaultParallelism)
     try:
         checked = check_on_spark(split, unknown_accounts)
         for note in checked.notes:
@@ -288,7 +318,7 @@ def feature_matrix_on_spark(
         split.frame.unpersist()
 
 
-# ---- the tasks' results: one row per bucket, travelling as bytes
+# ---- the tasks' results: one row per partition, travelling as bytes
 
 
 def _payload(meta: dict[str, Any], matrix=None, labels=None) -> pa.Table:
@@ -312,8 +342,15 @@ def _ipc(frame: pd.DataFrame | None) -> bytes | None:
 
 
 def _run(split: SplitTables, task) -> list[tuple[dict[str, Any], pa.Table, pa.Table]]:
-    """``task`` on every bucket; on the driver, per bucket: its meta, matrix and labels."""
-    results = split.frame.groupBy(BUCKET).applyInArrow(task, PAYLOAD).toArrow()
+    """``task`` on the rows of every partition (an empty one: not run); on the driver, per
+    partition: its meta, matrix and labels."""
+
+    def each(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        batches = list(batches)
+        if batches:
+            yield from task(pa.Table.from_batches(batches)).to_batches()
+
+    results = split.frame.mapInArrow(each, PAYLOAD).toArrow()
     return [
         (pickle.loads(meta), _table(matrix), _table(labels))
         for meta, matrix, labels in zip(

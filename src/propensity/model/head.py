@@ -418,6 +418,13 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         ).hexdigest()
         return model
 
+    def with_threads(self, threads: int) -> HeadModel:
+        """A copy that predicts (and explains) on ``threads`` threads: one per task where an
+        engine such as Spark runs a task per core. The trees and the results are the same."""
+        model = copy.copy(self)
+        model.model_ = copy.copy(self.model_).set_params(n_jobs=threads)
+        return model
+
     def predict_margin(self, X: pd.DataFrame) -> np.ndarray:
         """Log-odds before calibration (prior + trees), as the contributions sum to."""
         return self._margin(X)[:, 0] - self.prior_shift_
