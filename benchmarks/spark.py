@@ -8,9 +8,13 @@
   scorer: locally (both cores, as ``propensity score``) and on Spark ``local[1]`` and
   ``local[2]`` (:func:`propensity.spark.score_parts`, one LightGBM thread per task).
 
+A Spark ``local[N]`` run is pinned to N cores (CPU affinity of the process, inherited by the JVM
+and the Python workers): an executor with N cores. DuckDB runs on both cores.
+
 Each measurement runs in a fresh process, ``REPEATS`` times, the engines interleaved (run 1 of
 each, then run 2): this VM's speed drifts between processes. The session's start is timed
-apart (a cluster pays it once per job). The table gives the median run and every run.
+apart (a cluster pays it once per job; for scoring it includes starting the executors' Python
+workers with a 100-row scoring). The table gives the median run and every run.
 
 Writes ``benchmarks/spark.md`` / ``.json``. Usage: ``python benchmarks/bench.py --spark``.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -29,6 +34,8 @@ from pathlib import Path
 SCORE_ROWS = 100_000
 REPEATS = 3
 ENGINES = (("duckdb", None), ("spark", "local[1]"), ("spark", "local[2]"))
+PARTS = ("features", "scoring", "executors")
+PART_NAMES = {"executors": "scoring, executors only"}
 
 
 def features_run(workdir: Path, engine: str, master: str | None) -> dict:
@@ -62,9 +69,9 @@ def features_run(workdir: Path, engine: str, master: str | None) -> dict:
             spark.range(1).count()  # the JVM and a first job: the session's start
             session_s = time.perf_counter() - opened
             started = time.perf_counter()
-            feature_set, _ = feature_matrix_on_spark(spark, folder, config)
+            built = feature_matrix_on_spark(spark, folder, config.spine, config.features)
             seconds = time.perf_counter() - started
-            rows = len(feature_set.matrix)
+            rows = len(built.feature_set.matrix)
     return {
         "part": "features",
         "engine": engine if master is None else f"spark {master}",
@@ -96,7 +103,9 @@ def score_run(workdir: Path, engine: str, master: str | None) -> dict:
 
         opened = time.perf_counter()
         with spark_session(master) as spark:
-            spark.range(1).count()
+            # the session's start: the JVM, and the executors' Python workers (started and
+            # their imports done by a first small scoring, as a cluster's are after its first)
+            list(score_parts(spark, model, matrix.head(100)))
             session_s = time.perf_counter() - opened
             started = time.perf_counter()
             scored = pd.concat(score_parts(spark, model, matrix), ignore_index=True)
@@ -109,6 +118,47 @@ def score_run(workdir: Path, engine: str, master: str | None) -> dict:
         "seconds": round(seconds, 2),
         "session_s": round(session_s, 1),
     }
+
+
+def executors_run(workdir: Path, engine: str, master: str | None) -> dict:
+    """Scoring with reasons on the executors alone: the matrix already in Spark (kept), the
+    scored rows written nowhere (Spark's ``noop`` sink) instead of collected by the driver, as
+    a cluster job that writes to object storage would: the per-core scaling a cluster
+    multiplies, without the driver's work, which on this machine shares its two cores."""
+    import pickle
+
+    from scoring import tiled
+
+    from propensity.spark import matrix_frame, scored_frame, spark_session
+
+    model = pickle.loads((workdir / "model.pkl").read_bytes())
+    matrix, _ = tiled(workdir, SCORE_ROWS)
+    opened = time.perf_counter()
+    with spark_session(master) as spark:
+        frame = matrix_frame(spark, matrix).persist()
+        frame.count()
+        scored_frame(model, frame.limit(100)).write.format("noop").mode("overwrite").save()
+        session_s = time.perf_counter() - opened
+        started = time.perf_counter()
+        scored_frame(model, frame).write.format("noop").mode("overwrite").save()
+        seconds = time.perf_counter() - started
+    return {
+        "part": "scoring, executors only",
+        "engine": f"spark {master}",
+        "rows": SCORE_ROWS,
+        "seconds": round(seconds, 2),
+        "session_s": round(session_s, 1),
+    }
+
+
+def _cores_for(master: str | None) -> None:
+    """Pin this process (and the JVM and Python workers it starts) to the first N cores of
+    ``local[N]``: a local[1] session is then an executor with one core, JVM included, as on a
+    cluster, not one task slot with the machine's second core free for the JVM's threads."""
+    match = re.fullmatch(r"local\[(\d+)\]", master or "")
+    if match and hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))[: int(match.group(1))]
+        os.sched_setaffinity(0, cores)
 
 
 def _events(folder: Path) -> int:
@@ -131,13 +181,21 @@ def _child(workdir: Path, *arguments: str) -> dict:
     return json.loads(lines[-1])
 
 
-def spark_benchmark(out_dir: Path, workdir: Path) -> dict:
+def spark_benchmark(out_dir: Path, workdir: Path, parts: tuple[str, ...] = PARTS) -> dict:
+    """Run ``parts`` (of ``PARTS``); the runs of a part not run are kept from the last
+    report."""
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     runs: list[dict] = []
-    for part in ("features", "scoring"):
+    previous = out_dir / "spark.json"
+    names = {PART_NAMES.get(part, part) for part in parts}
+    if previous.exists():
+        runs = [r for r in json.loads(previous.read_text())["runs"] if r.get("part") not in names]
+    for part in parts:
         for _ in range(REPEATS):
             for engine, master in ENGINES:
+                if part == "executors" and engine == "duckdb":
+                    continue
                 result = _child(workdir, f"--{part}", f"{engine}:{master or ''}")
                 print(json.dumps(result), flush=True)
                 runs.append(result)
@@ -174,7 +232,7 @@ def _versions() -> dict:
 def _summary(runs: list[dict]) -> list[dict]:
     """Per part and engine: the median run, every run's seconds, rows/s of the median."""
     rows = []
-    for part in ("features", "scoring"):
+    for part in (PART_NAMES.get(p, p) for p in PARTS):
         for engine, master in ENGINES:
             name = engine if master is None else f"spark {master}"
             mine = [r for r in runs if r.get("part") == part and r.get("engine") == name]
@@ -193,7 +251,7 @@ def _summary(runs: list[dict]) -> list[dict]:
                     **({"events": median["events"]} if "events" in median else {}),
                 }
             )
-    for part in ("features", "scoring"):
+    for part in (PART_NAMES.get(p, p) for p in PARTS):
         by_engine = {r["engine"]: r for r in rows if r["part"] == part}
         if "spark local[1]" in by_engine and "spark local[2]" in by_engine:
             one, two = by_engine["spark local[1]"], by_engine["spark local[2]"]
@@ -210,12 +268,20 @@ def spark_markdown(report: dict) -> str:
         f"{report['written']}; machine: {report['machine']}; PySpark {versions['pyspark']}, "
         f"{versions['java']}, DuckDB {versions['duckdb']}; {report['seconds']} s in all. Each "
         f"run in a fresh process, {REPEATS} runs per engine, the engines interleaved; the "
-        "table gives the median run (seconds without the session's start, timed apart).",
+        "table gives the median run (seconds without the session's start, timed apart). A "
+        "Spark `local[N]` run is pinned to N cores (the process's CPU affinity, inherited by "
+        "the JVM and the Python workers): an executor with N cores, JVM included; DuckDB runs "
+        "on both cores.",
         "",
         "*features*: the feature matrix and labels of the generated 20,000-account world "
         "(seed 3), as `propensity features` builds them. *scoring*: the packaged defaults' "
         f"prospects tiled to {SCORE_ROWS:,} rows, scored with reasons by the one scorer "
-        "(locally on both cores; on Spark one LightGBM thread per task).",
+        "(locally on both cores; on Spark one LightGBM thread per task), as `propensity score` "
+        "does: the matrix sent from the driver and the scored rows collected by it. *scoring, "
+        "executors only*: the same scoring with the matrix already in Spark and the scored rows "
+        "written nowhere (Spark's `noop` sink), as a cluster job writing to object storage "
+        "would: the executors' per-core scaling, without the driver's work, which in local mode "
+        "shares the machine's two cores with the executors.",
         "",
         "| part | engine | rows | seconds (median) | runs | rows/s | local[1] -> local[2] | "
         "session start s |",
@@ -251,13 +317,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
     parser.add_argument("--features")  # engine:master, in this process
     parser.add_argument("--scoring")  # engine:master, in this process
+    parser.add_argument("--executors")  # engine:master, in this process
+    parser.add_argument("--parts", default=",".join(PARTS))
     args = parser.parse_args(argv)
-    if args.features or args.scoring:
-        engine, master = (args.features or args.scoring).split(":", 1)
-        run = features_run if args.features else score_run
+    chosen = [
+        (run, value)
+        for run, value in (
+            (features_run, args.features),
+            (score_run, args.scoring),
+            (executors_run, args.executors),
+        )
+        if value
+    ]
+    if chosen:
+        run, value = chosen[0]
+        engine, master = value.split(":", 1)
+        _cores_for(master or None)
         print(json.dumps(run(args.workdir, engine, master or None)))
     else:
-        spark_benchmark(args.out, args.workdir)
+        spark_benchmark(args.out, args.workdir, tuple(args.parts.split(",")))
 
 
 if __name__ == "__main__":

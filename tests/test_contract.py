@@ -525,3 +525,38 @@ def test_summarize_without_closed_opportunities(raw):
     assert report.date_min is None
     assert report.families_present == ("firmographic",)
     assert "win rate: n/a (no closed opportunities)" in report.to_lines()
+
+
+# ---- problems found in parts of a table (the Spark engine checks each partition's accounts)
+
+
+def test_problems_of_parts_add_up_their_counts_and_keep_the_first_example_rows():
+    from propensity.data.problems import Problem, merge_problems
+
+    def negative(rows: list[int]) -> Problem:
+        what = f"{len(rows)} value{'s' if len(rows) != 1 else ''} are negative"
+        examples = [{"row": r, "employees": -1} for r in rows]
+        return Problem("accounts", "employees", what, len(rows), examples, (0, 3, 1))
+
+    missing = Problem(
+        "events", "channel", "missing required column (columns found: ts)", 0, [], (2, 0, 4)
+    )
+    duplicated = Problem(
+        "accounts", "account_id", "2 rows share a duplicate key (1 key duplicated)", 2,
+        [{"row": 8, "account_id": "A"}, {"row": 9, "account_id": "A"}], (0, 2, 0),
+    )  # fmt: skip
+    parts = [
+        [negative([40, 41, 42]), missing],
+        [duplicated, negative([3, 90, 91, 92, 93]), missing],
+        [negative([7])],
+    ]
+    merged = merge_problems(parts)
+    # in the order of one check of the whole table; a missing column is reported once
+    assert [p.column for p in merged] == ["account_id", "employees", "channel"]
+    total = merged[1]
+    assert total.message == "9 values are negative" and total.count == 9
+    assert [e["row"] for e in total.examples] == [3, 7, 40, 41, 42]
+    assert merged[0].message == "2 rows share a duplicate key (1 key duplicated)"
+    assert merge_problems([[duplicated], [duplicated]])[0].message == (
+        "4 rows share a duplicate key (2 keys duplicated)"
+    )

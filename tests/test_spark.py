@@ -14,6 +14,7 @@ from propensity.data.contract import open_tables
 from propensity.data.problems import ContractError
 from propensity.duck import connect
 from propensity.features.matrix import build_features
+from propensity.history import merge_freshness, read_history
 from propensity.model.config import ModelConfig
 from propensity.runs.workflows import load_account_model
 from propensity.scoring import snapshot_features
@@ -53,16 +54,23 @@ def test_an_empty_matrix_scores_to_no_rows(trained, session):
 def test_score_with_the_spark_engine_through_the_cli_writes_what_the_local_engine_writes(
     trained, tmp_path
 ):
+    # on Spark the snapshot's features are built there too, and the score history records
+    # the same batch (the tables' freshness merged from the partitions)
     paths = {}
     for engine in ("duckdb", "spark"):
         paths[engine] = tmp_path / f"{engine}.parquet"
         done = cli(
             "score", "--data", str(trained.world), "--run", str(trained.run_dir),
-            "--out", str(paths[engine]), "--engine", engine, "--no-history",
+            "--out", str(paths[engine]), "--engine", engine,
+            "--history", str(tmp_path / f"{engine}.duckdb"),
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
     local, on_spark = (pd.read_parquet(paths[e]) for e in ("duckdb", "spark"))
     pd.testing.assert_frame_equal(on_spark, local, check_exact=False, rtol=0, atol=1e-12)
+    local, on_spark = (read_history(tmp_path / f"{e}.duckdb") for e in ("duckdb", "spark"))
+    same = ["batch_id", "as_of", "model_version", "rows", "freshness_json"]
+    assert on_spark.batches[same].to_dict("records") == local.batches[same].to_dict("records")
+    pd.testing.assert_frame_equal(on_spark.scores, local.scores, check_exact=False, atol=1e-12)
 
 
 # ---- features
@@ -95,7 +103,8 @@ def _as_parquet(raw: dict[str, pd.DataFrame], folder: Path) -> Path:
 def test_spark_feature_matrix_and_labels_equal_duckdbs(world, session):
     config = ModelConfig()
     local, local_labels = _local(world, config)
-    on_spark, labels = feature_matrix_on_spark(session, world, config, partitions=5)
+    built = feature_matrix_on_spark(session, world, config.spine, config.features, partitions=5)
+    on_spark, labels = built.feature_set, built.labels
     assert len(on_spark.matrix) == len(local.matrix) > 10_000
     # same rows in the same order, floats within 1e-9, the same feature definitions
     pd.testing.assert_frame_equal(on_spark.matrix, local.matrix, check_exact=False, atol=1e-9)
@@ -111,8 +120,11 @@ def test_accounts_without_events_or_intent_in_their_bucket_get_the_local_feature
     as_of = pd.Timestamp("2023-07-03")
     local, _ = _local(folder, config, as_of)
     # eight partitions for three accounts: most hold no rows of some tables
-    on_spark, labels = feature_matrix_on_spark(session, folder, config, as_of, partitions=8)
-    assert labels is None
+    built = feature_matrix_on_spark(
+        session, folder, config.spine, config.features, as_of, partitions=8
+    )
+    on_spark = built.feature_set
+    assert built.labels is None and built.as_of == as_of
     pd.testing.assert_frame_equal(on_spark.matrix, local.matrix, check_exact=False, atol=1e-9)
 
 
@@ -139,8 +151,9 @@ def test_spark_checks_report_what_the_local_checks_report(world, tmp_path, sessi
     expected = _contract_error(local)
     assert expected.count("\n") == 3 and "rows share a duplicate key" in expected
     # problems found in several partitions: counts added, the first example rows, in check order
+    config = ModelConfig()
     on_spark = _contract_error(
-        lambda: feature_matrix_on_spark(session, bad, ModelConfig(), partitions=7)
+        lambda: feature_matrix_on_spark(session, bad, config.spine, config.features, partitions=7)
     )
     assert on_spark == expected
 
@@ -151,7 +164,7 @@ def test_the_spark_engine_names_csv_tables_it_cannot_read(raw, tmp_path, session
     for name, frame in raw.items():
         frame.to_csv(folder / f"{name}.csv", index=False)
     with pytest.raises(SparkInputError, match="reads Parquet tables; these are CSV: accounts"):
-        feature_matrix_on_spark(session, folder, ModelConfig())
+        feature_matrix_on_spark(session, folder, ModelConfig().spine, ModelConfig().features)
 
 
 @pytest.mark.slow(seconds=60)
@@ -167,3 +180,9 @@ def test_features_with_the_spark_engine_through_the_cli_writes_what_duckdb_write
         pd.testing.assert_frame_equal(on_spark, local, check_exact=False, atol=1e-9)
     settings = [(tmp_path / f"{e}.settings.json").read_text() for e in ("duckdb", "spark")]
     assert settings[0] == settings[1]
+
+
+def test_the_freshness_of_tables_held_in_parts_is_the_freshest_parts():
+    parts = [{"events": 3, "intent": None}, {"events": 1, "intent": 9}, {"events": None}]
+    assert merge_freshness(parts) == {"events": 1, "intent": 9}
+    assert merge_freshness([{"events": None}, {}]) == {"events": None}

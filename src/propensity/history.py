@@ -96,6 +96,17 @@ class HistoryBatch:
     feature_shares: pd.DataFrame  # SHARE_COLUMNS
 
 
+def merge_freshness(parts: list[dict[str, int | None]]) -> dict[str, int | None]:
+    """The :func:`freshness` of tables held in parts (some accounts each): per table, the
+    freshest part's."""
+    merged: dict[str, int | None] = {}
+    for part in parts:
+        for name, days in part.items():
+            seen = merged.get(name)
+            merged[name] = days if seen is None else (seen if days is None else min(seen, days))
+    return merged
+
+
 def freshness(tables: Tables, as_of: pd.Timestamp) -> dict[str, int | None]:
     """Per table, days between ``as_of`` and its newest row known before it (None: no such row;
     tables absent from the data are left out)."""
@@ -115,7 +126,7 @@ def history_batch(
     matrix: pd.DataFrame,
     scored: pd.DataFrame,
     model: AccountModel,
-    tables: Tables,
+    freshness_days: dict[str, int | None],
     as_of: pd.Timestamp,
     *,
     scorecard: Scorecard,
@@ -123,7 +134,7 @@ def history_batch(
     source: str = "",
 ) -> HistoryBatch:
     """One scoring at ``as_of`` (``scored`` from ``model.score_features(matrix)``, possibly no
-    rows) as a history batch."""
+    rows; ``freshness_days``: :func:`freshness` of the tables) as a history batch."""
     as_of = pd.Timestamp(as_of)
     batch_id = f"{as_of.date()}|{model.version}"
     scores = pd.DataFrame(
@@ -177,7 +188,7 @@ def history_batch(
         "rows": len(scores),
         "horizon_days": model.spine.horizon_days,
         "spine_json": json.dumps(model.spine.model_dump(mode="json")),
-        "freshness_json": json.dumps(freshness(tables, as_of)),
+        "freshness_json": json.dumps(freshness_days),
     }
     return HistoryBatch(batch_id, facts, scores[list(SCORE_COLUMNS)], feature_shares)
 

@@ -25,7 +25,7 @@ import pandas as pd
 from propensity.scoring import PART_ROWS, AccountModel
 
 if TYPE_CHECKING:  # pyspark is imported when a session starts
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 ROW = "__propensity_row"  # the matrix's row order, carried through Spark
 
@@ -86,6 +86,36 @@ def spark_session(master: str | None = None, driver_memory: str = "4g") -> Itera
         spark.stop()
 
 
+def matrix_frame(
+    spark: SparkSession, matrix: pd.DataFrame, partitions: int | None = None
+) -> DataFrame:
+    """The feature matrix in Spark, each row with its position (``ROW``), split into
+    ``partitions`` (default: Spark's parallelism)."""
+    frame = spark.createDataFrame(matrix.reset_index(drop=True).assign(**{ROW: range(len(matrix))}))
+    return frame.repartition(partitions or spark.sparkContext.defaultParallelism)
+
+
+def scored_frame(model: AccountModel, frame: DataFrame, *, reasons: bool = True) -> DataFrame:
+    """The rows of ``frame`` (:func:`matrix_frame`) scored by the one scorer on the executors
+    (the model travels with the tasks), with ``ROW``: lazy, so a job on a cluster can also write
+    it where the executors write."""
+    spark = frame.sparkSession
+    # the output schema: the local scorer on one row (its columns and types)
+    first = frame.drop(ROW).limit(1).toPandas()
+    schema = spark.createDataFrame(
+        model.score_features(first, reasons=reasons).assign(**{ROW: 0})
+    ).schema
+    # Spark runs a task per core: a task's TreeSHAP on one thread, so cores are not shared
+    model = model.with_threads(1)
+
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            rows = batch.pop(ROW).to_numpy()
+            yield model.score_features(batch, reasons=reasons).assign(**{ROW: rows})
+
+    return frame.mapInPandas(score, schema)
+
+
 def score_parts(
     spark: SparkSession,
     model: AccountModel,
@@ -95,29 +125,14 @@ def score_parts(
     partitions: int | None = None,
     part_rows: int = PART_ROWS,
 ) -> Iterator[pd.DataFrame]:
-    """:meth:`AccountModel.score_parts` with the scoring done by Spark: the matrix is split into
-    ``partitions`` (default: Spark's parallelism), each scored by the one scorer on an executor
-    (the model travels with the task), and the scored rows come back in the matrix's order, in
-    parts of ``part_rows``."""
+    """:meth:`AccountModel.score_parts` with the scoring done by Spark (:func:`scored_frame`
+    over ``partitions``): the scored rows come back in the matrix's order, in parts of
+    ``part_rows``."""
     if matrix.empty:
         yield model.score_features(matrix, reasons=reasons)
         return
-    # the output schema: the local scorer on the first row (its columns and types)
-    schema = spark.createDataFrame(
-        model.score_features(matrix.head(1), reasons=reasons).assign(**{ROW: 0})
-    ).schema
-
-    # Spark runs a task per core: a task's TreeSHAP on one thread, so cores are not shared
-    model = model.with_threads(1)
-
-    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
-            rows = batch.pop(ROW).to_numpy()
-            yield model.score_features(batch, reasons=reasons).assign(**{ROW: rows})
-
-    frame = spark.createDataFrame(matrix.reset_index(drop=True).assign(**{ROW: range(len(matrix))}))
-    count = partitions or spark.sparkContext.defaultParallelism
-    scored = frame.repartition(count).mapInPandas(score, schema).toPandas()
+    frame = matrix_frame(spark, matrix, partitions)
+    scored = scored_frame(model, frame, reasons=reasons).toPandas()
     scored = scored.sort_values(ROW, kind="stable").drop(columns=ROW).reset_index(drop=True)
     for start in range(0, len(scored), part_rows):
         yield scored.iloc[start : start + part_rows].reset_index(drop=True)

@@ -25,8 +25,10 @@ an event must name a contact of its own account.
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import reduce
@@ -48,16 +50,22 @@ from propensity.data.problems import (
     merge_problems,
 )
 from propensity.data.sources import arrow_raw_table, find_table_files, raw_table
-from propensity.duck import connect
+from propensity.duck import connect, machine_memory_share
 from propensity.features.engagement_engine import event_type_counts, rank_event_types
 from propensity.features.matrix import FeatureSet, build_features
+from propensity.features.registry import FeatureConfig
 from propensity.io import InputFileError
-from propensity.spine import DataSpan, build_labels, build_spine, check_as_of
+from propensity.spine import (
+    DataSpan,
+    SpineConfig,
+    build_labels,
+    build_spine,
+    check_as_of,
+    data_end,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
-    from propensity.model.config import ModelConfig
 
 TABLE = "__table"  # which table a row of the shuffled frame belongs to
 ACCOUNT = "__account"  # its account_id as text: what the rows are partitioned by
@@ -236,26 +244,44 @@ def check_on_spark(split: SplitTables, unknown_accounts: UnknownAccounts = "erro
     )
 
 
+@dataclass(frozen=True)
+class SparkFeatures:
+    """What Spark built: the feature matrix, the labels (for a spine), the whole data's span,
+    the snapshot date (for one snapshot) and the tables' freshness at it
+    (:func:`propensity.history.freshness`)."""
+
+    feature_set: FeatureSet
+    labels: pd.DataFrame | None
+    span: DataSpan
+    as_of: pd.Timestamp | None = None
+    freshness: dict[str, int | None] | None = None
+
+
 def build_on_spark(
     split: SplitTables,
     checked: Checked,
-    config: ModelConfig,
+    spine_config: SpineConfig,
+    features: FeatureConfig,
     as_of: pd.Timestamp | None = None,
     unknown_accounts: UnknownAccounts = "error",
-) -> tuple[FeatureSet, pd.DataFrame | None]:
-    """The feature matrix (and, without ``as_of``, the labels) of every partition, in the spine's
-    order: what :func:`propensity.runs.workflows.write_features` builds with DuckDB."""
-    features = config.features
+) -> SparkFeatures:
+    """The feature matrix (and, without ``as_of``, the labels) of every partition, in the
+    spine's order: what :func:`propensity.runs.workflows.write_features` builds with DuckDB."""
+    from propensity.history import freshness, merge_freshness
+
     if features.event_types is None:  # the whole data's most frequent types, everywhere
         features = features.model_copy(
             update={"event_types": rank_event_types(checked.event_types, features)}
         )
     span, layouts = checked.span, split.layouts
+    # a task's DuckDB: the config's limit, else its core's share of half of the machine (the
+    # executor's other cores run tasks too)
+    memory_limit = features.duckdb_memory_limit
 
     def build(rows: pa.Table) -> pa.Table:
         with connect(
             threads=1,
-            memory_limit=features.duckdb_memory_limit,
+            memory_limit=memory_limit or machine_memory_share(0.5 / (os.cpu_count() or 1)),
             temp_directory=features.duckdb_temp_directory,
         ) as con:
             raw = {
@@ -263,14 +289,16 @@ def build_on_spark(
             }
             validated = check_tables(con, raw, unknown_accounts=unknown_accounts, empty_ok=True)
             tables = checked_tables(con, raw, validated)
-            spine = build_spine(tables, config.spine, as_of=as_of, span=span)
+            spine = build_spine(tables, spine_config, as_of=as_of, span=span)
             feature_set = build_features(tables, spine, features)
-            labels = None if as_of is not None else build_labels(tables, spine, config.spine, span)
+            labels = None if as_of is not None else build_labels(tables, spine, spine_config, span)
+            fresh = None if as_of is None else freshness(tables, as_of)
         meta = {
             "specs": feature_set.specs,
             "families": feature_set.families,
             "skipped": feature_set.skipped,
             "dtypes": (feature_set.matrix.dtypes, None if labels is None else labels.dtypes),
+            "freshness": fresh,
         }
         return _payload(meta, feature_set.matrix, labels)
 
@@ -282,7 +310,9 @@ def build_on_spark(
     labels = None
     if as_of is None:
         labels = _in_spine_order(_concat([r[2] for r in results]), meta["dtypes"][1])
-    return FeatureSet(matrix, meta["specs"], meta["families"], meta["skipped"]), labels
+    feature_set = FeatureSet(matrix, meta["specs"], meta["families"], meta["skipped"])
+    fresh = None if as_of is None else merge_freshness([r[0]["freshness"] for r in results])
+    return SparkFeatures(feature_set, labels, span, as_of, fresh)
 
 
 def _in_spine_order(table: pa.Table, dtypes: pd.Series) -> pd.DataFrame:
@@ -295,25 +325,28 @@ def _in_spine_order(table: pa.Table, dtypes: pd.Series) -> pd.DataFrame:
 def feature_matrix_on_spark(
     spark: SparkSession,
     folder: Path | str,
-    config: ModelConfig,
+    spine_config: SpineConfig,
+    features: FeatureConfig,
     as_of: pd.Timestamp | None = None,
     *,
+    snapshot: bool = False,
     partitions: int | None = None,
     unknown_accounts: UnknownAccounts = "error",
-) -> tuple[FeatureSet, pd.DataFrame | None]:
+) -> SparkFeatures:
     """Read, check and build on Spark (``partitions`` of the accounts: default two per core of
-    the session); an
-    ``as_of`` the data cannot describe is refused as by the local path."""
-    import warnings
-
+    the session): the spine's rows and labels, or with ``as_of`` (or ``snapshot``: at the end of
+    the data) the prospects at one date, as scoring builds them. An ``as_of`` the data cannot
+    describe is refused as by the local path."""
     split = split_tables(spark, folder, partitions or 2 * spark.sparkContext.defaultParallelism)
     try:
         checked = check_on_spark(split, unknown_accounts)
         for note in checked.notes:
             warnings.warn(note, ContractWarning, stacklevel=2)
         if as_of is not None:
-            as_of = check_as_of(checked.span, as_of, config.spine.horizon_days)
-        return build_on_spark(split, checked, config, as_of, unknown_accounts)
+            as_of = check_as_of(checked.span, as_of, spine_config.horizon_days)
+        elif snapshot:
+            as_of = data_end(checked.span)
+        return build_on_spark(split, checked, spine_config, features, as_of, unknown_accounts)
     finally:
         split.frame.unpersist()
 

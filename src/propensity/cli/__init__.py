@@ -41,12 +41,12 @@ from propensity.cli.common import (
     err_console,
     fail,
     force_reason,
-    input_notes,
     load_model_config,
     opened_tables,
     parse_date,
     print_registration,
     set_verbose,
+    spark_read_errors,
     steps,
     user_errors,
     verbose,
@@ -253,15 +253,10 @@ def features(
     spine = model_config.spine.model_copy(update={k: v for k, v in update.items() if v})
     model_config = model_config.model_copy(update={"spine": spine})
     if engine is Engine.spark:
-        from propensity.data.problems import ContractError
-
-        with user_errors(), input_notes():
-            try:
-                files = write_features(
-                    data, out, model_config, snapshot, engine="spark", spark_master=spark_master
-                )
-            except ContractError as exc:  # worded as the local engine words it
-                raise fail(f"{data} does not meet the data contract:\n{exc}") from None
+        with spark_read_errors(data):
+            files = write_features(
+                data, out, model_config, snapshot, engine="spark", spark_master=spark_master
+            )
     else:
         with (
             opened_tables(
@@ -509,18 +504,18 @@ def score(
     with user_errors():
         check_frame_suffix(out, "--out")  # before the model and the data are loaded
         model = load_account_model(run_dir, versions, uri)
-    with opened_tables(data, model.features, None, None, encoding, sep) as tables, user_errors():
-        scored = score_accounts(
-            data,
-            out,
-            model,
-            snapshot,
-            tables=tables,
-            history=history,
-            keep_history=not no_history,
-            engine=engine.value,
-            spark_master=spark_master,
-        )
+    options = {"history": history, "keep_history": not no_history}
+    if engine is Engine.spark:  # Spark reads and checks the tables
+        with spark_read_errors(data):
+            scored = score_accounts(
+                data, out, model, snapshot, engine="spark", spark_master=spark_master, **options
+            )
+    else:
+        with (
+            opened_tables(data, model.features, None, None, encoding, sep) as tables,
+            user_errors(),
+        ):
+            scored = score_accounts(data, out, model, snapshot, tables=tables, **options)
     print_stability(scored.stability, ScoringConfig.from_yaml().stability_alarm_share)
     console.print(f"scored {len(scored.scored):,} prospects with {model.version}: {out}")
     print_recorded(scored.recorded)

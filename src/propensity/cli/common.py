@@ -302,6 +302,19 @@ def user_errors(context: str = "") -> Iterator[None]:
 
 
 @contextmanager
+def spark_read_errors(data: Path) -> Iterator[None]:
+    """The errors of a command whose tables Spark reads and checks, worded as
+    :func:`opened_tables` words the local engine's."""
+    from propensity.data.problems import ContractError
+
+    with user_errors(), input_notes():
+        try:
+            yield
+        except ContractError as exc:
+            raise fail(f"{data} does not meet the data contract:\n{exc}") from None
+
+
+@contextmanager
 def input_notes() -> Iterator[None]:
     """Warnings about how the input was read (a detected encoding or separator, rows dropped)
     as ``warning:`` lines on stderr; other warnings pass through unchanged."""

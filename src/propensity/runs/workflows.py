@@ -203,7 +203,8 @@ def write_features(
         from propensity.spark_features import feature_matrix_on_spark
 
         with spark_session(spark_master) as session:
-            feature_set, labels = feature_matrix_on_spark(session, data_dir, config, as_of)
+            built = feature_matrix_on_spark(session, data_dir, config.spine, config.features, as_of)
+        feature_set, labels = built.feature_set, built.labels
     else:
         tables = tables if tables is not None else load_tables(data_dir)
         if as_of is not None:
@@ -334,20 +335,19 @@ def _record(
     matrix: pd.DataFrame,
     scored: pd.DataFrame,
     model: AccountModel,
-    tables: Tables,
-    as_of: pd.Timestamp | None,
+    freshness_days: dict[str, int | None],
+    as_of: pd.Timestamp,
     config: ScoringConfig,
     history: Path | str | None,
     source: str,
 ) -> Recorded:
     from propensity.history import history_batch, history_path, record
 
-    as_of = as_of if as_of is not None else data_end(tables)
     batch = history_batch(
         matrix,
         scored,
         model,
-        tables,
+        freshness_days,
         as_of,
         scorecard=Scorecard.from_yaml(),
         config=config,
@@ -372,13 +372,12 @@ def score_accounts(
     """Score the prospects at ``as_of`` (refused outside the data's span), write every scored
     column (CSV or Parquet), then append the scoring to the score history (``history``, see
     :func:`propensity.history.history_path`) unless ``keep_history`` is False. ``engine``
-    "spark" scores (with reasons) on a local Spark session (:mod:`propensity.spark`)."""
+    "spark" reads, checks and builds the snapshot's features and scores it (with reasons) on
+    Spark (:mod:`propensity.spark_features`, :mod:`propensity.spark`)."""
+    from propensity.history import freshness
+
     out = check_frame_suffix(out, "--out")
-    tables = tables if tables is not None else load_tables(data_dir)
-    if as_of is not None:
-        as_of = check_as_of(tables, as_of, model.spine.horizon_days)
     previous = read_export(out, ("account_id", "conversion_probability"))
-    matrix = snapshot_features(tables, model, as_of)
     kept: list[pd.DataFrame] = []
 
     def parts(scored_parts):
@@ -389,17 +388,31 @@ def score_accounts(
 
     if engine == "spark":
         from propensity import spark
+        from propensity.spark_features import feature_matrix_on_spark
 
         with spark.spark_session(spark_master) as session:
+            built = feature_matrix_on_spark(
+                session, data_dir, model.spine, model.features, as_of, snapshot=True
+            )
+            matrix, as_of = built.feature_set.matrix, built.as_of
             write_frame(parts(spark.score_parts(session, model, matrix)), out)
+        freshness_days = built.freshness
     else:
+        tables = tables if tables is not None else load_tables(data_dir)
+        if as_of is not None:
+            as_of = check_as_of(tables, as_of, model.spine.horizon_days)
+        as_of = as_of if as_of is not None else data_end(tables)
+        matrix = snapshot_features(tables, model, as_of)
         write_frame(parts(model.score_parts(matrix)), out)
+        freshness_days = freshness(tables, as_of)
     scored = pd.concat(kept, ignore_index=True)
     stability = _stability(scored, previous)
     recorded = None
     if keep_history:
         config = ScoringConfig.from_yaml()
-        recorded = _record(matrix, scored, model, tables, as_of, config, history, str(data_dir))
+        recorded = _record(
+            matrix, scored, model, freshness_days, as_of, config, history, str(data_dir)
+        )
     return ScoredFile(scored, out, stability, recorded)
 
 
@@ -507,6 +520,11 @@ def export_target_list(
     write_export(listing, out, stability)
     recorded = None
     if keep_history:
+        from propensity.history import freshness
+
         tiered = batch_tier_scores(scored) if config.tiers == "batch" else scored
-        recorded = _record(matrix, tiered, model, tables, as_of, config, history, str(data_dir))
+        as_of = as_of if as_of is not None else data_end(tables)
+        recorded = _record(
+            matrix, tiered, model, freshness(tables, as_of), as_of, config, history, str(data_dir)
+        )
     return TargetList(listing, out, stability, model.version, recorded)
