@@ -115,6 +115,8 @@ def test_spark_feature_matrix_and_labels_equal_duckdbs(world, session):
 def test_accounts_without_events_or_intent_in_their_bucket_get_the_local_features(
     raw, tmp_path, session
 ):
+    # an id padded in one table is the same account (the one parser trims it): its rows meet
+    raw["events"].loc[0, "account_id"] = " A1 "
     folder = _as_parquet(raw, tmp_path / "tables")  # text columns, parsed by the one parser
     config = ModelConfig.model_validate({"spine": {"start": "2023-03-01", "cadence": "weekly"}})
     as_of = pd.Timestamp("2023-07-03")
@@ -165,6 +167,17 @@ def test_the_spark_engine_names_csv_tables_it_cannot_read(raw, tmp_path, session
         frame.to_csv(folder / f"{name}.csv", index=False)
     with pytest.raises(SparkInputError, match="reads Parquet tables; these are CSV: accounts"):
         feature_matrix_on_spark(session, folder, ModelConfig().spine, ModelConfig().features)
+
+
+def test_parts_of_a_table_with_different_types_are_named(raw, tmp_path, session):
+    folder = _as_parquet({k: v for k, v in raw.items() if k != "events"}, tmp_path / "tables")
+    (folder / "events").mkdir()
+    events = raw["events"].assign(minutes=pd.to_numeric(raw["events"]["minutes"]))
+    events.iloc[:2].assign(minutes=[1, 2]).to_parquet(folder / "events" / "a.parquet")
+    events.iloc[2:].to_parquet(folder / "events" / "b.parquet")
+    config = ModelConfig()
+    with pytest.raises(SparkInputError, match=r"different types for minutes \(minutes: int64"):
+        feature_matrix_on_spark(session, folder, config.spine, config.features)
 
 
 @pytest.mark.slow(seconds=60)

@@ -48,15 +48,21 @@ def java_home() -> str:
 
 
 @contextmanager
-def spark_session(master: str | None = None, driver_memory: str = "4g") -> Iterator[SparkSession]:
+def spark_session(
+    master: str | None = None, driver_memory: str | None = None
+) -> Iterator[SparkSession]:
     """A Spark session on ``master`` (``local[N]``, or a cluster's URL such as
     ``spark://host:7077`` or ``yarn``; None: the one spark-submit gives, else ``local[*]``).
     ``driver_memory`` sizes the driver's JVM when this starts it (it holds the tasks' results
-    on their way); under spark-submit, its ``--driver-memory`` does."""
+    on their way; default 4g for a local master, else the cluster's spark-defaults); under
+    spark-submit, its ``--driver-memory`` does."""
     os.environ["JAVA_HOME"] = java_home()
     # the Python workers must import what this interpreter imports
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    if master is None or master.startswith("local"):  # one machine: no network lookups
+    if master is None and "PYSPARK_GATEWAY_PORT" not in os.environ:  # not under spark-submit
+        master = "local[*]"
+    local = master is not None and master.startswith("local")
+    if local:  # one machine: no network lookups
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     # PySpark 4 warns that pandas 3 is not fully supported; the tests compare every value
     warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
@@ -66,6 +72,12 @@ def spark_session(master: str | None = None, driver_memory: str = "4g") -> Itera
     log_config = files("propensity") / "configs" / "spark-log4j2.properties"
 
     builder = SparkSession.builder if master is None else SparkSession.builder.master(master)
+    if driver_memory or local:
+        builder = builder.config("spark.driver.memory", driver_memory or "4g")
+    if local:  # a cluster's log settings are its own
+        builder = builder.config(
+            "spark.driver.extraJavaOptions", f"-Dlog4j.configurationFile={log_config}"
+        )
     spark = (
         builder.appName("propensity")
         .config("spark.sql.session.timeZone", "UTC")
@@ -75,8 +87,6 @@ def spark_session(master: str | None = None, driver_memory: str = "4g") -> Itera
         # Parquet's nanosecond timestamps (pandas' default) come as numbers, made timestamps
         # again in the task
         .config("spark.sql.legacy.parquet.nanosAsLong", "true")
-        .config("spark.driver.memory", driver_memory)
-        .config("spark.driver.extraJavaOptions", f"-Dlog4j.configurationFile={log_config}")
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
@@ -95,13 +105,20 @@ def matrix_frame(
     return frame.repartition(partitions or spark.sparkContext.defaultParallelism)
 
 
-def scored_frame(model: AccountModel, frame: DataFrame, *, reasons: bool = True) -> DataFrame:
+def scored_frame(
+    model: AccountModel,
+    frame: DataFrame,
+    *,
+    reasons: bool = True,
+    sample: pd.DataFrame | None = None,
+) -> DataFrame:
     """The rows of ``frame`` (:func:`matrix_frame`) scored by the one scorer on the executors
     (the model travels with the tasks), with ``ROW``: lazy, so a job on a cluster can also write
-    it where the executors write."""
+    it where the executors write. ``sample``: a row of the matrix, when the driver has one
+    (else one is read from ``frame``)."""
     spark = frame.sparkSession
     # the output schema: the local scorer on one row (its columns and types)
-    first = frame.drop(ROW).limit(1).toPandas()
+    first = sample.head(1) if sample is not None else frame.drop(ROW).limit(1).toPandas()
     schema = spark.createDataFrame(
         model.score_features(first, reasons=reasons).assign(**{ROW: 0})
     ).schema
@@ -132,7 +149,7 @@ def score_parts(
         yield model.score_features(matrix, reasons=reasons)
         return
     frame = matrix_frame(spark, matrix, partitions)
-    scored = scored_frame(model, frame, reasons=reasons).toPandas()
+    scored = scored_frame(model, frame, reasons=reasons, sample=matrix).toPandas()
     scored = scored.sort_values(ROW, kind="stable").drop(columns=ROW).reset_index(drop=True)
     for start in range(0, len(scored), part_rows):
         yield scored.iloc[start : start + part_rows].reset_index(drop=True)

@@ -35,6 +35,7 @@ from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -50,6 +51,7 @@ from propensity.data.problems import (
     merge_problems,
 )
 from propensity.data.sources import arrow_raw_table, find_table_files, raw_table
+from propensity.data.specs import TABLE_NAMES
 from propensity.duck import connect, machine_memory_share
 from propensity.features.engagement_engine import event_type_counts, rank_event_types
 from propensity.features.matrix import FeatureSet, build_features
@@ -74,6 +76,10 @@ PAYLOAD = "meta binary, matrix binary, labels binary"  # what a task returns
 
 class SparkInputError(ValueError):
     """Tables the Spark engine cannot read (it reads Parquet)."""
+
+
+class SparkTaskError(ValueError):
+    """A task's check or build failed with an error a user can act on (its message)."""
 
 
 @dataclass(frozen=True)
@@ -145,14 +151,25 @@ def _read(spark: SparkSession, name: str, paths: tuple[Path, ...]):
 
     schema = pq.read_schema(paths[0])
     columns = tuple(c for c in schema.names if not c.startswith("__index_level_"))
+    for path in paths[1:]:  # DuckDB unions differing types; here each part keeps its own
+        other = pq.read_schema(path)
+        differ = [c for c in columns if other.field(c).type != schema.field(c).type]
+        if differ:
+            c = differ[0]
+            raise SparkInputError(
+                f"the parts of table {name} have different types for {', '.join(differ)} "
+                f"({c}: {schema.field(c).type} in {paths[0].name}, {other.field(c).type} in "
+                f"{path.name}); write them with one type, or use --engine duckdb"
+            )
     parts, offset = [], 0
     for path in paths:
         read = spark.read.parquet(str(path))
-        slots = _slots(columns, {f.name: f.dataType.simpleString() for f in read.schema.fields})
+        types = {f.name: f.dataType for f in read.schema.fields}
+        slots = _slots(columns, {c: t.simpleString() for c, t in types.items()})
         parts.append(
             read.select(
                 *(
-                    F.col(_spark_name(c)).cast("string").alias(slot)
+                    _account_key(F.col(_spark_name(c)), types[c]).alias(slot)
                     if slot == ACCOUNT
                     else F.col(_spark_name(c)).alias(slot)
                     for c, slot in zip(columns, slots, strict=True)
@@ -167,6 +184,21 @@ def _read(spark: SparkSession, name: str, paths: tuple[Path, ...]):
         frame = frame.withColumn(ACCOUNT, F.lit(None).cast("string"))
     types = pa.schema([schema.field(c) for c in columns])
     return frame, Layout(columns, tuple(slots), types), offset
+
+
+def _account_key(column, kind):
+    """What the rows are partitioned by: ``account_id`` as the one parser cleans it (trimmed,
+    empty as missing, a whole number without its ``.0``), so rows of one account meet in one
+    task whatever the type or padding of the id in each table."""
+    import pyspark.sql.functions as F
+    from pyspark.sql.types import DecimalType, DoubleType, FloatType
+
+    if isinstance(kind, (FloatType, DoubleType, DecimalType)):
+        whole = column == F.floor(column)
+        text = F.when(whole, column.cast("bigint").cast("string")).otherwise(column.cast("string"))
+    else:
+        text = F.trim(column.cast("string"))
+    return F.when(text == "", F.lit(None)).otherwise(text)
 
 
 def _slots(columns: tuple[str, ...], types: dict[str, str]) -> list[str]:
@@ -227,10 +259,14 @@ def check_on_spark(split: SplitTables, unknown_accounts: UnknownAccounts = "erro
             )
 
     metas = [meta for meta, _, _ in _run(split, check)]
+    # an empty table is reported as such, as the local check reports it (nothing else of it)
+    empty = {name for name, count in split.rows.items() if not count}
     problems = [
-        Problem(name, None, EMPTY_TABLE, 0) for name, count in split.rows.items() if not count
+        Problem(name, None, EMPTY_TABLE, 0, [], (TABLE_NAMES.index(name), 0, -1))
+        for name in sorted(empty, key=TABLE_NAMES.index)
     ]
-    problems += merge_problems([m.get("problems", []) for m in metas])
+    found = [[p for p in m.get("problems", []) if p.table not in empty] for m in metas]
+    problems = sorted(problems + merge_problems(found), key=lambda p: p.order)
     if problems:
         raise ContractError(problems)
     event_types: dict[str, int] = {}
@@ -269,7 +305,7 @@ def build_on_spark(
     spine's order: what :func:`propensity.runs.workflows.write_features` builds with DuckDB."""
     from propensity.history import freshness, merge_freshness
 
-    if features.event_types is None:  # the whole data's most frequent types, everywhere
+    if not features.event_types:  # the whole data's most frequent types, everywhere
         features = features.model_copy(
             update={"event_types": rank_event_types(checked.event_types, features)}
         )
@@ -380,11 +416,18 @@ def _run(split: SplitTables, task) -> list[tuple[dict[str, Any], pa.Table, pa.Ta
 
     def each(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         batches = list(batches)
-        if batches:
-            yield from task(pa.Table.from_batches(batches)).to_batches()
+        if not batches:
+            return
+        try:
+            result = task(pa.Table.from_batches(batches))
+        except (ValueError, duckdb.Error, pa.ArrowException) as exc:
+            # the error a user can act on travels to the driver (a task that raised would be
+            # retried, then reported as a JVM traceback)
+            result = _payload({"error": f"{type(exc).__name__}: {exc}"})
+        yield from result.to_batches()
 
     results = split.frame.mapInArrow(each, PAYLOAD).toArrow()
-    return [
+    unpacked = [
         (pickle.loads(meta), _table(matrix), _table(labels))
         for meta, matrix, labels in zip(
             results.column("meta").to_pylist(),
@@ -393,6 +436,10 @@ def _run(split: SplitTables, task) -> list[tuple[dict[str, Any], pa.Table, pa.Ta
             strict=True,
         )
     ]
+    failed = [meta["error"] for meta, _, _ in unpacked if "error" in meta]
+    if failed:
+        raise SparkTaskError(f"a Spark task failed: {failed[0]}")
+    return unpacked
 
 
 def _table(data: bytes | None) -> pa.Table | None:

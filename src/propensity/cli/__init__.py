@@ -244,7 +244,9 @@ def features(
     """The point-in-time feature matrix (account_id, as_of first) with the model config's spine
     and feature settings; for a spine also its labels. The tables are read and checked by DuckDB
     where they lie (files or folders of part files larger than memory), or with --engine spark
-    by Spark, split by account across its executors (Parquet tables), with the same result."""
+    by Spark, split by account across its executors (Parquet tables), with the same checks and
+    features (two checks across accounts differ: see the README)."""
+    from propensity.duck import check_size
     from propensity.runs.workflows import write_features
 
     snapshot = parse_date("--as-of", as_of)
@@ -253,6 +255,13 @@ def features(
     spine = model_config.spine.model_copy(update={k: v for k, v in update.items() if v})
     model_config = model_config.model_copy(update={"spine": spine})
     if engine is Engine.spark:
+        with user_errors():  # the DuckDB settings of each Spark task
+            update = {"duckdb_memory_limit": check_size(memory_limit, "--memory-limit")}
+            update["duckdb_temp_directory"] = str(temp_dir) if temp_dir else None
+            features = model_config.features.model_copy(
+                update={k: v for k, v in update.items() if v}
+            )
+            model_config = model_config.model_copy(update={"features": features})
         with spark_read_errors(data):
             files = write_features(
                 data, out, model_config, snapshot, engine="spark", spark_master=spark_master

@@ -305,6 +305,8 @@ def user_errors(context: str = "") -> Iterator[None]:
 def spark_read_errors(data: Path) -> Iterator[None]:
     """The errors of a command whose tables Spark reads and checks, worded as
     :func:`opened_tables` words the local engine's."""
+    from pyspark.errors import PySparkException
+
     from propensity.data.problems import ContractError
 
     with user_errors(), input_notes():
@@ -312,6 +314,11 @@ def spark_read_errors(data: Path) -> Iterator[None]:
             yield
         except ContractError as exc:
             raise fail(f"{data} does not meet the data contract:\n{exc}") from None
+        except PySparkException as exc:  # Spark's own failure: its first line, and what to do
+            if verbose():
+                traceback.print_exception(exc, file=sys.stderr)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise fail(f"Spark failed: {first} (--verbose shows Spark's traceback)") from None
 
 
 @contextmanager

@@ -225,7 +225,9 @@ def _mixed_up(spec: TableSpec, names: Sequence[str]) -> Problem | None:
         f"({', '.join(names)}) are those of table {others[0]!r}: is this the "
         f"{others[0]} file? Save each table as NAME.csv or NAME.parquet"
     )
-    return Problem(spec.name, None, message, len(missing))
+    return Problem(
+        spec.name, None, message, len(missing), [], (TABLE_NAMES.index(spec.name), 0, -1)
+    )
 
 
 def _parse_view(
@@ -402,7 +404,10 @@ def _check_table(
     duplicated = [c for c, n in Counter(raw.columns).items() if n > 1]
     if duplicated:
         cols = ", ".join(duplicated)
-        problems.append(Problem(name, None, f"duplicate column names: {cols}", len(duplicated)))
+        what = f"duplicate column names: {cols}"
+        problems.append(
+            Problem(name, None, what, len(duplicated), [], (TABLE_NAMES.index(name), 0, -1))
+        )
         return None
     if mixed_up := _mixed_up(spec, raw.columns):
         problems.append(mixed_up)
@@ -533,7 +538,14 @@ def check_tables(
         raise ValueError(f"unknown_accounts must be 'error' or 'drop', got {unknown_accounts!r}")
     con.execute("SET TimeZone = 'UTC'")  # naive timestamp text is UTC, whoever opened con
     problems = [
-        Problem(str(name), None, f"unknown table name; tables are: {', '.join(TABLE_NAMES)}", 0)
+        Problem(
+            str(name),
+            None,
+            f"unknown table name; tables are: {', '.join(TABLE_NAMES)}",
+            0,
+            [],
+            (-1,),
+        )
         for name in unknown_names
     ]
     checked: dict[str, _Checked] = {}
@@ -541,7 +553,7 @@ def check_tables(
         if name not in raw:
             if SPECS[name].required:
                 what = f"missing required table (provide {name}.csv or {name}.parquet)"
-                problems.append(Problem(name, None, what, 0))
+                problems.append(Problem(name, None, what, 0, [], (TABLE_NAMES.index(name), 0, -1)))
             continue
         result = _check_table(con, raw[name], problems, empty_ok)
         if result is not None:
