@@ -190,8 +190,11 @@ def scale_run(workdir: Path, rows: int, path: str) -> dict:
 # the parent
 
 
-def _child(workdir: Path, *arguments: str) -> dict:
-    command = [sys.executable, str(Path(__file__).resolve()), "--workdir", str(workdir)]
+def _child(workdir: Path, *arguments: str, script: Path | None = None) -> dict:
+    """``script`` (default: this file) in a fresh process with ``arguments``: the JSON line it
+    prints last, or what failed."""
+    script = script or Path(__file__).resolve()
+    command = [sys.executable, str(script), "--workdir", str(workdir)]
     child = subprocess.run([*command, *arguments], capture_output=True, text=True)
     lines = [line for line in child.stdout.splitlines() if line.startswith("{")]
     if child.returncode != 0 or not lines:

@@ -172,13 +172,9 @@ def _events(folder: Path) -> int:
 
 
 def _child(workdir: Path, *arguments: str) -> dict:
-    command = [sys.executable, str(Path(__file__).resolve()), "--workdir", str(workdir)]
-    child = subprocess.run([*command, *arguments], capture_output=True, text=True)
-    lines = [line for line in child.stdout.splitlines() if line.startswith("{")]
-    if child.returncode != 0 or not lines:
-        tail = [line for line in child.stderr.strip().splitlines() if line.strip()][-3:]
-        return {"failed": tail, "arguments": list(arguments)}
-    return json.loads(lines[-1])
+    from scoring import _child as run_child  # one way to run a measurement in a fresh process
+
+    return run_child(workdir, *arguments, script=Path(__file__).resolve())
 
 
 def spark_benchmark(out_dir: Path, workdir: Path, parts: tuple[str, ...] = PARTS) -> dict:
