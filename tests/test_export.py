@@ -54,7 +54,7 @@ def test_exported_csv_has_ranks_tiers_reasons_and_versions(exported):
     assert listing["model_version"].nunique() == 1
     # the version names a head that ships a baseline (here the 3,000-account world's fit head)
     assert re.fullmatch(
-        r"(logistic-)?(scorecard-)?sha-[0-9a-f]{12}", listing["model_version"].iloc[0]
+        r"(logistic-)?(scorecard-)?(stacked-)?sha-[0-9a-f]{12}", listing["model_version"].iloc[0]
     )
     assert listing["as_of"].nunique() == 1
     order = {"priority 1": 0, "priority 2": 1, "priority 3": 2, "priority 4": 3, "nurture": 4}

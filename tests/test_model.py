@@ -277,7 +277,11 @@ def test_held_out_predictions_hold_every_scorer_and_complete_labels(trained):
     test_start = pd.Timestamp(result.summary["split"]["test_start"])
     assert (predictions["as_of"] >= test_start).all()
     evaluation = result.evaluation
-    assert set(evaluation["scorer"]) == {"model", "scorecard", "logistic", "oracle", "base_rate"}
+    scorers = evaluation.groupby("head")["scorer"].agg(set)
+    assert scorers["fit"] == {"model", "scorecard", "logistic", "oracle", "base_rate"}
+    # the conversion head's learned candidate is the stack of LightGBM and logistic
+    assert scorers["conversion"] == scorers["fit"] | {"stacked"}
+    assert predictions.loc[predictions["head"] == "conversion", "stacked"].notna().all()
     for column in (
         "roc_auc",
         "roc_auc_lo",
@@ -353,7 +357,7 @@ def test_scored_rows_carry_scores_tiers_reasons_and_the_model_version(trained):
     assert scored["model_version"].nunique() == 1
     # a head that ships a baseline says which (see propensity.runs.selection)
     assert re.fullmatch(
-        r"(logistic-)?(scorecard-)?sha-[0-9a-f]{12}", scored["model_version"].iloc[0]
+        r"(logistic-)?(scorecard-)?(stacked-)?sha-[0-9a-f]{12}", scored["model_version"].iloc[0]
     )
     assert load_scoring_model(trained.run_dir).version == model.version  # same model, same version
     hot = scored.sort_values("conversion_probability").iloc[-1]

@@ -9,8 +9,14 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from propensity.evaluate import auc_difference_bound
-from propensity.model.candidates import ScorecardCandidate
-from propensity.model.head import HeadModel, LightGBMParams
+from propensity.model.candidates import (
+    EXPECTED_VALUE,
+    LogisticCandidate,
+    ScorecardCandidate,
+    StackedCandidate,
+    stacked_out_of_fold,
+)
+from propensity.model.head import HeadModel, LightGBMParams, logistic_baseline
 from propensity.model.scorecard import Scorecard
 from propensity.runs.selection import _better, health
 from propensity.scoring import CONVERSION_TIERS, model_version
@@ -224,3 +230,57 @@ def test_the_higher_scorer_ships_at_level_one_half_and_needs_confidence_above_it
     assert not _better(label, incumbent, challenger, rows, 0.5, **options)[0]
     better, bound = _better(label, challenger, incumbent, rows, 0.84, **options)
     assert not better and bound < 0
+
+
+def stack_parts(seed: int = 1):
+    """A LightGBM model and a logistic baseline fitted on one window, both judged on another."""
+    train, y_train = accounts_frame(3000, seed, 0.15)
+    valid, y_valid = accounts_frame(1500, seed + 1, 0.15)
+    model = head(min_calibration_positives=50).fit(train, y_train, eval_set=(valid, y_valid))
+    features = ["employees", "visits", "noise"]
+    pipeline = logistic_baseline(features, [], 0).fit(train[features], y_train)
+    logistic = LogisticCandidate.of(pipeline, features, [], valid, train, y_train)
+    return model, logistic, valid, y_valid
+
+
+def test_a_stack_weighs_both_models_and_its_reasons_sum_to_its_log_odds():
+    model, logistic, valid, y_valid = stack_parts()
+    stacked = StackedCandidate.of(
+        model, logistic, model.predict_margin(valid), logistic.margin(valid), y_valid
+    )
+    assert stacked is not None and min(stacked.weights) > 0
+    probability = stacked.predict_proba(valid)[:, 1]
+    assert np.allclose(probability, stacked.validation_probability_)
+    # its probabilities are calibrated on the rows it was stacked on: mean = base rate
+    assert probability.mean() == pytest.approx(y_valid.mean(), abs=1e-4)
+    contributions = stacked.contributions(valid)
+    assert list(contributions.columns) == [*model.features_, EXPECTED_VALUE]
+    assert np.allclose(contributions.sum(axis=1), np.log(probability / (1 - probability)))
+    assert model_version([stacked]).startswith("stacked-sha-")
+    assert np.allclose(stacked.with_threads(1).predict_proba(valid), stacked.predict_proba(valid))
+    newer = stacked.recalibrated(valid.iloc[:700], y_valid[:700])
+    assert newer is not None and newer.fingerprint() != stacked.fingerprint()
+    order = np.argsort(stacked.margin(valid), kind="stable")
+    assert (np.argsort(newer.margin(valid), kind="stable") == order).all()
+
+
+def test_no_stack_is_formed_when_a_weight_would_be_negative():
+    model, logistic, valid, y_valid = stack_parts()
+    # a "logistic" whose log-odds point the wrong way once the model's are known
+    reversed_margin = -logistic.margin(valid)
+    stacked = StackedCandidate.of(
+        model, logistic, model.predict_margin(valid), reversed_margin, y_valid
+    )
+    assert stacked is None
+
+
+def test_the_stack_is_judged_with_its_weights_fitted_out_of_fold():
+    rng = np.random.default_rng(0)
+    y = (rng.random(600) < 0.2).astype(int)
+    groups = np.arange(600)
+    noise = rng.normal(size=(600, 2))  # neither margin knows the label
+    out_of_fold = stacked_out_of_fold(noise[:, 0], noise[:, 1], y, groups, seed=0)
+    assert out_of_fold.shape == (600,)
+    assert len(np.unique(out_of_fold.round(12))) > 500
+    # every row has its own out-of-fold log-odds, and pure noise ranks at chance
+    assert abs(roc_auc_score(y, out_of_fold) - 0.5) < 0.08

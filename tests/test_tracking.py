@@ -92,7 +92,7 @@ def test_score_and_serve_the_registered_champions_or_a_pinned_version(trained, t
     rows = pd.read_parquet(out)
     (label,) = set(rows["model_version"])
     assert re.fullmatch(
-        r"fit:v1:(logistic-|scorecard-)?sha-[0-9a-f]{12},conversion:v2:(logistic-)?sha-[0-9a-f]{12}",
+        r"fit:v1:(logistic-|scorecard-)?sha-[0-9a-f]{12},conversion:v2:(logistic-|stacked-)?sha-[0-9a-f]{12}",
         label,
     ), label
     assert rows["conversion_reasons_json"].str.startswith("[").all()

@@ -23,10 +23,10 @@ import pandas as pd
 from propensity.features.phrases import is_missing
 from propensity.features.registry import FeatureSpec
 from propensity.features.wording import word
-from propensity.model.candidates import LogisticCandidate, ScorecardCandidate
+from propensity.model.candidates import LogisticCandidate, ScorecardCandidate, StackedCandidate
 from propensity.model.head import HeadModel
 
-ShippedModel = HeadModel | LogisticCandidate | ScorecardCandidate
+ShippedModel = HeadModel | LogisticCandidate | ScorecardCandidate | StackedCandidate
 
 __all__ = [
     "EXPECTED_VALUE",

@@ -96,7 +96,8 @@ def to_tier(probability: np.ndarray, calibration: HeadCalibration) -> np.ndarray
 
 def model_version(models: Sequence[ShippedModel]) -> str:
     """Content hash of the models: the same models always have the same version; a head that
-    ships a baseline says which (``logistic-sha-...``, ``scorecard-sha-...``)."""
+    ships a baseline or a stack says which (``logistic-sha-...``, ``scorecard-sha-...``,
+    ``stacked-sha-...``)."""
     digest = hashlib.sha256()
     for model in models:
         digest.update(model.fingerprint().encode())

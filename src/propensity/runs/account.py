@@ -122,6 +122,7 @@ def fit_settings(config: ModelConfig, head: str) -> FitSettings:
         # validation window is no hold-out for it; its rows are cross-fitted by account
         cross_fit=head == "fit",
         boost_from_scorecard=head == "fit",
+        stack=config.stack_logistic.get(head, False),
     )
 
 

@@ -28,6 +28,7 @@ from sklearn.pipeline import Pipeline
 from propensity.evaluate import brier_skills, comparison_table, decile_table
 from propensity.explain import global_importance
 from propensity.features.registry import FeatureSpec
+from propensity.model.candidates import LogisticCandidate, StackedCandidate
 from propensity.model.head import (
     HeadModel,
     LightGBMParams,
@@ -36,7 +37,13 @@ from propensity.model.head import (
 )
 from propensity.model.scorecard import Scorecard
 from propensity.model.splits import Fold
-from propensity.runs.selection import Shipped, ship
+from propensity.runs.selection import (
+    SelectionRows,
+    Shipped,
+    logistic_candidate,
+    selection_rows,
+    ship,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,7 @@ class FitSettings:
     selection_metric: str = "roc_auc"
     cross_fit: bool = False  # always cross-fit (rows of one account in both windows)
     boost_from_scorecard: bool = False  # the trees start from the task's scorecard (a prior)
+    stack: bool = False  # a stack of LightGBM and logistic is the learned candidate
 
     def cross_fits(self, validation_positives: int) -> bool:
         """Whether the model is cross-fitted on train + validation (the rule
@@ -113,6 +121,10 @@ class FittedFold:
     model: HeadModel
     logistic: Pipeline
     base_rate: float
+    selection: SelectionRows  # the rows the candidates are compared on
+    logistic_candidate: LogisticCandidate
+    stacked: StackedCandidate | None = None
+    stack_refused: str = ""  # why a stack was asked for and not formed
 
 
 @dataclass
@@ -178,7 +190,26 @@ def fit_fold(task: HeadTask, fold: Fold, settings: FitSettings) -> FittedFold:
         model.best_iteration_,
         model.calibration_method_,
     )
-    return FittedFold(model, logistic, float(y[scored].mean()))
+    selection = selection_rows(task, fold, model, settings.seed)
+    candidate = logistic_candidate(task, fold, logistic, selection)
+    stacked, refused = None, ""
+    if settings.stack:
+        stacked = StackedCandidate.of(
+            model,
+            candidate,
+            selection.model_margin,
+            selection.logistic_margin,
+            selection.label,
+            settings.seed,
+        )
+        if stacked is None:
+            refused = (
+                "not stacked with the logistic baseline: a stacking weight on the "
+                f"{selection.basis} is not positive (one model adds nothing to the other)"
+            )
+    return FittedFold(
+        model, logistic, float(y[scored].mean()), selection, candidate, stacked, refused
+    )
 
 
 def held_out(task: HeadTask, fitted: FittedFold, fold: Fold) -> pd.DataFrame:
@@ -192,6 +223,8 @@ def held_out(task: HeadTask, fitted: FittedFold, fold: Fold) -> pd.DataFrame:
     frame["label"] = task.label[rows].astype(int)
     frame["model"] = fitted.model.predict_proba(test)[:, 1]
     frame["logistic"] = fitted.logistic.predict_proba(test[task.columns])[:, 1]
+    if fitted.stacked is not None:
+        frame["stacked"] = fitted.stacked.predict_proba(test)[:, 1]
     frame["base_rate"] = fitted.base_rate
     if task.references is not None:
         for name, values in task.references(fold, rows).items():
@@ -215,7 +248,10 @@ def evaluate_head(task: HeadTask, predictions: pd.DataFrame, settings: FitSettin
     and per-fold figures."""
     first = predictions[predictions["repeat"] == 0]
     scorers = scorers_of(task, predictions)
-    probabilities = {"model", *BASELINES, *task.probability_references}
+    if "stacked" in predictions and predictions["stacked"].isna().any():
+        # a stack formed in some folds only has no figure comparable to the others'
+        scorers.remove("stacked")
+    probabilities = {"model", "stacked", *BASELINES, *task.probability_references}
     ranked = first.rename(columns={"_group": "group", "_date": "date"})
     options = dict(
         head=task.head,

@@ -23,12 +23,16 @@ The rule (pre-declared, the same for every head and both recipes):
    0.846 on the test window); on the planted-drift table 0.84 kept LightGBM (validation 0.606
    vs logistic 0.609), which the test window bore out (0.608 vs 0.590).
 4. The learned scorer is the LightGBM model, unless it is degenerate (:func:`health`) or the
-   logistic baseline beats it by rule 3; then the logistic baseline.
+   logistic baseline beats it by rule 3; then the logistic baseline. Where the config stacks the
+   head (``stack_logistic``) and the model is not degenerate, the learned scorer is the stack of
+   the two (:class:`propensity.model.candidates.StackedCandidate`: weights on their held-out
+   log-odds fitted on the selection rows), judged there with its weights fitted out of fold; a
+   weight that is not positive means no stack, and the run says so.
 5. The hand-made scorecard is the incumbent: the learned scorer replaces it only by rule 3
    (also a LightGBM model boosted from the scorecard, as the fit head's: its trees are what the
    data says the points miss, and they must show it on rows they were not fitted on).
 6. The run, the report and the exported ``model_version`` (``scorecard-sha-...``,
-   ``logistic-sha-...``) say which ships and why; when the shipped scorer is below another
+   ``logistic-sha-...``, ``stacked-sha-...``) say which ships and why; when the shipped scorer is below another
    candidate on the selection rows (within the noise, or it would not ship), the run says so in
    a warning (``Shipped.warnings``). The shipped scorer is checked by
    :func:`health`; a run whose shipped scorer has a problem is written and logged but not
@@ -47,7 +51,11 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from propensity.evaluate import auc_difference_bound
 from propensity.explain import ShippedModel
-from propensity.model.candidates import LogisticCandidate, ScorecardCandidate
+from propensity.model.candidates import (
+    LogisticCandidate,
+    ScorecardCandidate,
+    stacked_out_of_fold,
+)
 from propensity.model.head import logistic_baseline
 from propensity.model.splits import Fold
 from propensity.scoring import head_calibration
@@ -169,36 +177,95 @@ def _better(
 SELECTION_DRAWS = 200
 
 
+@dataclass
+class SelectionRows:
+    """The rows a head's candidates are compared on (held out from each), with the LightGBM
+    model's and the logistic baseline's held-out log-odds there."""
+
+    rows: pd.DataFrame
+    label: np.ndarray
+    basis: str
+    model_margin: np.ndarray  # as HeadModel.predict_margin gives it
+    logistic_margin: np.ndarray
+
+    @property
+    def groups(self) -> np.ndarray:
+        return _groups(self.rows)
+
+
+def _log_odds(probability: np.ndarray) -> np.ndarray:
+    probability = np.clip(np.asarray(probability, dtype=float), 1e-12, 1 - 1e-12)
+    return np.log(probability / (1 - probability))
+
+
+def selection_rows(task, fold: Fold, model, seed: int) -> SelectionRows:
+    """The selection rows of a fold (rule 2 of the module docstring): the validation window, the
+    logistic baseline refitted on the training window alone for it, or, when the model was
+    cross-fitted, the out-of-fold rows of train + validation with the logistic baseline's
+    out-of-fold predictions on the same folds."""
+    y = task.training_label.astype(int)
+    development_rows = np.concatenate([fold.train, fold.valid])
+    development = task.matrix.iloc[development_rows]
+    cross_fitted = getattr(model, "cross_fit_splits_", None)
+    if cross_fitted:
+        # the model's out-of-fold rows: the development rows it is calibrated on
+        rows = model.validation_rows_
+        reference, label = development.iloc[rows], y[development_rows][rows]
+        basis = f"out-of-fold on train + validation ({cross_fitted} folds)"
+        logistic = _out_of_fold_logistic(
+            task, development, y[development_rows], cross_fitted, seed
+        )[rows]
+    else:
+        reference, label = task.matrix.iloc[fold.valid], y[fold.valid]
+        basis = "validation window"
+        numeric = [c for c in task.columns if c not in task.categorical]
+        on_train = logistic_baseline(numeric, task.categorical, seed)
+        on_train.fit(task.matrix.iloc[fold.train][task.columns], y[fold.train])
+        logistic = on_train.predict_proba(reference[task.columns])[:, 1]
+    model_margin = np.asarray(model.validation_margin_) - getattr(model, "prior_shift_", 0.0)
+    return SelectionRows(reference, label, basis, model_margin, _log_odds(logistic))
+
+
+def logistic_candidate(task, fold: Fold, logistic, selection: SelectionRows) -> LogisticCandidate:
+    """The fold's logistic baseline (fitted on train + validation) with the scoring face of a
+    head, its score and tiers set on the selection rows."""
+    development_rows = np.concatenate([fold.train, fold.valid])
+    y = task.training_label.astype(int)
+    return LogisticCandidate.of(
+        logistic,
+        task.columns,
+        task.categorical,
+        selection.rows,
+        task.matrix.iloc[development_rows],
+        y[development_rows],
+    )
+
+
+NAMES = {
+    "model": "LightGBM",
+    "logistic": "logistic",
+    "scorecard": "scorecard",
+    "stacked": "stack of LightGBM and logistic",
+}
+
+
 def ship(task, fold: Fold, fitted, level: float, seed: int, metric: str = "roc_auc") -> Shipped:
     """The scorer a head ships (the module docstring's rule) from the final fold's fits."""
     model = fitted.model
     y = task.training_label.astype(int)
     development_rows = np.concatenate([fold.train, fold.valid])
-    development = task.matrix.iloc[development_rows]
-    y_development = y[development_rows]
-    cross_fitted = getattr(model, "cross_fit_splits_", None)
-    if cross_fitted:
-        # the model's out-of-fold rows: the development rows it is calibrated on
-        rows = model.validation_rows_
-        reference, y_selection = development.iloc[rows], y_development[rows]
-        basis = f"out-of-fold on train + validation ({cross_fitted} folds)"
-        logistic_selection = _out_of_fold_logistic(
-            task, development, y_development, cross_fitted, seed
-        )[rows]
-    else:
-        reference, y_selection = task.matrix.iloc[fold.valid], y[fold.valid]
-        basis = "validation window"
-        numeric = [c for c in task.columns if c not in task.categorical]
-        on_train = logistic_baseline(numeric, task.categorical, seed)
-        on_train.fit(task.matrix.iloc[fold.train][task.columns], y[fold.train])
-        logistic_selection = on_train.predict_proba(reference[task.columns])[:, 1]
-    scores = {"model": model.validation_margin_, "logistic": logistic_selection}
+    selection = fitted.selection
+    reference, y_selection, basis = selection.rows, selection.label, selection.basis
+    scores = {"model": selection.model_margin, "logistic": selection.logistic_margin}
     candidates: dict[str, ShippedModel] = {
         "model": model,
-        "logistic": LogisticCandidate.of(
-            fitted.logistic, task.columns, task.categorical, reference, development, y_development
-        ),
+        "logistic": fitted.logistic_candidate,
     }
+    if fitted.stacked is not None:
+        candidates["stacked"] = fitted.stacked
+        scores["stacked"] = stacked_out_of_fold(
+            selection.model_margin, selection.logistic_margin, y_selection, selection.groups, seed
+        )
     if task.scorecard is not None:
         # its probabilities are Platt-fitted on the rows scores apply to (not the learn-only ones)
         scored = task.scored(development_rows)
@@ -221,6 +288,14 @@ def ship(task, fold: Fold, fitted, level: float, seed: int, metric: str = "roc_a
     if problems["model"] and not problems["logistic"]:
         learned = "logistic"
         why = f"the LightGBM model is degenerate ({'; '.join(problems['model'])})"
+    elif "stacked" in candidates and not problems["stacked"]:
+        learned = "stacked"
+        weights = candidates["stacked"].weights
+        why = (
+            f"weights {weights[0]:.2f} (LightGBM) and {weights[1]:.2f} (logistic) on their "
+            f"log-odds, fitted on the {basis} (its figure there with the weights fitted out of "
+            "fold)"
+        )
     else:
         better, bound = _better(y_selection, scores["logistic"], scores["model"], groups, **compare)
         figures["logistic_minus_model_bound"] = bound
@@ -237,7 +312,7 @@ def ship(task, fold: Fold, fitted, level: float, seed: int, metric: str = "roc_a
         figures["learned_minus_scorecard_bound"] = bound
         if not better:
             chosen = "scorecard"
-            learned_name = "LightGBM" if learned == "model" else learned
+            learned_name = NAMES[learned]
             how = (
                 f"with {level:.0%} confidence (lower bound of the difference {bound:+.3f})"
                 if level > 0.5
@@ -248,7 +323,9 @@ def ship(task, fold: Fold, fitted, level: float, seed: int, metric: str = "roc_a
                 f"the incumbent scorecard {how}"
             )
     log.info("selection figures: %s", figures)
-    name = "LightGBM" if chosen == "model" else chosen
+    if fitted.stack_refused:
+        why = f"{why}; {fitted.stack_refused}" if why else fitted.stack_refused
+    name = NAMES[chosen]
     reason = f"{name}: {measure} {figures[chosen]:.3f} on the {basis}" + (f"; {why}" if why else "")
     shipped = candidates[chosen]
     return Shipped(
@@ -284,11 +361,22 @@ def _below_others(
 ) -> list[str]:
     """The loud line when the shipped scorer is below another candidate (one fit to ship) on the
     selection rows."""
-    names = {"model": "LightGBM model", "logistic": "logistic baseline", "scorecard": "scorecard"}
+    names = {
+        "model": "LightGBM model",
+        "logistic": "logistic baseline",
+        "scorecard": "scorecard",
+        "stacked": "stack of LightGBM and logistic",
+    }
+    # a stack's members are not its rivals: it is made of them
+    members = {"model", "logistic"} if chosen == "stacked" else set()
     above = {
         name: value
         for name, value in figures.items()
-        if name in names and not problems[name] and value == value and value > figures[chosen]
+        if name in names
+        and name not in members
+        and not problems[name]
+        and value == value
+        and value > figures[chosen]
     }
     if not above:
         return []

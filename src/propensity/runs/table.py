@@ -366,6 +366,7 @@ def _settings(config: TableConfig) -> FitSettings:
         min_calibration_positives=config.min_calibration_positives,
         selection_level=config.selection_level,
         selection_metric=config.selection_metric,
+        stack=config.stack_logistic,
     )
 
 
