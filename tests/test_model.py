@@ -278,7 +278,13 @@ def test_held_out_predictions_hold_every_scorer_and_complete_labels(trained):
     assert (predictions["as_of"] >= test_start).all()
     evaluation = result.evaluation
     scorers = evaluation.groupby("head")["scorer"].agg(set)
-    assert scorers["fit"] == {"model", "scorecard", "logistic", "oracle", "base_rate"}
+    assert scorers["fit"] == {
+        "model", "scorecard", "learned_scorecard", "logistic", "oracle", "base_rate",
+    }  # fmt: skip
+    # the learned points card is ranked by its points, not read as a probability
+    by_scorer = evaluation.set_index(["head", "scorer"])
+    assert pd.isna(by_scorer.loc[("fit", "learned_scorecard"), "brier"])
+    assert by_scorer.loc[("fit", "learned_scorecard"), "roc_auc"] > 0.6
     # the conversion head's learned candidate is the stack of LightGBM and logistic
     assert scorers["conversion"] == scorers["fit"] | {"stacked"}
     assert predictions.loc[predictions["head"] == "conversion", "stacked"].notna().all()

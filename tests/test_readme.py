@@ -31,6 +31,21 @@ def test_benchmark_meets_the_model_targets():
     assert figures["conversion_model_ece"] < 0.02
 
 
+def test_readme_learned_scorecard_figures_match_the_benchmark_file():
+    readme = (ROOT / "README.md").read_text()
+    figures = json.loads((ROOT / "benchmarks" / "model.json").read_text())
+    for head in ("fit", "conversion"):
+        assert f"**{figures[f'{head}_learned_scorecard_roc_auc']:.3f}**" in readme, head
+
+
+def test_the_learned_scorecard_is_close_to_the_model_and_above_the_hand_made_card():
+    figures = json.loads((ROOT / "benchmarks" / "model.json").read_text())
+    for head in ("fit", "conversion"):
+        learned = figures[f"{head}_learned_scorecard_roc_auc"]
+        assert figures[f"{head}_model_roc_auc"] - learned <= 0.03, head
+        assert learned > figures[f"{head}_scorecard_roc_auc"], head
+
+
 def test_readme_real_data_figures_match_the_benchmark_file():
     readme = (ROOT / "README.md").read_text()
     results = json.loads((ROOT / "benchmarks" / "real_data.json").read_text())["results"]

@@ -43,6 +43,7 @@ from propensity.drift import FeatureBins, feature_bins
 from propensity.explain import ShippedModel, contributions, explain, field_contributions
 from propensity.features.matrix import build_features
 from propensity.features.registry import FeatureConfig, FeatureSpec
+from propensity.model.scorecard import Scorecard
 from propensity.spine import SpineConfig, build_spine, data_end
 
 # share of the validation window in each tier, best first
@@ -117,6 +118,11 @@ class Scorer:
     # the features' bins on the rows the head learned from, for drift monitoring (None: a model
     # written before monitoring existed)
     reference: dict[str, FeatureBins] | None = None
+    # the head as integer points per binned field, learned on the rows the head learned from
+    # (None: not asked for, or a model written before learned cards existed)
+    learned_scorecard: Scorecard | None = None
+    # test-window ROC-AUC of the learned card and of what it is compared with, by scorer
+    learned_scorecard_auc: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def fit(

@@ -62,6 +62,7 @@ from propensity.cli.printing import (
     print_screen,
     print_stability,
 )
+from propensity.cli.scorecard import scorecard_app
 from propensity.cli.table import table_app
 
 
@@ -92,6 +93,7 @@ app = _App(
 )
 app.add_typer(table_app, name="table")
 app.add_typer(experiment_app, name="experiment")
+app.add_typer(scorecard_app, name="scorecard")
 config_app = typer.Typer(help="The packaged default configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 Models = Annotated[

@@ -19,6 +19,7 @@ from propensity import settings
 from propensity.data.table import TableSchema
 from propensity.features.registry import FeatureConfig
 from propensity.model.head import LightGBMParams
+from propensity.model.learned_scorecard import PointsSettings
 from propensity.model.screen import ScreenConfig
 from propensity.model.splits import SplitConfig
 from propensity.spine import SpineConfig
@@ -104,6 +105,11 @@ class ModelConfig(BaseModel):
     # seed 5), while the conversion stack was within 0.005 of the best on every world
     stack_logistic: dict[Literal["fit", "conversion"], StackLogistic] = Field(
         default_factory=lambda: {"fit": False, "conversion": True}
+    )
+    learned_scorecard: PointsSettings | None = Field(
+        default_factory=PointsSettings,
+        description="learn integer points per binned field for each head (`propensity scorecard "
+        "export`); null: do not",
     )
     negative_sample_rate: float = Field(1.0, gt=0, le=1, description="keep this share of negatives")
     capacity_k: int = Field(500, ge=1, description="accounts sales can work per snapshot date")

@@ -66,7 +66,7 @@ def _references(head: str, data: pd.DataFrame, scorecard: Scorecard, truth: Trut
 
     def references(fold, rows: np.ndarray) -> dict[str, np.ndarray]:
         test = data.iloc[rows]
-        points = scorecard.fit_points(test) if head == "fit" else scorecard.score(test)
+        points = scorecard.points_by_column(test, head).sum(axis=1)
         return {"scorecard": points.to_numpy(dtype=float), "oracle": oracle[rows]}
 
     return references
@@ -123,6 +123,7 @@ def fit_settings(config: ModelConfig, head: str) -> FitSettings:
         cross_fit=head == "fit",
         boost_from_scorecard=head == "fit",
         stack=config.stack_logistic.get(head, False),
+        points=config.learned_scorecard,
     )
 
 
@@ -195,6 +196,12 @@ def train_account_model(
         scorers[head] = Scorer.fit(
             head, run.shipped.model, task.specs, task.tiers, reference_rows=rows.loc[reference]
         )
+        scorers[head].learned_scorecard = run.learned_scorecard
+        scorers[head].learned_scorecard_auc = {
+            row.scorer: float(row.roc_auc)
+            for row in run.evaluation.itertuples()
+            if row.scorer in ("learned_scorecard", "scorecard", "model", "stacked")
+        }
     _step(progress, "done")
     model = AccountModel(
         scorers,

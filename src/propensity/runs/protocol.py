@@ -35,6 +35,7 @@ from propensity.model.head import (
     logistic_baseline,
     match_base_rate,
 )
+from propensity.model.learned_scorecard import PointsSettings, learn_scorecard
 from propensity.model.scorecard import Scorecard
 from propensity.model.splits import Fold
 from propensity.runs.selection import (
@@ -73,6 +74,7 @@ class FitSettings:
     cross_fit: bool = False  # always cross-fit (rows of one account in both windows)
     boost_from_scorecard: bool = False  # the trees start from the task's scorecard (a prior)
     stack: bool = False  # a stack of LightGBM and logistic is the learned candidate
+    points: PointsSettings | None = None  # learn a points scorecard too (None: not)
 
     def cross_fits(self, validation_positives: int) -> bool:
         """Whether the model is cross-fitted on train + validation (the rule
@@ -125,6 +127,7 @@ class FittedFold:
     logistic_candidate: LogisticCandidate
     stacked: StackedCandidate | None = None
     stack_refused: str = ""  # why a stack was asked for and not formed
+    learned_scorecard: Scorecard | None = None  # integer points learned on the development rows
 
 
 @dataclass
@@ -145,6 +148,7 @@ class HeadRun:
     specs: tuple[FeatureSpec, ...]
     shipped: Shipped  # what scoring uses: the model or a baseline, and why
     facts: dict = field(default_factory=dict)
+    learned_scorecard: Scorecard | None = None  # the final fold's, for `propensity scorecard`
 
     @cached_property
     def importance(self) -> pd.DataFrame:
@@ -207,8 +211,19 @@ def fit_fold(task: HeadTask, fold: Fold, settings: FitSettings) -> FittedFold:
                 "not stacked with the logistic baseline: a stacking weight on the "
                 f"{selection.basis} is not positive (one model adds nothing to the other)"
             )
+    learned = None
+    if settings.points is not None:
+        learned = learn_scorecard(
+            task.matrix.iloc[development],
+            y[development],
+            task.columns,
+            task.categorical,
+            settings.points,
+            incumbent=task.scorecard,
+            name=f"learned-{task.head}",
+        )
     return FittedFold(
-        model, logistic, float(y[scored].mean()), selection, candidate, stacked, refused
+        model, logistic, float(y[scored].mean()), selection, candidate, stacked, refused, learned
     )
 
 
@@ -229,6 +244,10 @@ def held_out(task: HeadTask, fitted: FittedFold, fold: Fold) -> pd.DataFrame:
     if task.references is not None:
         for name, values in task.references(fold, rows).items():
             frame[name] = np.asarray(values, dtype=float)
+    # next to the hand-made scorecard in the comparison table
+    if fitted.learned_scorecard is not None:  # points: ranked, not a probability
+        points = fitted.learned_scorecard.points_by_column(test, task.head).sum(axis=1)
+        frame["learned_scorecard"] = points.to_numpy(dtype=float)
     frame["_group"] = task.groups[rows]
     frame["_date"] = task.dates[rows] if task.dates is not None else 0
     return frame
@@ -474,4 +493,5 @@ def run_head(task: HeadTask, splitter, settings: FitSettings) -> HeadRun:
         specs,
         shipped,
         facts,
+        fitted.learned_scorecard,
     )

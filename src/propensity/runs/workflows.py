@@ -299,6 +299,40 @@ def load_account_model(
     return load_registered_scoring_model(versions, uri)
 
 
+def export_learned_scorecard(model: AccountModel, head: str, out: Path | str) -> Scorecard:
+    """Write ``model``'s learned points card for ``head`` to ``out`` (YAML in the shape of
+    ``scorecard.yaml``, named after the model version, with its test-window figures as
+    comments); the card written."""
+    scorer = model.scorers.get(head)
+    if scorer is None or getattr(scorer, "learned_scorecard", None) is None:
+        raise LookupError(
+            f"model {model.version} has no learned scorecard for the {head} head: it was trained "
+            "with `learned_scorecard: null` or by a version before learned cards; train again"
+        )
+    card = scorer.learned_scorecard.model_copy(update={"name": f"learned-{head}-{model.version}"})
+    figures = getattr(scorer, "learned_scorecard_auc", {})
+    names = {
+        "learned_scorecard": "this card",
+        "scorecard": "the hand-made card",
+        "model": "the LightGBM model",
+        "stacked": "the stacked model",
+    }
+    compared = ", ".join(f"{names[k]} {figures[k]:.3f}" for k in names if k in figures)
+    header = "\n".join(
+        [
+            f"Learned points scorecard of the {head} head, model {model.version}.",
+            "Written by `propensity scorecard export` in the shape of scorecard.yaml.",
+            "Points per field value or range, learned on the rows the model learned from. A field",
+            "your marketing-automation tool lacks must be synced to it under the same name. An",
+            "account at or above handover_threshold points is handed over (as many accounts as",
+            "the hand-made card hands over on those rows).",
+            *([f"Test-window ROC-AUC: {compared}."] if compared else []),
+        ]
+    )
+    write_text(card.to_yaml(header), out)
+    return card
+
+
 def load_table_model(
     run_dir: Path | str | None, registered: str | None, uri: str | None = None
 ) -> TableModel:
