@@ -40,6 +40,7 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
         ["table", "train"],
         ["table", "score"],
         ["table", "adapt"],
+        ["scorecard", "export"],
     ],
 )
 def test_every_command_has_help(command):
@@ -216,3 +217,20 @@ def test_error_text_with_brackets_is_printed_as_is(tmp_path):
     result = run("validate", str(data))
     assert result.returncode == 2
     assert f"{data}/accounts.csv is empty" in result.stderr.replace("\n", "")
+
+
+def test_generate_sets_a_world_knob_and_names_a_wrong_one(tmp_path):
+    out = tmp_path / "w"
+    result = run(
+        "generate", "--out", str(out), "--accounts", "300", "--set", "sales_cycle_days=120",
+        "--set", "engagement_lag_weeks=3", "--set", "intent_lead_weeks=3",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (out / "opportunities.parquet").is_file()
+    wrong = run("generate", "--out", str(tmp_path / "x"), "--set", "research_weeks=2")
+    assert wrong.returncode == 2
+    assert "--set research_weeks: not a world setting" in wrong.stderr
+    assert "research_weeks_scale" in wrong.stderr and not (tmp_path / "x").exists()
+    future = run("generate", "--out", str(tmp_path / "y"), "--set", "intent_lead_weeks=2")
+    assert future.returncode == 2
+    assert "intent_lead_weeks (2) must not exceed engagement_lag_weeks (0)" in future.stderr

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from propensity.data.contract import load_tables
 from propensity.data.world import WorldConfig, conversion_probability, generate_world, read_truth
+from propensity.data.world.engagement import lagged
 
 TABLES = ("accounts", "contacts", "events", "intent", "opportunities")
 
@@ -214,3 +215,119 @@ def test_conversion_probability_is_zero_for_customers_and_grows_with_state():
     p = conversion_probability(state, fit, weeks_into_window=0.0, horizon_days=90, state_known=True)
     assert p[3] == 0.0
     assert p[0] < p[1] < p[2] <= 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# the knobs that make worlds differ as companies do (the robustness benchmark turns them)
+
+
+def _stretched_world(folder, **changes):
+    generate_world(WorldConfig(n_accounts=3_000, seed=3, **changes), folder, overwrite=True)
+    return load_tables(folder), read_truth(folder)
+
+
+@pytest.fixture(scope="module")
+def plain_world(tmp_path_factory):
+    return _stretched_world(tmp_path_factory.mktemp("plain") / "w")
+
+
+def test_the_default_knobs_leave_the_world_as_documented(tmp_path):
+    explicit = WorldConfig(
+        n_accounts=300,
+        seed=1,
+        research_weeks_scale=1.0,
+        engagement_lag_weeks=0,
+        intent_lead_weeks=0,
+        anonymous_traffic_scale=1.0,
+        win_rate_shift=0.0,
+        sales_cycle_days=50,
+    )
+    generate_world(WorldConfig(n_accounts=300, seed=1), tmp_path / "a")
+    generate_world(explicit, tmp_path / "b")
+    for table in TABLES:
+        assert _digest(tmp_path / "a" / f"{table}.parquet") == _digest(
+            tmp_path / "b" / f"{table}.parquet"
+        ), table
+
+
+def test_lagged_shows_each_week_what_happened_weeks_before():
+    weekly = np.array([[0, 1, 2, 2, 0, 0]])
+    assert lagged(weekly, 0) is weekly
+    assert lagged(weekly, 2).tolist() == [[0, 0, 0, 1, 2, 2]]
+
+
+def test_intent_cannot_lead_engagement_by_more_than_engagement_trails():
+    with pytest.raises(ValidationError, match="intent_lead_weeks \\(3\\) must not exceed"):
+        WorldConfig(intent_lead_weeks=3, engagement_lag_weeks=1)
+
+
+def test_a_longer_research_phase_keeps_accounts_researching_longer(plain_world, tmp_path):
+    _, (_, plain) = plain_world
+    _, (_, stretched) = _stretched_world(tmp_path / "w", research_weeks_scale=3.0)
+
+    def researching_to_buying(conversion):
+        weekly = conversion[conversion["as_of"].dt.day_of_week == 0]
+        counts = weekly["true_state"].value_counts()
+        return counts["researching"] / counts["buying"]
+
+    assert researching_to_buying(stretched) > 2 * researching_to_buying(plain)
+    prospects = stretched[stretched["true_state"].isin(["out_of_market", "researching", "buying"])]
+    complete = prospects[prospects["as_of"] <= prospects["as_of"].max() - pd.Timedelta(days=90)]
+    # the truth follows the stretched journey: its probability still matches the realised labels
+    assert complete["true_conversion_probability"].mean() == pytest.approx(
+        complete["realised_label"].mean(), rel=0.15
+    )
+
+
+def test_engagement_lag_moves_contact_activity_later_in_the_journey(plain_world, tmp_path):
+    def share_before_buying(tables, truth):
+        _, conversion = truth
+        weekly = conversion[conversion["as_of"].dt.day_of_week == 0]
+        events = tables.events[tables.events["contact_id"].notna()].copy()
+        events["week"] = events["ts"].dt.to_period("W-SUN").dt.start_time
+        joined = events.merge(
+            weekly, left_on=["account_id", "week"], right_on=["account_id", "as_of"]
+        )
+        active = joined[joined["true_state"] != "out_of_market"]
+        return (active["true_state"] == "researching").mean()
+
+    lagged_tables, lagged_truth = _stretched_world(tmp_path / "w", engagement_lag_weeks=8)
+    plain_tables, plain_truth = plain_world
+    assert share_before_buying(lagged_tables, lagged_truth) < share_before_buying(
+        plain_tables, plain_truth
+    )
+
+
+def test_win_rate_sales_cycle_and_anonymous_traffic_move_as_set(plain_world, tmp_path):
+    plain, _ = plain_world
+    harder, _ = _stretched_world(
+        tmp_path / "w", win_rate_shift=-1.0, sales_cycle_days=120, anonymous_traffic_scale=2.0
+    )
+
+    def won_share(tables):
+        deals = tables.opportunities
+        closed = deals[
+            (deals["type"] == "new_business")
+            & (deals["outcome"] != "open")
+            & (deals["created_at"] >= pd.Timestamp(WorldConfig().start))  # not the history's
+        ]
+        return (closed["outcome"] == "won").mean()
+
+    def median_days_open(tables):
+        # new business opened in the first 40 weeks: closed by the export date (at most 400 days)
+        start = pd.Timestamp(WorldConfig().start)
+        deals = tables.opportunities
+        early = deals[
+            (deals["type"] == "new_business")
+            & deals["created_at"].between(start, start + pd.Timedelta(weeks=40))
+        ]
+        assert early["closed_at"].notna().all()
+        return (early["closed_at"] - early["created_at"]).dt.days.median()
+
+    def anonymous_share(tables):
+        visits = tables.events[tables.events["event_type"] == "web_visit"]
+        return visits["contact_id"].isna().mean()
+
+    assert won_share(harder) < 0.75 * won_share(plain)
+    assert median_days_open(harder) > 1.6 * median_days_open(plain)
+    assert anonymous_share(harder) > anonymous_share(plain) + 0.1

@@ -50,6 +50,7 @@ from propensity.cli.common import (
     steps,
     user_errors,
     verbose,
+    world_settings,
 )
 from propensity.cli.experiment import experiment_app
 from propensity.cli.printing import (
@@ -166,14 +167,25 @@ def generate(
             help="With --change-at: share of accounts whose engagement events stop.",
         ),
     ] = 0.0,
+    knobs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Another world setting, KEY=VALUE (repeatable), e.g. research_weeks_scale=2, "
+            "engagement_lag_weeks=4, intent_lead_weeks=4, intent_coverage=0.2, "
+            "anonymous_traffic_scale=2, win_rate_shift=-0.7, sales_cycle_days=120.",
+        ),
+    ] = None,
 ) -> None:
     """Generate a synthetic B2B world with ground truth (optionally with a regime change)."""
     from propensity.data.world.config import RegimeChange, WorldConfig
     from propensity.data.world.generate import generate_world
 
     change = parse_date("--change-at", change_at)
+    settings = world_settings(knobs or [])
     with user_errors():
         config = WorldConfig(
+            **settings,
             n_accounts=accounts,
             seed=seed,
             weeks=weeks,

@@ -201,7 +201,14 @@ def fail(message: str) -> typer.Exit:
 
 
 def pydantic_message(exc) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+    """One line per problem, ``key.path: message``; a rule over several keys has no path."""
+
+    def line(error: dict) -> str:
+        message = error["msg"].removeprefix("Value error, ")
+        where = ".".join(str(p) for p in error["loc"])
+        return f"{where}: {message}" if where else message
+
+    return "; ".join(line(e) for e in exc.errors())
 
 
 # the toolkit's own errors: caught only when their module is loaded (an exception can only come
@@ -437,3 +444,31 @@ def opened_tables(
                 data, con, unknown_accounts=unknown_accounts, encoding=encoding, sep=sep
             )
         yield tables
+
+
+# `generate --set` may not set what the command's own options set
+_GENERATE_OPTIONS = (
+    "n_accounts", "seed", "weeks", "engagement_scale", "truth_dates", "regime_change",
+)  # fmt: skip
+
+
+def world_settings(items: list[str]) -> dict:
+    """``KEY=VALUE`` items of ``generate --set`` as world settings (a VALUE read as YAML: a
+    number, true/false or text); an unknown key is named with the keys there are."""
+    import yaml
+
+    from propensity.data.world.config import WorldConfig
+
+    known = [k for k in WorldConfig.model_fields if k not in _GENERATE_OPTIONS]
+    settings = {}
+    for item in items:
+        key, separator, value = item.partition("=")
+        key = key.strip()
+        if not separator or not key:
+            raise fail(f"--set {item!r}: write KEY=VALUE, e.g. --set research_weeks_scale=2")
+        if key in _GENERATE_OPTIONS:
+            raise fail(f"--set {key}: set it with the command's own option (see --help)")
+        if key not in known:
+            raise fail(f"--set {key}: not a world setting; one of {', '.join(known)}")
+        settings[key] = yaml.safe_load(value)
+    return settings

@@ -66,6 +66,25 @@ class WorldConfig(BaseModel):
         1.0, gt=0, le=50, description="multiplies every engagement rate"
     )
     truth_dates: str = Field("weekly_and_monthly", description="snapshot dates written to truth/")
+    # what differs between companies (the robustness benchmark turns these; 1 / 0: as documented)
+    research_weeks_scale: float = Field(
+        1.0, gt=0, le=10, description="multiplies how long an account researches before buying"
+    )
+    engagement_lag_weeks: int = Field(
+        0, ge=0, le=26, description="weeks the contacts' engagement trails the buying journey"
+    )
+    intent_lead_weeks: int = Field(
+        0, ge=0, le=26, description="weeks third-party intent surges come before engagement"
+    )
+    anonymous_traffic_scale: float = Field(
+        1.0, ge=0, le=10, description="multiplies anonymous (reverse-IP) web visits"
+    )
+    win_rate_shift: float = Field(
+        0.0, ge=-5, le=5, description="added to the log-odds that a new-business deal is won"
+    )
+    sales_cycle_days: float = Field(
+        50, ge=7, le=400, description="median days a new-business deal stays open"
+    )
     regime_change: RegimeChange | None = Field(
         None, description="a change from a date on (None: the world stays the same)"
     )
@@ -86,6 +105,21 @@ class WorldConfig(BaseModel):
         if value not in allowed:
             raise ValueError(f"truth_dates must be one of {allowed}, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _intent_cannot_see_the_future(self) -> WorldConfig:
+        if self.intent_lead_weeks > self.engagement_lag_weeks:
+            raise ValueError(
+                f"intent_lead_weeks ({self.intent_lead_weeks}) must not exceed "
+                f"engagement_lag_weeks ({self.engagement_lag_weeks}): intent follows the "
+                "journey, so it leads engagement only by as much as engagement trails it"
+            )
+        return self
+
+    @property
+    def intent_lag_weeks(self) -> int:
+        """Weeks intent surges trail the buying journey."""
+        return self.engagement_lag_weeks - self.intent_lead_weeks
 
     @property
     def end(self) -> date:

@@ -62,6 +62,14 @@ def engagement_state(journey: Journey, trap: np.ndarray) -> np.ndarray:
     return eng_state
 
 
+def lagged(weekly: np.ndarray, weeks: int) -> np.ndarray:
+    """A (accounts, weeks) array as seen ``weeks`` later: week w shows week w - ``weeks`` (the
+    first weeks repeat the first)."""
+    if weeks == 0:
+        return weekly
+    return np.concatenate([np.repeat(weekly[:, :1], weeks, axis=1), weekly[:, :-weeks]], axis=1)
+
+
 @dataclass
 class Events:
     """Engagement events of a chunk (contact -1: anonymous), sorted by account and time."""
@@ -126,7 +134,11 @@ def draw_events(
     """Known-contact events, anonymous visits and newsletter e-mails of a chunk."""
     trap = traps.kind
     full_mask = np.int8(15)
-    eng_roles = np.where(trap[:, None] > 0, full_mask, journey.roles)
+    # engagement trails the journey by config.engagement_lag_weeks: its state and roles alike
+    eng_state = lagged(eng_state, config.engagement_lag_weeks)
+    eng_roles = lagged(
+        np.where(trap[:, None] > 0, full_mask, journey.roles), config.engagement_lag_weeks
+    )
     c_account, c_role = contacts.account, contacts.role
     in_group = (eng_roles[c_account] & (1 << c_role)[:, None].astype(np.int8)) > 0
     audience = _Audience(
@@ -195,6 +207,7 @@ def _anonymous_visits(
         np.asarray(ANONYMOUS_VISIT_RATES, dtype=np.float32)[eng_state]
         * size_factor[:, None]
         * config.engagement_scale
+        * config.anonymous_traffic_scale
     )
     anon_rate = np.where(trap[:, None] > 0, anon_rate * 1.3, anon_rate)
     counts = rng.poisson(anon_rate)

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from propensity.data.world.columns import dictionary, timestamps
 from propensity.data.world.config import WEEK, Clock, WorldConfig
+from propensity.data.world.engagement import lagged
 from propensity.data.world.journey import BUYING, RESEARCH
 
 INTENT_TOPICS = (
@@ -43,6 +44,7 @@ class Intent:
 
 def draw_intent(rng: np.random.Generator, config: WorldConfig, eng_state: np.ndarray) -> Intent:
     """Weekly topic scores (0-100) of the covered accounts, above the report floor."""
+    eng_state = lagged(eng_state, config.intent_lag_weeks)
     n, weeks = eng_state.shape
     covered = rng.random(n) < config.intent_coverage
     cov_idx = np.flatnonzero(covered)

@@ -30,9 +30,10 @@ def entry_rate(fit: np.ndarray) -> np.ndarray:
     return 0.001 + 0.017 * fit**1.5
 
 
-def research_to_buying(fit: np.ndarray) -> np.ndarray:
-    """Weekly probability that a researching account starts buying."""
-    return 0.02 + 0.06 * fit
+def research_to_buying(fit: np.ndarray, research_weeks_scale: float = 1.0) -> np.ndarray:
+    """Weekly probability that a researching account starts buying (``research_weeks_scale``
+    stretches the research phase)."""
+    return (0.02 + 0.06 * fit) / research_weeks_scale
 
 
 def conversion_probability(
@@ -41,6 +42,7 @@ def conversion_probability(
     weeks_into_window: float,
     horizon_days: int,
     state_known: bool,
+    research_weeks_scale: float = 1.0,
 ) -> np.ndarray:
     """Exact P(new-business opportunity created in (s, s + horizon]) under the world's dynamics.
 
@@ -50,7 +52,7 @@ def conversion_probability(
     Accounts in deal or customers get 0 (they are not prospects).
     """
     n = len(state)
-    p_enter, p_rb = entry_rate(fit), research_to_buying(fit)
+    p_enter, p_rb = entry_rate(fit), research_to_buying(fit, research_weeks_scale)
     mass = np.zeros((n, 3))  # out, researching, buying; opportunity creation absorbs the mass
     prospect = state <= BUYING
     mass[np.arange(n)[prospect], state[prospect]] = 1.0
@@ -112,7 +114,7 @@ def simulate_journey(
     n, weeks = len(fit), clock.weeks
     state = np.empty((n, weeks), dtype=np.int8)
     roles_mask = np.zeros((n, weeks), dtype=np.int8)
-    p_enter, p_rb = entry_rate(fit), research_to_buying(fit)
+    p_enter, p_rb = entry_rate(fit), research_to_buying(fit, config.research_weeks_scale)
     customer0 = (rng.random(n) < config.customer_share_at_start * 2.5 * fit) & (trap == 0)
     u0 = rng.random(n)
     current = np.where(customer0, CUSTOMER, np.where(u0 < 0.05 * fit * 2, RESEARCH, OUT)).astype(
@@ -148,7 +150,16 @@ def simulate_journey(
         roles_mask[:, w] = episode_roles
 
         opens = (current == BUYING) & (rng.random(n) < OPPORTUNITY_RATE)
-        new = open_new_business(rng, np.flatnonzero(opens), fit, episode_roles, clock, w)
+        new = open_new_business(
+            rng,
+            np.flatnonzero(opens),
+            fit,
+            episode_roles,
+            clock,
+            w,
+            win_rate_shift=config.win_rate_shift,
+            sales_cycle_days=config.sales_cycle_days,
+        )
         deal_close_week[new.account] = (new.closed - clock.start) // WEEK + 1
         deal_won[new.account] = new.won
         opened_last_week = opens

@@ -30,10 +30,10 @@ class Deals:
 
 
 def win_probability(
-    fit: np.ndarray, roles_engaged: np.ndarray, dm_engaged: np.ndarray
+    fit: np.ndarray, roles_engaged: np.ndarray, dm_engaged: np.ndarray, shift: float = 0.0
 ) -> np.ndarray:
-    """Probability that a new-business deal is won."""
-    logit = -5.1 + 3.4 * fit + 0.45 * roles_engaged + 0.5 * dm_engaged
+    """Probability that a new-business deal is won (``shift`` moves its log-odds)."""
+    logit = -5.1 + 3.4 * fit + 0.45 * roles_engaged + 0.5 * dm_engaged + shift
     return 1.0 / (1.0 + np.exp(-logit))
 
 
@@ -44,14 +44,19 @@ def open_new_business(
     episode_roles: np.ndarray,
     clock: Clock,
     week: int,
+    win_rate_shift: float = 0.0,
+    sales_cycle_days: float = 50,
 ) -> Deals:
-    """New-business deals of accounts ``idx`` opened in ``week``; outcome drawn at once."""
+    """New-business deals of accounts ``idx`` opened in ``week``; outcome drawn at once, days
+    open log-normal around ``sales_cycle_days``."""
     bits = episode_roles[idx]
     n_roles = np.unpackbits(bits.astype(np.uint8)[:, None], axis=1)[:, 4:].sum(axis=1)
     dm = (bits & 4) > 0
-    won = rng.random(len(idx)) < win_probability(fit[idx], n_roles, dm)
+    won = rng.random(len(idx)) < win_probability(fit[idx], n_roles, dm, win_rate_shift)
     created = clock.start + week * WEEK + rng.integers(0, WEEK, size=len(idx))
-    days_open = np.round(np.exp(np.log(50) + 0.6 * rng.standard_normal(len(idx)))).clip(7, 400)
+    days_open = np.round(
+        np.exp(np.log(sales_cycle_days) + 0.6 * rng.standard_normal(len(idx)))
+    ).clip(7, 400)
     closed = created + (days_open * DAY).astype(np.int64)
     return Deals(idx, created, closed, won, np.zeros(len(idx), dtype=bool))
 

@@ -67,7 +67,12 @@ def truth_conversion_table(
         else:
             known = journey.state[:, week]
         p = conversion_probability(
-            known, fit, into / 7.0, config.horizon_days, state_known=into > 0
+            known,
+            fit,
+            into / 7.0,
+            config.horizon_days,
+            state_known=into > 0,
+            research_weeks_scale=config.research_weeks_scale,
         )
         # realised label, for sanity checks (the pipeline computes its own from opportunities)
         s = start_s + days * DAY
