@@ -8,6 +8,10 @@
 * ``sizes.py`` (``--account-sizes``): the packaged default configs on generated worlds of 1,000 to
   20,000 accounts (two seeds each), per head the model, baselines, oracle and the scorer it ships
   -> ``benchmarks/sizes.md`` / ``.json``;
+* ``robustness.py`` (``--robustness``): the packaged default configs on worlds whose knobs
+  differ as companies do (research phase, engagement lag, intent lead and coverage, anonymous
+  traffic, win rate, sales cycle, weekly snapshots), per head model, shipped, baselines, learned
+  card, oracle, share of the oracle's lift -> ``benchmarks/robustness.md`` / ``.json``;
 * ``monitor.py`` (``--monitor``): the default world one year longer, scored monthly over its
   last year by a model trained on its first two, with and without a regime change, and
   monitored -> ``benchmarks/monitor.md`` / ``.json``;
@@ -26,8 +30,8 @@
   ``.json``.
 
 Usage: ``python benchmarks/bench.py [--sizes 1M,10M,20M,100M] [--workdir data/bench]
-[--out benchmarks] [--features|--model|--account-sizes|--monitor|--explorer|--table-drift|--scoring|--spark|--real]``;
-with none of them, features, model, sizes, monitoring, the explorer, table mode under drift,
+[--out benchmarks] [--features|--model|--account-sizes|--robustness|--monitor|--explorer|--table-drift|--scoring|--spark|--real]``;
+with none of them, features, model, sizes, robustness, monitoring, the explorer, table mode under drift,
 scoring at scale, then Spark (``--sizes`` is the feature
 benchmark's list of sizes).
 """
@@ -63,6 +67,11 @@ def parser() -> argparse.ArgumentParser:
         "--account-sizes",
         action="store_true",
         help="only the size benchmark (worlds of 1,000 to 20,000 accounts)",
+    )
+    only.add_argument(
+        "--robustness",
+        action="store_true",
+        help="only the robustness benchmark (worlds that differ as companies do)",
     )
     only.add_argument("--monitor", action="store_true", help="only the monitoring benchmark")
     only.add_argument("--explorer", action="store_true", help="only the explorer benchmark")
@@ -103,6 +112,11 @@ def main(argv: list[str] | None = None) -> None:
 
         sizes_benchmark(args.out, args.workdir / "sizes")
         return
+    if args.robustness:
+        from robustness import robustness_benchmark
+
+        robustness_benchmark(args.out, args.workdir / "robustness")
+        return
     if args.monitor:
         from monitor import monitor_benchmark
 
@@ -136,6 +150,9 @@ def main(argv: list[str] | None = None) -> None:
         from sizes import sizes_benchmark
 
         sizes_benchmark(args.out, args.workdir / "sizes")
+        from robustness import robustness_benchmark
+
+        robustness_benchmark(args.out, args.workdir / "robustness")
         from monitor import monitor_benchmark
 
         monitor_benchmark(args.workdir, args.out)

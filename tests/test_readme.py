@@ -46,6 +46,16 @@ def test_the_learned_scorecard_is_close_to_the_model_and_above_the_hand_made_car
         assert learned > figures[f"{head}_scorecard_roc_auc"], head
 
 
+def test_readme_robustness_figures_match_the_benchmark_file():
+    readme = (ROOT / "README.md").read_text()
+    results = json.loads((ROOT / "benchmarks" / "robustness.json").read_text())["results"]
+    shares = [r["heads"]["conversion"]["model_share_of_oracle_lift"] for r in results]
+    eces = [r["heads"]["conversion"]["model_ece"] for r in results]
+    assert len(results) >= 6 and not any("failed" in r for r in results)
+    assert f"**{min(shares):.3f}**" in readme and f"**{max(shares):.3f}**" in readme
+    assert f"**{max(eces):.3f}**" in readme
+
+
 def test_readme_real_data_figures_match_the_benchmark_file():
     readme = (ROOT / "README.md").read_text()
     results = json.loads((ROOT / "benchmarks" / "real_data.json").read_text())["results"]

@@ -331,3 +331,11 @@ def test_win_rate_sales_cycle_and_anonymous_traffic_move_as_set(plain_world, tmp
     assert won_share(harder) < 0.75 * won_share(plain)
     assert median_days_open(harder) > 1.6 * median_days_open(plain)
     assert anonymous_share(harder) > anonymous_share(plain) + 0.1
+
+
+def test_a_world_without_an_intent_feed_has_no_intent_file(tmp_path):
+    folder = generate_world(
+        WorldConfig(n_accounts=300, seed=2, intent_coverage=0.0), tmp_path / "w"
+    )
+    assert not (folder / "intent.parquet").exists()
+    assert load_tables(folder).intent is None  # the contract reads it as an absent table

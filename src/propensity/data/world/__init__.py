@@ -26,6 +26,12 @@ How the world works (all hidden, weekly):
   delivered, as intent vendors do.
 * Opportunities are created from the buying state; their outcome depends on fit and on the
   breadth of the buying group; a share of accounts were customers before the data starts.
+* What differs between companies is a knob (defaults: the world above, byte for byte): how long
+  accounts research (``research_weeks_scale``), how many weeks engagement trails the journey
+  (``engagement_lag_weeks``) and intent comes before engagement (``intent_lead_weeks``), intent
+  coverage, anonymous traffic (``anonymous_traffic_scale``), the odds of winning
+  (``win_rate_shift``) and the sales cycle (``sales_cycle_days``); ``conversion_probability``
+  follows the research phase, so the truth stays exact.
 * Optionally a regime change at a date (``WorldConfig.regime_change``): a share of the accounts
   loses its intent feed or its engagement events from then on, while the market is unchanged,
   so a model trained before the change drifts (what monitoring must catch).

@@ -18,6 +18,7 @@ from propensity.io import follow_umask
 
 WORLD_TABLES = ("accounts", "contacts", "events", "intent", "opportunities")
 _TRUTH_TABLES = ("truth_accounts", "truth_conversion")
+ABSENT_WHEN_EMPTY = ("events", "intent")  # intent_coverage 0: a world without an intent feed
 
 
 def iter_world_chunks(config: WorldConfig) -> Iterator[WorldChunk]:
@@ -37,7 +38,9 @@ def generate_world(
     overwrite: bool = False,
     on_chunk: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """Write a world folder (five contract tables as Parquet + ``truth/``) atomically.
+    """Write a world folder (five contract tables as Parquet + ``truth/``) atomically; a table
+    of :data:`ABSENT_WHEN_EMPTY` that has no rows (``intent_coverage: 0``) is left out, as a
+    company without the feed has no file for it.
 
     The folder is assembled in a temporary sibling and renamed into place at the end, so an
     interrupted run never leaves a half-written world. ``on_chunk(done, total)`` reports progress.
@@ -67,6 +70,10 @@ def generate_world(
                 on_chunk(done, total)
         for writer in writers.values():
             writer.close()
+        for name in ABSENT_WHEN_EMPTY:
+            if pq.ParquetFile(_table_path(staging, name)).metadata.num_rows == 0:
+                # a company without the data has no file for it (the contract refuses an empty one)
+                _table_path(staging, name).unlink()
         (staging / "truth" / "world_config.json").write_text(
             json.dumps(config.model_dump(mode="json"), indent=2) + "\n"
         )
