@@ -388,3 +388,24 @@ def test_every_path_scores_a_row_the_same_way(trained):
                 served[column].to_numpy(),
                 scored[f"{head}_{column}" if column != "model_version" else column].to_numpy(),
             )
+
+
+def test_the_fit_label_counts_an_opportunity_opened_before_the_test_window():
+    from propensity.model.splits import OutOfTimeSplit
+    from propensity.runs.labelled import head_labels
+
+    t2 = pd.Timestamp("2025-01-01")
+    day = pd.Timestamp
+    rows = pd.DataFrame(
+        {
+            "won_at": [day("2024-06-01"), pd.NaT, pd.NaT, day("2025-02-01")],
+            "opened_at": [day("2024-05-01"), day("2024-11-01"), day("2025-01-01"), pd.NaT],
+        }
+    )
+    mask = np.ones(4, dtype=bool)
+    windows = OutOfTimeSplit(mask, mask, mask, day("2024-09-01"), t2, day("2025-06-01"))
+    opened = head_labels(rows, windows, "fit", fitted=True, fit_label="opened_or_won")
+    assert opened.tolist() == [1, 1, 0, 0]  # opened on the test start is after the cutoff
+    assert head_labels(rows, windows, "fit", fitted=True, fit_label="won").tolist() == [1, 0, 0, 0]
+    # judged on wins either way, the test window's included
+    assert head_labels(rows, windows, "fit", fitted=False).tolist() == [1, 0, 0, 1]

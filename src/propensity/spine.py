@@ -261,12 +261,15 @@ def build_spine(
 def build_labels(
     tables: Tables, spine: pd.DataFrame, config: SpineConfig, span: DataSpan | None = None
 ) -> pd.DataFrame:
-    """Labels for a spine: account_id, as_of, label_complete, conversion_label, fit_label, won_at.
+    """Labels for a spine: account_id, as_of, label_complete, conversion_label, fit_label, won_at,
+    opened_at.
 
     ``conversion_label`` is a nullable boolean, missing where the label window is not complete.
     ``fit_label`` looks at the whole rest of the data (known for every row, censored at its end);
     ``won_at`` is the first new-business win after ``as_of`` (its closed_at), so a fit label can
-    be censored at any cutoff (``won_at < cutoff``). With ``stop_after_first_positive`` an
+    be censored at any cutoff (``won_at < cutoff``); ``opened_at`` is the first new-business
+    opportunity opened after ``as_of`` (any outcome), for the "opened or won" fit label. With
+    ``stop_after_first_positive`` an
     account's rows after its first positive conversion label are dropped. The end of the data
     comes from ``span`` when given (as in :func:`build_spine`).
     """
@@ -276,11 +279,17 @@ def build_labels(
     labels["label_complete"] = (labels["as_of"] + horizon) < end
     conversion = np.zeros(len(labels), dtype=bool)
     won_at = pd.Series(pd.NaT, index=labels.index, dtype="datetime64[us]")
+    opened_at = won_at.copy()
     opps = tables.get("opportunities")
     if opps is not None and len(labels):
         nb = opps[opps["type"].fillna(NEW_BUSINESS) == NEW_BUSINESS]
         target = nb[nb["outcome"] == "won"] if config.label_event == "won" else nb
         next_created = _next_time(labels, target, "created_at")
+        opened_at = (
+            next_created
+            if config.label_event == "created"
+            else _next_time(labels, nb, "created_at")
+        )
         conversion = (next_created.notna() & (next_created <= labels["as_of"] + horizon)).to_numpy()
         won = nb[(nb["outcome"] == "won") & nb["closed_at"].notna()]
         won_at = _next_time(labels, won, "closed_at")
@@ -289,6 +298,7 @@ def build_labels(
     labels.loc[~complete, "conversion_label"] = pd.NA
     labels["fit_label"] = pd.array(won_at.notna().to_numpy(), dtype="boolean")
     labels["won_at"] = won_at.astype("datetime64[us]")
+    labels["opened_at"] = opened_at.astype("datetime64[us]")
     if config.stop_after_first_positive:
         positive_as_of = labels["as_of"].where(labels["conversion_label"].fillna(False))
         first = positive_as_of.groupby(labels["account_id"]).transform("min")

@@ -80,6 +80,7 @@ def head_task(
     scorecard: Scorecard,
     truth: Truth | None,
     learn_only: np.ndarray | None = None,
+    fit_label: str = "won",
 ) -> HeadTask:
     columns = head_features(feature_set, head)
     categorical = set(feature_set.categorical_columns)
@@ -87,7 +88,7 @@ def head_task(
         head=head,
         matrix=data,
         label=head_labels(data, windows, head, fitted=False),
-        fit_label=head_labels(data, windows, head, fitted=True),
+        fit_label=head_labels(data, windows, head, fitted=True, fit_label=fit_label),
         columns=columns,
         categorical=[c for c in columns if c in categorical],
         specs=feature_set.specs,
@@ -174,7 +175,14 @@ def train_account_model(
         # the same dates bound the windows on the fit head's rows (the test rows are the data's)
         head_windows = splitter.windows(rows)
         task = head_task(
-            head, rows, head_windows, prepared.feature_set, scorecard, truth, learn_only
+            head,
+            rows,
+            head_windows,
+            prepared.feature_set,
+            scorecard,
+            truth,
+            learn_only,
+            fit_label=config.fit_label,
         )
         settings = fit_settings(config, head)
         # a cross-fitted head learns from train + validation: its positives are counted there

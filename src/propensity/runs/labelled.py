@@ -85,14 +85,25 @@ def labelled_features(tables: Tables, config: ModelConfig, progress=None) -> Lab
     return LabelledFeatures(feature_set, labels, screened)
 
 
-def head_labels(data: pd.DataFrame, windows: OutOfTimeSplit, head: str, fitted: bool) -> np.ndarray:
-    """0/1 labels of a head; with ``fitted`` the fit label is censored at the test start."""
+def head_labels(
+    data: pd.DataFrame,
+    windows: OutOfTimeSplit,
+    head: str,
+    fitted: bool,
+    fit_label: str = "won",
+) -> np.ndarray:
+    """0/1 labels of a head. The fit head is always judged on "won new business"; with
+    ``fitted`` it is the label the head learns from, censored at the test start: a win before
+    it, or (``fit_label="opened_or_won"``) a new-business opportunity opened or won before it."""
     if head == "conversion":
         return data["conversion_label"].fillna(False).astype(int).to_numpy()
     won_at = data["won_at"]
-    if fitted:
-        return (won_at.notna() & (won_at < windows.t2)).astype(int).to_numpy()
-    return won_at.notna().astype(int).to_numpy()
+    if not fitted:
+        return won_at.notna().astype(int).to_numpy()
+    label = won_at.notna() & (won_at < windows.t2)
+    if fit_label == "opened_or_won" and "opened_at" in data:
+        label |= data["opened_at"].notna() & (data["opened_at"] < windows.t2)
+    return label.astype(int).to_numpy()
 
 
 def customer_base(
@@ -110,6 +121,7 @@ def customer_base(
         "conversion_label",
         "fit_label",
         "won_at",
+        "opened_at",
     ]
     if opportunities is None or opportunities.empty:
         return pd.DataFrame(columns=columns)
@@ -128,6 +140,7 @@ def customer_base(
     rows["conversion_label"] = pd.array([pd.NA] * len(rows), dtype="boolean")
     rows["fit_label"] = pd.array([True] * len(rows), dtype="boolean")
     rows["won_at"] = rows["account_id"].map(first_win).astype("datetime64[us]")
+    rows["opened_at"] = rows["won_at"]  # their first win, opened no later (both before the spine)
     return rows
 
 

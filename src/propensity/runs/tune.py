@@ -66,7 +66,7 @@ def tune_head(
     feature_set = prepared.feature_set
     data = prepared.data
     split = SnapshotOutOfTime(config.split, config.spine.horizon_days).windows(data)
-    y_all = head_labels(data, split, head, fitted=True)
+    y_all = head_labels(data, split, head, fitted=True, fit_label=config.fit_label)
     # everything before the test gap (train + validation windows); the test window stays unseen
     before_test = split.train | split.valid
     train = data.loc[before_test].reset_index(drop=True)
