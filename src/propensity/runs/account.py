@@ -1,9 +1,10 @@
 """The account recipe: tables -> spine + labels -> point-in-time features -> leakage screen ->
 both heads through the protocol (:mod:`propensity.runs.protocol`) -> a :class:`RunResult`.
 
-* fit head: firmographic/technographic features only; label = the account wins new business
-  (censored at the start of the test window for the rows it is fitted on, so no test-period
-  outcome is used for fitting); it learns from one row per account: the customer base (accounts
+* fit head: firmographic/technographic features only; judged on "the account wins new
+  business", fitted on ``fit_label`` ("opened or won" by default), censored at the start of the
+  test window for the rows it is fitted on, so no test-period outcome is used for fitting; it
+  learns from one row per account: the customer base (accounts
   that were customers before the first snapshot) and each prospect of the training and
   validation windows (:func:`propensity.runs.labelled.account_rows`), its trees boosted from the
   hand-made scorecard's fit points;
