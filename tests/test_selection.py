@@ -59,6 +59,25 @@ def test_a_validation_window_with_few_positives_is_cross_fitted_not_collapsed():
     assert health(model, CONVERSION_TIERS, 0.75) == []
 
 
+@pytest.mark.parametrize("valid_rate", [0.01, 0.1])  # cross-fitted, then the validation window
+def test_probabilities_estimate_the_calibration_label_not_the_broader_one_learned(valid_rate):
+    """The fit head learns "opened or won" and gives the probability of a win."""
+    train, opened_train = accounts_frame(3000, 1, 0.2)
+    valid, opened_valid = accounts_frame(1500, 2, valid_rate * 2)
+    rng = np.random.default_rng(3)
+    won_train = opened_train * (rng.random(len(train)) < 0.5)  # half the opened ones win
+    won_valid = opened_valid * (rng.random(len(valid)) < 0.5)
+    model = head(min_calibration_positives=50).fit(
+        train,
+        opened_train,
+        eval_set=(valid, opened_valid),
+        calibration_label=(won_train, won_valid),
+    )
+    calibration_rate = model.validation_label_.mean()
+    assert calibration_rate < 0.6 * (valid_rate * 2 if valid_rate > 0.05 else 0.2)
+    assert model.validation_probability_.mean() == pytest.approx(calibration_rate, rel=0.1)
+
+
 def test_enough_validation_positives_keep_the_validation_window():
     train, y_train = accounts_frame(3000, 1, 0.1)
     valid, y_valid = accounts_frame(1500, 2, 0.1)

@@ -206,13 +206,16 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         y,
         eval_set: tuple[pd.DataFrame, Any],
         learn_only: np.ndarray | None = None,
+        calibration_label: tuple[Any, Any] | None = None,
     ) -> HeadModel:
         """Early stopping and calibration on ``eval_set`` (the validation window), or cross-fitted
         on both when the window has too few positives (see the module docstring).
 
         ``learn_only`` (a mask over X's rows) marks rows the trees learn from but the calibrator
         and the score's reference rows do not (the fit head's customer base: a population the
-        scores are never applied to)."""
+        scores are never applied to). ``calibration_label`` (for X's rows, for the validation
+        rows) is what the probabilities estimate when it is not what the trees learn (the fit
+        head learns "opened or won" and gives the probability of a win)."""
         params = self.params or LightGBMParams()
         self.features_ = list(self.features or X.columns)
         categorical = set(self.categorical or [])
@@ -226,8 +229,13 @@ class HeadModel(ClassifierMixin, BaseEstimator):
         # undo the prior shift of negative down-sampling (odds were multiplied by 1/rate)
         self.prior_shift_ = float(np.log(self.negative_sample_rate))
         learn_only = np.zeros(len(y), bool) if learn_only is None else np.asarray(learn_only, bool)
+        if calibration_label is not None:
+            calibrate_y, calibrate_y_valid = (np.asarray(c, dtype=int) for c in calibration_label)
+        else:
+            calibrate_y, calibrate_y_valid = y, y_valid
         if int(y_valid.sum()) < self.min_calibration_positives:
-            margin, y_calibration, groups = self._fit_cross_fitted(X, y, X_valid, y_valid, params)
+            margin, _, groups = self._fit_cross_fitted(X, y, X_valid, y_valid, params)
+            y_calibration = np.concatenate([calibrate_y, calibrate_y_valid])
             # the calibration (and selection) rows: every development row but the learn-only ones
             self.validation_rows_ = np.flatnonzero(
                 ~np.concatenate([learn_only, np.zeros(len(y_valid), bool)])
@@ -243,7 +251,7 @@ class HeadModel(ClassifierMixin, BaseEstimator):
             )
             self.best_iteration_ = int(self.model_.best_iteration_ or params.n_estimators)
             self._set_positive_medians(X, y, kept)
-            margin, y_calibration = self._margin(X_valid), y_valid
+            margin, y_calibration = self._margin(X_valid), calibrate_y_valid
             groups = _groups(X_valid)
             self.validation_rows_ = np.arange(len(y_valid))
             self.calibration_basis_ = "validation window"

@@ -90,6 +90,10 @@ def head_task(
         matrix=data,
         label=head_labels(data, windows, head, fitted=False),
         fit_label=head_labels(data, windows, head, fitted=True, fit_label=fit_label),
+        # the fit head's probability is that of a win, whatever it learns from
+        probability_label=head_labels(data, windows, head, fitted=True, fit_label="won")
+        if head == "fit" and fit_label != "won"
+        else None,
         columns=columns,
         categorical=[c for c in columns if c in categorical],
         specs=feature_set.specs,

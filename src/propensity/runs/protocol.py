@@ -108,10 +108,18 @@ class HeadTask:
     scorecard: Scorecard | None = None  # a candidate to ship (see :mod:`propensity.runs.selection`)
     # rows models learn from but are neither calibrated, selected nor judged on (training rows)
     learn_only: np.ndarray | None = None
+    # what the probabilities estimate when it is not ``fit_label`` (None: ``fit_label``), e.g.
+    # the fit head learns "opened or won" and its probability is that of a win
+    probability_label: np.ndarray | None = None
 
     @property
     def training_label(self) -> np.ndarray:
         return self.label if self.fit_label is None else self.fit_label
+
+    @property
+    def calibration_label(self) -> np.ndarray:
+        """What probabilities are calibrated to (censored like the training label)."""
+        return self.training_label if self.probability_label is None else self.probability_label
 
     def scored(self, rows: np.ndarray) -> np.ndarray:
         """The positions among ``rows`` that scores apply to (every one but the learn-only)."""
@@ -174,11 +182,15 @@ def fit_fold(task: HeadTask, fold: Fold, settings: FitSettings) -> FittedFold:
         prior=task.scorecard if settings.boost_from_scorecard else None,
         prior_head=task.head,
     )
+    calibrate = task.calibration_label.astype(int)
     model.fit(
         task.matrix.iloc[fold.train],
         y[fold.train],
         eval_set=(task.matrix.iloc[fold.valid], y[fold.valid]),
         learn_only=None if task.learn_only is None else task.learn_only[fold.train],
+        calibration_label=None
+        if task.probability_label is None
+        else (calibrate[fold.train], calibrate[fold.valid]),
     )
     numeric = [c for c in task.columns if c not in task.categorical]
     logistic = logistic_baseline(numeric, task.categorical, settings.seed)
@@ -186,8 +198,9 @@ def fit_fold(task: HeadTask, fold: Fold, settings: FitSettings) -> FittedFold:
     logistic.fit(task.matrix.iloc[development][task.columns], y[development])
     # the baselines' probabilities are for the rows scores apply to, not the learn-only ones
     scored = task.scored(development)
-    if len(scored) < len(development):
-        match_base_rate(logistic, task.matrix.iloc[scored][task.columns], float(y[scored].mean()))
+    if len(scored) < len(development) or task.probability_label is not None:
+        rate = float(calibrate[scored].mean())
+        match_base_rate(logistic, task.matrix.iloc[scored][task.columns], rate)
     log.info(
         "head %s: %d trees, calibration %s",
         task.head,
@@ -223,7 +236,14 @@ def fit_fold(task: HeadTask, fold: Fold, settings: FitSettings) -> FittedFold:
             name=f"learned-{task.head}",
         )
     return FittedFold(
-        model, logistic, float(y[scored].mean()), selection, candidate, stacked, refused, learned
+        model,
+        logistic,
+        float(calibrate[scored].mean()),
+        selection,
+        candidate,
+        stacked,
+        refused,
+        learned,
     )
 
 

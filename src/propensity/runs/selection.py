@@ -269,8 +269,9 @@ def ship(task, fold: Fold, fitted, level: float, seed: int, metric: str = "roc_a
     if task.scorecard is not None:
         # its probabilities are Platt-fitted on the rows scores apply to (not the learn-only ones)
         scored = task.scored(development_rows)
+        calibrate = task.calibration_label.astype(int)
         candidates["scorecard"] = ScorecardCandidate.of(
-            task.scorecard, task.head, reference, task.matrix.iloc[scored], y[scored], seed
+            task.scorecard, task.head, reference, task.matrix.iloc[scored], calibrate[scored], seed
         )
         points = task.scorecard.points_by_column(reference, task.head).sum(axis=1)
         scores["scorecard"] = points.to_numpy(dtype=float)
