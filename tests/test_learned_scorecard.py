@@ -136,21 +136,21 @@ def test_scorecard_export_writes_the_runs_card_for_each_head(trained, tmp_path):
     result = cli("scorecard", "export", "--run", str(trained.run_dir), "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     card = Scorecard.from_yaml(out)
-    version = trained.result.scoring_model.version
-    assert card.name == f"learned-conversion-{version}"
+    scorers = trained.result.scoring_model.scorers
+    assert card.name == f"learned-conversion-{scorers['conversion'].version}"
     text = out.read_text()
     assert "Test-window ROC-AUC: this card" in text and "the hand-made card" in text
     assert card.fields, "a conversion card without fields"
     evaluation = trained.result.evaluation
-    scorers = set(evaluation.loc[evaluation["head"] == "conversion", "scorer"])
-    assert {"learned_scorecard", "scorecard"} <= scorers
+    rows = set(evaluation.loc[evaluation["head"] == "conversion", "scorer"])
+    assert {"learned_scorecard", "scorecard"} <= rows
 
     fit_out = tmp_path / "fit.yml"
     result = cli(
         "scorecard", "export", "--run", str(trained.run_dir), "--head", "fit", "--out", str(fit_out)
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert Scorecard.from_yaml(fit_out).name == f"learned-fit-{version}"
+    assert Scorecard.from_yaml(fit_out).name == f"learned-fit-{scorers['fit'].version}"
 
 
 def test_scorecard_export_refuses_a_file_that_is_not_yaml(trained, tmp_path):

@@ -128,6 +128,12 @@ def test_score_and_serve_the_registered_champions_or_a_pinned_version(trained, t
     listing = cli("runs", "--tracking-uri", uri)
     assert listing.returncode == 0 and second.run_id in listing.stdout
 
+    # the champion's learned points card, named after the head's registered version
+    card = tmp_path / "card.yaml"
+    exported = cli("scorecard", "export", "--out", str(card), "--tracking-uri", uri)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert re.search(r"^name: learned-conversion-conversion:v1:", card.read_text(), re.M)
+
 
 def _with_problems(result, head: str, problems: list[str]):
     run = result.heads[head]

@@ -309,7 +309,11 @@ def export_learned_scorecard(model: AccountModel, head: str, out: Path | str) ->
             f"model {model.version} has no learned scorecard for the {head} head: it was trained "
             "with `learned_scorecard: null` or by a version before learned cards; train again"
         )
-    card = scorer.learned_scorecard.model_copy(update={"name": f"learned-{head}-{model.version}"})
+    # the head's own version: ``conversion:v5:sha-...`` from the registry, ``sha-...`` from a run
+    version = next(
+        (part for part in model.version.split(",") if part.startswith(f"{head}:")), scorer.version
+    )
+    card = scorer.learned_scorecard.model_copy(update={"name": f"learned-{head}-{version}"})
     figures = getattr(scorer, "learned_scorecard_auc", {})
     names = {
         "learned_scorecard": "this card",
@@ -320,7 +324,7 @@ def export_learned_scorecard(model: AccountModel, head: str, out: Path | str) ->
     compared = ", ".join(f"{names[k]} {figures[k]:.3f}" for k in names if k in figures)
     header = "\n".join(
         [
-            f"Learned points scorecard of the {head} head, model {model.version}.",
+            f"Learned points scorecard of the {head} head, model {version}.",
             "Written by `propensity scorecard export` in the shape of scorecard.yaml.",
             "Points per field value or range, learned on the rows the model learned from. A field",
             "your marketing-automation tool lacks must be synced to it under the same name. An",
