@@ -13,11 +13,10 @@ from propensity.model.candidates import (
     EXPECTED_VALUE,
     LogisticCandidate,
     ScorecardCandidate,
-    StackedCandidate,
-    stacked_out_of_fold,
 )
 from propensity.model.head import HeadModel, LightGBMParams, logistic_baseline
 from propensity.model.scorecard import Scorecard
+from propensity.model.stacked import StackedCandidate, stacked_out_of_fold
 from propensity.runs.selection import _better, health
 from propensity.scoring import CONVERSION_TIERS, model_version
 

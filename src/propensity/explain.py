@@ -23,8 +23,9 @@ import pandas as pd
 from propensity.features.phrases import is_missing
 from propensity.features.registry import FeatureSpec
 from propensity.features.wording import word
-from propensity.model.candidates import LogisticCandidate, ScorecardCandidate, StackedCandidate
+from propensity.model.candidates import LogisticCandidate, ScorecardCandidate
 from propensity.model.head import HeadModel
+from propensity.model.stacked import StackedCandidate
 
 ShippedModel = HeadModel | LogisticCandidate | ScorecardCandidate | StackedCandidate
 

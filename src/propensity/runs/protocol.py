@@ -28,7 +28,7 @@ from sklearn.pipeline import Pipeline
 from propensity.evaluate import brier_skills, comparison_table, decile_table
 from propensity.explain import global_importance
 from propensity.features.registry import FeatureSpec
-from propensity.model.candidates import LogisticCandidate, StackedCandidate
+from propensity.model.candidates import LogisticCandidate
 from propensity.model.head import (
     HeadModel,
     LightGBMParams,
@@ -38,6 +38,7 @@ from propensity.model.head import (
 from propensity.model.learned_scorecard import PointsSettings, learn_scorecard
 from propensity.model.scorecard import Scorecard
 from propensity.model.splits import Fold
+from propensity.model.stacked import StackedCandidate
 from propensity.runs.selection import (
     SelectionRows,
     Shipped,

@@ -25,7 +25,7 @@ The rule (pre-declared, the same for every head and both recipes):
 4. The learned scorer is the LightGBM model, unless it is degenerate (:func:`health`) or the
    logistic baseline beats it by rule 3; then the logistic baseline. Where the config stacks the
    head (``stack_logistic``) and the model is not degenerate, the learned scorer is the stack of
-   the two (:class:`propensity.model.candidates.StackedCandidate`: weights on their held-out
+   the two (:class:`propensity.model.stacked.StackedCandidate`: weights on their held-out
    log-odds fitted on the selection rows), judged there with its weights fitted out of fold; a
    weight that is not positive means no stack, and the run says so.
 5. The hand-made scorecard is the incumbent: the learned scorer replaces it only by rule 3
@@ -51,13 +51,10 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from propensity.evaluate import auc_difference_bound
 from propensity.explain import ShippedModel
-from propensity.model.candidates import (
-    LogisticCandidate,
-    ScorecardCandidate,
-    stacked_out_of_fold,
-)
+from propensity.model.candidates import LogisticCandidate, ScorecardCandidate
 from propensity.model.head import logistic_baseline
 from propensity.model.splits import Fold
+from propensity.model.stacked import stacked_out_of_fold
 from propensity.scoring import head_calibration
 
 log = logging.getLogger(__name__)
