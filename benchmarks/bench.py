@@ -12,6 +12,9 @@
   differ as companies do (research phase, engagement lag, intent lead and coverage, anonymous
   traffic, win rate, sales cycle, weekly snapshots), per head model, shipped, baselines, learned
   card, oracle, share of the oracle's lift -> ``benchmarks/robustness.md`` / ``.json``;
+* ``feature_ablation.py`` (``--ablation``): on five of the robustness worlds, the conversion
+  model refitted without each feature group (the weekly-rhythm groups, intent, history) ->
+  ``benchmarks/feature_ablation.md`` / ``.json``;
 * ``monitor.py`` (``--monitor``): the default world one year longer, scored monthly over its
   last year by a model trained on its first two, with and without a regime change, and
   monitored -> ``benchmarks/monitor.md`` / ``.json``;
@@ -30,8 +33,8 @@
   ``.json``.
 
 Usage: ``python benchmarks/bench.py [--sizes 1M,10M,20M,100M] [--workdir data/bench]
-[--out benchmarks] [--features|--model|--account-sizes|--robustness|--monitor|--explorer|--table-drift|--scoring|--spark|--real]``;
-with none of them, features, model, sizes, robustness, monitoring, the explorer, table mode under drift,
+[--out benchmarks] [--features|--model|--account-sizes|--robustness|--ablation|--monitor|--explorer|--table-drift|--scoring|--spark|--real]``;
+with none of them, features, model, sizes, robustness, the feature ablation, monitoring, the explorer, table mode under drift,
 scoring at scale, then Spark (``--sizes`` is the feature
 benchmark's list of sizes).
 """
@@ -72,6 +75,11 @@ def parser() -> argparse.ArgumentParser:
         "--robustness",
         action="store_true",
         help="only the robustness benchmark (worlds that differ as companies do)",
+    )
+    only.add_argument(
+        "--ablation",
+        action="store_true",
+        help="only the feature ablation (what each feature group is worth, world by world)",
     )
     only.add_argument("--monitor", action="store_true", help="only the monitoring benchmark")
     only.add_argument("--explorer", action="store_true", help="only the explorer benchmark")
@@ -117,6 +125,11 @@ def main(argv: list[str] | None = None) -> None:
 
         robustness_benchmark(args.out, args.workdir / "robustness")
         return
+    if args.ablation:
+        from feature_ablation import ablation_benchmark
+
+        ablation_benchmark(args.out, args.workdir / "ablation")
+        return
     if args.monitor:
         from monitor import monitor_benchmark
 
@@ -153,6 +166,9 @@ def main(argv: list[str] | None = None) -> None:
         from robustness import robustness_benchmark
 
         robustness_benchmark(args.out, args.workdir / "robustness")
+        from feature_ablation import ablation_benchmark
+
+        ablation_benchmark(args.out, args.workdir / "ablation")
         from monitor import monitor_benchmark
 
         monitor_benchmark(args.workdir, args.out)

@@ -114,11 +114,15 @@ def measure_setting(name: str, accounts: int, workdir: Path) -> dict:
     return out
 
 
-def measure_in_subprocess(name: str, accounts: int, workdir: Path) -> dict:
+def measure_in_subprocess(
+    name: str, accounts: int, workdir: Path, script: Path | None = None, extra: tuple = ()
+) -> dict:
+    """Run ``script`` (this one by default) for one setting in a fresh process (``extra``: more
+    arguments); its result, or the tail of its error as ``failed``."""
     target = workdir / f"result_{name}.json"
     command = [
         sys.executable,
-        str(Path(__file__).resolve()),
+        str(script or Path(__file__).resolve()),
         "--setting",
         name,
         "--accounts",
@@ -127,6 +131,7 @@ def measure_in_subprocess(name: str, accounts: int, workdir: Path) -> dict:
         str(workdir),
         "--result",
         str(target),
+        *extra,
     ]
     started = time.perf_counter()
     child = subprocess.run(command, capture_output=True, text=True)

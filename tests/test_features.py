@@ -187,6 +187,95 @@ def test_firmographics_use_static_fields_and_age_at_as_of():
     assert pd.isna(missing["employees"]) and pd.isna(missing["size_band"])
 
 
+def test_short_windows_count_whole_weeks_and_momentum_compares_the_weeks_before():
+    row = one_row(tiny_tables())
+    # events 1, 2, 7, 8 and 20 days before as_of (and 100 days)
+    assert [row[f"eng_events_{d}d"] for d in (7, 14, 21, 28)] == [3, 4, 5, 5]
+    # this week's 3 events against the 2 of the 3 weeks before, scaled to one week
+    assert row["eng_momentum_1w_3w"] == pytest.approx((3 + 1) / (2 / 3 + 1))
+    # the last 3 weeks' 5 events against the 1 of the 12 weeks before (day 100)
+    assert row["eng_momentum_3w_12w"] == pytest.approx((5 + 1) / (1 / 4 + 1))
+
+
+def test_engagement_episode_starts_after_a_quiet_spell_and_ends_with_one():
+    row = one_row(tiny_tables())
+    assert row["eng_days_in_episode"] == 20  # day 100, then 80 quiet days, then days 20..1
+    events = tiny_tables().events
+    old = events[events["ts"] <= AS_OF - pd.Timedelta(days=20)]  # days 20 and 100 only
+    quiet = one_row(tiny_tables(events=old), config=FeatureConfig(episode_gap_days=14))
+    assert pd.isna(quiet["eng_days_in_episode"])  # 20 quiet days > 14: no current episode
+    longer = one_row(tiny_tables(events=old), config=FeatureConfig(episode_gap_days=90))
+    assert longer["eng_days_in_episode"] == 100  # an 80-day gap does not end a 90-day episode
+
+
+def test_an_episode_does_not_depend_on_which_other_snapshots_are_built():
+    # a visit 200 days before as_of, 60 quiet days, then one every week from day 140 to day 7:
+    # the episode began 140 days before as_of, though no window edge of as_of falls in the gap
+    days = [200, *range(140, 0, -7)]
+    events = pd.DataFrame(
+        {
+            "account_id": "A",
+            "contact_id": None,
+            "ts": [AS_OF - pd.Timedelta(days=d) for d in days],
+            "event_type": "web_visit",
+            "channel": "direct",
+            "minutes": 1.0,
+        }
+    )
+    tables = tiny_tables(events=events)
+    spine = pd.DataFrame(
+        {"account_id": ["A", "A"], "as_of": [AS_OF, AS_OF - pd.Timedelta(days=160)]}
+    )
+    alone = one_row(tables)["eng_days_in_episode"]
+    among_others = build_features(tables, spine).matrix.iloc[0]["eng_days_in_episode"]
+    assert alone == among_others == 140
+
+
+def test_new_contacts_are_those_whose_first_event_is_in_the_window():
+    row = one_row(tiny_tables())
+    # c1's first event is 8 days old; c2 was first seen 100 days ago; c3 is not known yet
+    assert row["eng_new_contacts_28d"] == 1
+    assert (
+        one_row(tiny_tables(), config=FeatureConfig(new_contacts_days=7))["eng_new_contacts_7d"]
+        == 0
+    )
+
+
+def test_intent_momentum_and_the_current_surge():
+    row = one_row(tiny_tables())
+    # known weeks end 1, 15 and 54 days before as_of, scoring 72, 64 and 40
+    assert row["intent_momentum_1w_3w"] == pytest.approx(72 - 64)
+    assert row["intent_momentum_3w_12w"] == pytest.approx((72 + 64) / 2 - 40)
+    # surging weeks (>= 60) ending 15 and 1 days before: one run, known from 15 days ago
+    assert row["intent_days_in_surge"] == 15
+    short = one_row(tiny_tables(), config=FeatureConfig(intent_surge_threshold=70))
+    assert short["intent_days_in_surge"] == 1  # only the latest week surges
+
+
+def test_weekly_rhythm_features_can_be_turned_off():
+    config = FeatureConfig(
+        short_windows_days=(), momentum_weeks=(), episode_gap_days=None, new_contacts_days=None
+    )
+    columns = set(one_row(tiny_tables(), config=config).index)
+    added = {
+        "eng_events_14d",
+        "eng_momentum_1w_3w",
+        "eng_days_in_episode",
+        "eng_new_contacts_28d",
+        "intent_momentum_1w_3w",
+        "intent_days_in_surge",
+    }
+    assert not columns & added
+    assert added <= set(one_row(tiny_tables()).index)
+
+
+def test_a_new_contacts_window_beyond_the_longest_window_is_refused_naming_both_keys():
+    with pytest.raises(ValueError, match="new_contacts_days.*windows_days"):
+        FeatureConfig(new_contacts_days=120)
+    with pytest.raises(ValueError, match="momentum_weeks"):
+        FeatureConfig(momentum_weeks=((0, 3),))
+
+
 def test_account_without_activity_has_zero_counts_and_missing_recency():
     row = one_row(tiny_tables(), account="B")
     assert row["eng_events_90d"] == 0

@@ -23,6 +23,7 @@ from propensity.features.phrases import (
     Wording,
     all_missing,
     is_missing,
+    momentum_pairs,
     number,
     unknown,
     window_counts,
@@ -41,6 +42,7 @@ CONTACTS_AVAILABLE = "contacts with created_at strictly before as_of"
 # (:func:`propensity.features.engagement_engine.count_windows`)
 Feature = tuple[FeatureSpec, str | None]
 RECENCY = "eng_days_since_last_event"
+EPISODE = "eng_days_in_episode"
 
 
 def build(con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig) -> FamilyBuild:
@@ -50,13 +52,13 @@ def build(con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig)
     has_minutes = "minutes" in tables.events
     has_channel = "channel" in tables.events
     profile = engine.profile_events(con, config, has_channel)
-    engine.create_period_maps(con, config, profile)
+    cuts = engine.create_period_maps(con, config, profile)
     has_contact = "contact_id" in tables.events
     mask_columns = engine.create_daily(con, profile, has_contact, has_minutes)
     count_specs, sums = _counts(config, profile.types, has_minutes)
     helpers = engine.helper_sums(config)
     daily, spine = engine.read_daily(con, sums + helpers, mask_columns)
-    counter = engine.WindowCounts(daily, spine, config)
+    counter = engine.WindowCounts(daily, spine, config, cuts)
     del daily, spine
     # the counts the SQL features read, as integers (as they were counted)
     counts = counter.sums(helpers)
@@ -68,6 +70,7 @@ def build(con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig)
     features: list[Feature] = [(spec, None) for spec in count_specs]
     features += _buying_group(config, has_contacts)
     features += _activity(config, has_channel)
+    features += _rhythm(config)
     if has_contacts:
         features += _coverage(config)
     # the window counts, channels and recency are features as numpy counts them (no SQL), on
@@ -79,6 +82,7 @@ def build(con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig)
         [spec.name for spec, sql in features if sql is None],
         sums,
         (mask_columns, len(profile.channels), max(config.windows_days)) if has_channel else None,
+        config.episode_gap_days,
     )
     pool.shutdown(wait=False)  # the thread ends with its one task
     engine.create_contact_periods(con, has_contact)
@@ -95,14 +99,18 @@ def _counted(
     names: list[str],
     sums: list[engine.WindowSum],
     channels: tuple[list[str], int, int] | None,
+    episode_gap_days: int | None,
 ) -> dict[str, np.ndarray]:
     """The features counted in numpy (``names``): the window ``sums``, the channels reached
-    (``channels``: mask columns, number of channels, window) and the recency."""
+    (``channels``: mask columns, number of channels, window), the recency and the days into
+    the current episode (``episode_gap_days``: the quiet spell that ends one)."""
     counted = counter.sums(sums)
     if channels is not None:
         mask_columns, n_channels, days = channels
         counted[f"eng_channels_{days}d"] = counter.channels(mask_columns, n_channels, days)
     counted[RECENCY] = counter.days_since()
+    if episode_gap_days is not None:
+        counted[EPISODE] = counter.days_in_episode(episode_gap_days)
     return {name: counted[name] for name in names}
 
 
@@ -136,7 +144,7 @@ def _counts(
                     f"count of '{event_type}' events with as_of - {window} days <= ts < as_of",
                 )
             )
-    for window in config.windows_days:
+    for window in config.count_windows_days:
         name = f"eng_events_{window}d"
         sums.append(engine.WindowSum(name, "n_all", window))
         specs.append(
@@ -177,6 +185,20 @@ def _buying_group(config: FeatureConfig, has_contacts: bool) -> list[Feature]:
         )
         for w in sorted({engine.THIRTY_DAYS, longest})
     ]
+    if config.new_contacts_days is not None:
+        days = config.new_contacts_days
+        features.append(
+            (
+                _spec(
+                    f"eng_new_contacts_{days}d",
+                    "eng_buying_group_growth",
+                    f"contacts engaged for the first time in the last {days} days",
+                    f"distinct identified contacts whose first event is in the last {days} days "
+                    "(the buying group growing)",
+                ),
+                f"CAST(coalesce(k.eng_new_contacts_{days}d, 0) AS DOUBLE) AS eng_new_contacts_{days}d",
+            )
+        )
     if not has_contacts:
         return features
     roles, decision = f"eng_roles_{longest}d", f"eng_decision_maker_{longest}d"
@@ -259,6 +281,50 @@ def _activity(config: FeatureConfig, has_channel: bool) -> list[Feature]:
             None,
         ),
     ]
+
+
+def momentum_name(recent_weeks: int, prior_weeks: int) -> str:
+    return f"eng_momentum_{recent_weeks}w_{prior_weeks}w"
+
+
+def _rhythm(config: FeatureConfig) -> list[Feature]:
+    """Momentum of the recent weeks against the weeks just before, and the days since the
+    current episode of engagement began."""
+    features: list[Feature] = []
+    for recent, prior in config.momentum_weeks:
+        name = momentum_name(recent, prior)
+        weeks = f"{recent} week{'s' if recent != 1 else ''}"
+        features.append(
+            (
+                _spec(
+                    name,
+                    "eng_surge",
+                    f"engagement in the last {weeks} vs the {prior} weeks before",
+                    f"(events in the last {7 * recent} days + 1) / (events of the {prior} weeks "
+                    f"before, scaled to {recent} weeks, + 1)",
+                    empty=1.0,
+                ),
+                f"(coalesce(c._{name}_recent, 0) + 1.0) / "
+                f"(coalesce(c._{name}_prior, 0) * {recent / prior} + 1.0) AS {name}",
+            )
+        )
+    if config.episode_gap_days is not None:
+        gap = config.episode_gap_days
+        features.append(
+            (
+                _spec(
+                    EPISODE,
+                    "eng_episode",
+                    "days since the current engagement episode began",
+                    f"days from the first event of the current episode (active days with no "
+                    f"quiet spell over {gap} days between two, the last within {gap} days of "
+                    "as_of) to as_of; missing: no current episode",
+                    empty=None,
+                ),
+                None,
+            )
+        )
+    return features
 
 
 def _coverage(config: FeatureConfig) -> list[Feature]:
@@ -395,6 +461,39 @@ def _minutes(field: str, values: dict, reference: dict) -> str:
     return f"{number(round(minutes))} minutes of engagement in the last {days} days"
 
 
+def _surge(field: str, values: dict, reference: dict) -> str:
+    """The shortest momentum pair (``eng_momentum_<r>w_<p>w``): the recent weeks' rate."""
+    pairs = momentum_pairs(values, "eng_momentum_")
+    if not pairs:
+        return "Engagement trend over the last weeks unknown"
+    recent, prior, ratio = pairs[0]
+    weeks = "this week" if recent == 1 else f"the last {recent} weeks"
+    if ratio >= 1.5:
+        return f"Engagement surging: {weeks} at {ratio:.1f}x the rate of the prior {prior} weeks"
+    if ratio <= 0.67:
+        return f"Engagement cooling: {weeks} at {ratio:.1f}x the rate of the prior {prior} weeks"
+    return f"No change in engagement {weeks} versus the prior {prior} weeks"
+
+
+def _episode(field: str, values: dict, reference: dict) -> str:
+    days = values.get(EPISODE)
+    if is_missing(days):
+        return "No current engagement episode"
+    weeks = days / 7
+    if weeks < 2:
+        return f"Engagement episode began {number(days)} days ago"
+    return f"Engagement episode running for {weeks:.0f} weeks (began {number(days)} days ago)"
+
+
+def _growth(field: str, values: dict, reference: dict) -> str:
+    name, count = next(iter(values.items()))
+    days = name.removeprefix("eng_new_contacts_").removesuffix("d")
+    if is_missing(count) or count == 0:
+        return f"No new contact engaged in the last {days} days"
+    plural = "s" if count != 1 else ""
+    return f"{number(count)} contact{plural} engaged for the first time in the last {days} days"
+
+
 # business field -> wording; "eng_*" words the fields of the counted event types
 WORDING: dict[str, Wording] = {
     "eng_total": _total,
@@ -405,5 +504,8 @@ WORDING: dict[str, Wording] = {
     "eng_anonymous": _anonymous,
     "eng_reach": _reach,
     "eng_minutes": _minutes,
+    "eng_surge": _surge,
+    "eng_episode": _episode,
+    "eng_buying_group_growth": _growth,
     "eng_*": _event_type,
 }

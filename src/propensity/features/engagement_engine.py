@@ -101,8 +101,9 @@ def event_type_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 def create_period_maps(
     con: duckdb.DuckDBPyConnection, config: FeatureConfig, profile: EventProfile
-) -> None:
-    """Cut the days into periods that every window of every snapshot covers whole or not at all.
+) -> np.ndarray:
+    """Cut the days into periods that every window of every snapshot covers whole or not at all;
+    returns the cuts (:func:`period_cuts`).
 
     The cuts are the days ``as_of - edge`` for every snapshot and window edge, so counting per
     (account, period) instead of per (account, day) gives the same window sums from about a
@@ -112,8 +113,12 @@ def create_period_maps(
     filters are whole-period).
     """
     lookback = config.engagement_lookback_days
-    edges = period_edges(config)
     first_day, last_day = profile.first, profile.last
+    as_of_days = con.sql("SELECT CAST(as_of AS DATE) AS day FROM snapshot_dates").to_arrow_table()
+    cuts = period_cuts(
+        as_of_days.column("day").to_numpy().astype("datetime64[D]"), config, first_day, last_day
+    )
+    con.register("engagement_cut_days", pa.table({"cut": pa.array(cuts, pa.date32())}))
     as_of_day = "CAST(s.as_of AS DATE)"
     con.execute(
         f"""
@@ -131,12 +136,9 @@ def create_period_maps(
         """
     )
     con.execute(
-        f"""
+        """
         CREATE OR REPLACE TEMP TABLE engagement_periods AS
-        WITH cuts AS (
-            SELECT DISTINCT CAST(as_of AS DATE) - CAST(e AS INTEGER) AS cut
-            FROM snapshot_dates, (SELECT unnest({list(edges)}) AS e)
-        ),
+        WITH cuts AS (SELECT cut FROM engagement_cut_days),
         days AS (
             SELECT CAST(unnest(generate_series(
                 least(CAST(? AS DATE), min(day)), greatest(CAST(? AS DATE), max(day)), INTERVAL 1 DAY
@@ -157,6 +159,24 @@ def create_period_maps(
         GROUP BY p.period, m.as_of
         """
     )
+    con.unregister("engagement_cut_days")
+    return cuts
+
+
+def period_cuts(
+    as_of_days: np.ndarray, config: FeatureConfig, first: object | None, last: object | None
+) -> np.ndarray:
+    """The days where a period starts, sorted: ``as_of - edge`` for every snapshot and window
+    edge (:func:`period_edges`); with episode features, also every 7th day over the events'
+    span (``first`` to ``last``), so no period holds a quiet spell of more than 6 days and an
+    episode's gaps are gaps between periods, whatever snapshots are built."""
+    edges = np.array(period_edges(config), dtype="timedelta64[D]")
+    cuts = (np.unique(as_of_days)[:, None] - edges).ravel()
+    if config.episode_gap_days is not None and first is not None and last is not None:
+        start = np.datetime64(first, "D")
+        start -= np.timedelta64(int(start.astype(np.int64) % 7), "D")  # the same grid anywhere
+        cuts = np.concatenate([cuts, np.arange(start, np.datetime64(last, "D") + 1, 7)])
+    return np.unique(cuts)
 
 
 def type_columns(types: tuple[str, ...]) -> dict[str, str]:
@@ -194,7 +214,7 @@ def create_daily(
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE engagement_daily AS
-        SELECT a.akey, p.period, max(p.day) AS last_day, count(*) AS n_all,
+        SELECT a.akey, p.period, min(p.day) AS first_day, max(p.day) AS last_day, count(*) AS n_all,
                {no_contact} AS n_no_contact, {minutes} AS minutes_milli{per_type}{masks}
         FROM events e
         JOIN spine_accounts a ON a.account_id = e.account_id
@@ -261,7 +281,7 @@ def read_daily(
     period), with the columns ``sums`` and the masks need, and the spine in ``_row`` order."""
     columns = list(dict.fromkeys([item.column for item in sums] + mask_columns))
     daily = con.sql(
-        f"SELECT akey, period, last_day, {', '.join(columns)} FROM engagement_daily "
+        f"SELECT akey, period, first_day, last_day, {', '.join(columns)} FROM engagement_daily "
         "ORDER BY akey, period"
     ).to_arrow_table()
     spine = con.sql(
@@ -272,14 +292,23 @@ def read_daily(
 
 def helper_sums(config: FeatureConfig) -> list[WindowSum]:
     """The counts the SQL features read (``engagement_counts``): the events without a contact
-    and all events in the longest window, and the two momentum counts."""
+    and all events in the longest window, and the recent and prior counts of every momentum."""
     longest = max(config.windows_days)
     recent, prior = config.momentum_recent_days, config.momentum_prior_days
+    weekly = []
+    for recent_weeks, prior_weeks in config.momentum_weeks:
+        name = f"_eng_momentum_{recent_weeks}w_{prior_weeks}w"
+        days = 7 * recent_weeks
+        weekly += [
+            WindowSum(f"{name}_recent", "n_all", days),
+            WindowSum(f"{name}_prior", "n_all", days + 7 * prior_weeks, days),
+        ]
     return [
         WindowSum("_no_contact_long", "n_no_contact", longest),
         WindowSum("_events_long", "n_all", longest),
         WindowSum("_recent", "n_all", recent),
         WindowSum("_prior", "n_all", recent + prior, recent),
+        *weekly,
     ]
 
 
@@ -295,7 +324,9 @@ class WindowCounts:
     expanded rows would do.
     """
 
-    def __init__(self, daily: pa.Table, spine: pa.Table, config: FeatureConfig) -> None:
+    def __init__(
+        self, daily: pa.Table, spine: pa.Table, config: FeatureConfig, cuts: np.ndarray
+    ) -> None:
         if not np.array_equal(spine.column("_row").to_numpy(), np.arange(spine.num_rows)):
             raise ValueError("WindowCounts needs the spine in _row order")
         self.daily = daily.combine_chunks()  # one chunk per column: numpy reads it as it is
@@ -303,9 +334,6 @@ class WindowCounts:
         self.spine_days = spine.column("day").to_numpy().astype("datetime64[D]")
         edges = period_edges(config)
         # the period of a day is the number of cuts up to it (as in engagement_periods)
-        cuts = np.unique(
-            (np.unique(self.spine_days)[:, None] - np.array(edges, "timedelta64[D]")).ravel()
-        )
         self.accounts = self.daily.column("akey").to_numpy().astype(np.int64)
         periods = self.daily.column("period").to_numpy().astype(np.int64)
         self.spine_accounts = spine.column("akey").to_numpy().astype(np.int64)
@@ -367,6 +395,29 @@ class WindowCounts:
         since = (self.spine_days - last_days[last]).astype(np.float64)
         return np.where(same, since, np.nan)
 
+    def days_in_episode(self, gap_days: int) -> np.ndarray:
+        """Days since the current episode of activity began (NaN: none). An episode is a run of
+        active days of one account with no quiet spell over ``gap_days`` between two of them; it
+        is current at as_of if its last active day before as_of is at most ``gap_days`` old.
+        Periods span at most 7 days (:func:`period_cuts`), so the quiet spells that end an
+        episode lie between periods: one period's last day, the next one's first."""
+        if not self.daily.num_rows:
+            return np.full(self.n_rows, np.nan)
+        first_days = self.daily.column("first_day").to_numpy().astype("datetime64[D]")
+        last_days = self.daily.column("last_day").to_numpy().astype("datetime64[D]")
+        gap = np.timedelta64(gap_days, "D")
+        starts = np.ones(self.daily.num_rows, dtype=bool)
+        starts[1:] = (self.accounts[1:] != self.accounts[:-1]) | (
+            first_days[1:] - last_days[:-1] > gap
+        )
+        # each row's episode began on the first day of the latest starting row up to it
+        began = first_days[np.maximum.accumulate(np.where(starts, np.arange(len(starts)), 0))]
+        before = self.positions[0]  # the account's rows before the period starting at as_of
+        last = np.maximum(before - 1, 0)
+        same = (before > 0) & (self.accounts[last] == self.spine_accounts)
+        current = same & (self.spine_days - last_days[last] <= gap)
+        return np.where(current, (self.spine_days - began[last]).astype(np.float64), np.nan)
+
     def _column(self, name: str) -> np.ndarray:
         return pc.fill_null(self.daily.column(name), 0).to_numpy()
 
@@ -386,18 +437,26 @@ class WindowCounts:
 
 
 def period_edges(config: FeatureConfig) -> list[int]:
-    """Days before as_of where a period starts: every window's ends (the configured windows,
-    the momentum windows, and the 30-day window of the minutes and contacts features)."""
+    """Days before as_of where a period starts: every window's ends (the configured and short
+    windows, the momentum windows, the new-contacts window and the 30-day window of the minutes
+    and contacts features)."""
     lookback = config.engagement_lookback_days
     recent, prior = config.momentum_recent_days, config.momentum_prior_days
-    return sorted({0, lookback, recent, recent + prior, THIRTY_DAYS, *config.windows_days})
+    weekly = {7 * w for pair in config.momentum_weeks for w in (pair[0], sum(pair))}
+    growth = {config.new_contacts_days} if config.new_contacts_days is not None else set()
+    return sorted(
+        {0, lookback, recent, recent + prior, THIRTY_DAYS, *config.count_windows_days}
+        | weekly
+        | growth
+    )
 
 
 def create_contacts(
     con: duckdb.DuckDBPyConnection, config: FeatureConfig, has_contacts: bool
 ) -> None:
-    """``engagement_contacts``: per (akey, as_of), identified contacts engaged per window, roles,
-    whether a decision maker engaged, and the events of contacts not known yet (anonymous).
+    """``engagement_contacts``: per (akey, as_of), identified contacts engaged per window, those
+    engaged for the first time in the new-contacts window, roles, whether a decision maker
+    engaged, and the events of contacts not known yet (anonymous).
 
     A known contact is engaged in a window iff its last period with activity before as_of lies
     in it, so each contact meets a snapshot through one row: the row whose next period with
@@ -441,28 +500,44 @@ def create_contacts(
         CREATE OR REPLACE TEMP TABLE engagement_contact_daily AS
         SELECT g.akey, g.period, g.n, i.role_bit, i.decision_maker, i.contact_created_at,
                lead(g.period) OVER (PARTITION BY g.akey, i.ckey ORDER BY g.period)
-                   AS next_period
+                   AS next_period,
+               min(g.period) OVER (PARTITION BY g.akey, i.ckey) AS first_period
         FROM engagement_contact_periods g JOIN engagement_contact_info i ON i.contact_id = g.contact_id
         """
     )
     known = f"(d.contact_created_at IS NULL OR {known_at('d.contact_created_at', 'm.as_of')})"
+    days = config.new_contacts_days
+    new_contacts = (
+        ""
+        if days is None
+        else f"count(*) FILTER (WHERE known AND first_age <= {days}) AS eng_new_contacts_{days}d, "
+    )
+    first_age = "NULL" if days is None else "f.age"
+    first_join = (
+        ""
+        if days is None
+        else "LEFT JOIN engagement_period_map f ON f.period = d.first_period AND f.as_of = m.as_of"
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE engagement_contacts AS
         WITH last_periods AS (  -- per snapshot, the last period before as_of
             SELECT as_of, max(period) AS last_period FROM engagement_period_map GROUP BY as_of
         ),
-        engaged AS (  -- per snapshot, each known contact's last period in the longest window
-            SELECT d.akey, m.as_of, m.age, d.role_bit, d.decision_maker, 0 AS n, true AS known
+        engaged AS (  -- per snapshot, each known contact's last period in the longest window,
+                      -- and the age of its first period (NULL: older than the lookback)
+            SELECT d.akey, m.as_of, m.age, {first_age} AS first_age, d.role_bit,
+                   d.decision_maker, 0 AS n, true AS known
             FROM engagement_contact_daily d
             JOIN engagement_period_map m ON m.period = d.period AND m.age <= {longest}
             JOIN last_periods l ON l.as_of = m.as_of
+            {first_join}
             WHERE (d.next_period IS NULL OR d.next_period > l.last_period) AND {known}
         ),
         first_days AS (SELECT period, min(day) AS first_day FROM engagement_periods GROUP BY period),
         not_known AS (  -- events of contacts created after as_of: only of periods they postdate
-            SELECT d.akey, m.as_of, NULL AS age, NULL AS role_bit, NULL AS decision_maker, d.n,
-                   false AS known
+            SELECT d.akey, m.as_of, NULL AS age, NULL AS first_age, NULL AS role_bit,
+                   NULL AS decision_maker, d.n, false AS known
             FROM engagement_contact_daily d
             JOIN first_days f ON f.period = d.period AND d.contact_created_at > f.first_day
             JOIN engagement_period_map m ON m.period = d.period AND m.age <= {longest}
@@ -470,7 +545,7 @@ def create_contacts(
         )
         SELECT akey, as_of,
                {", ".join(f"count(*) FILTER (WHERE known AND age <= {w}) AS eng_contacts_{w}d" for w in short_and_long)},
-               bit_count(bit_or(role_bit)) AS eng_roles_{longest}d,
+               {new_contacts}bit_count(bit_or(role_bit)) AS eng_roles_{longest}d,
                coalesce(bool_or(decision_maker), false) AS eng_decision_maker_{longest}d,
                sum(n) AS _not_known_yet_long
         FROM (SELECT * FROM engaged UNION ALL SELECT * FROM not_known)

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from propensity.features.phrases import Wording, all_missing, is_missing, number, plain
+from propensity.features.phrases import (
+    Wording,
+    all_missing,
+    is_missing,
+    momentum_pairs,
+    number,
+    plain,
+)
 from propensity.features.registry import FamilyBuild, FeatureConfig, FeatureSpec
 from propensity.features.sql import known_at, quote_literal
 
@@ -21,6 +28,7 @@ if TYPE_CHECKING:  # the stage reads the tables' shape only
     from propensity.data.specs import Tables
 
 FAMILY = "intent"
+EPISODE = "intent_days_in_surge"
 AVAILABLE = (
     "intent weeks whose last day (week + 6 days) is before as_of (published after the week ends)"
 )
@@ -94,17 +102,100 @@ def _specs(config: FeatureConfig) -> list[FeatureSpec]:
             AVAILABLE,
             kind="context",
         ),
+        *_rhythm_specs(config),
     ]
+
+
+def momentum_name(recent_weeks: int, prior_weeks: int) -> str:
+    return f"intent_momentum_{recent_weeks}w_{prior_weeks}w"
+
+
+def _rhythm_specs(config: FeatureConfig) -> list[FeatureSpec]:
+    """Momentum of the recent weeks against the weeks before; days into the surge episode."""
+    specs = [
+        FeatureSpec(
+            momentum_name(recent, prior),
+            FAMILY,
+            "intent_momentum",
+            f"intent of the last {recent} week{'s' if recent != 1 else ''} vs the {prior} "
+            "weeks before",
+            f"mean score of the {recent} latest known weeks - mean score of the {prior} weeks "
+            "before",
+            AVAILABLE,
+        )
+        for recent, prior in config.momentum_weeks
+    ]
+    if config.episode_gap_days is not None:
+        gap = config.episode_gap_days
+        specs.append(
+            FeatureSpec(
+                EPISODE,
+                FAMILY,
+                "intent_episode",
+                "days since the current intent surge began",
+                f"days from the first surging week (a topic >= {config.intent_surge_threshold:g}) "
+                f"of the current run of surging weeks (no gap over {gap} days, the latest known "
+                f"within {gap} days of as_of) to as_of, counted from when that week became "
+                "known; missing: no current surge",
+                AVAILABLE,
+            )
+        )
+    return specs
 
 
 def _view(config: FeatureConfig) -> str:
     """SQL of ``features_intent``: the scores known at each snapshot, aggregated per window."""
     threshold = config.intent_surge_threshold
-    prior_days = 28 + 7 * config.intent_prior_weeks
+    prior_days = max(
+        [28 + 7 * config.intent_prior_weeks]
+        + [7 * (recent + prior) for recent, prior in config.momentum_weeks]
+    )
     topic_filter = ""
     if config.intent_topics is not None:
         topic_filter = (
             "AND i.topic IN (" + ", ".join(quote_literal(t) for t in config.intent_topics) + ")"
+        )
+    # momentum: the mean score of the recent weeks and of the weeks before them, per pair
+    momentum_means, outputs = "", ""
+    for recent, prior in config.momentum_weeks:
+        name = momentum_name(recent, prior)
+        for part, lo, hi in (
+            ("recent", 0, 7 * recent),
+            ("prior", 7 * recent, 7 * (recent + prior)),
+        ):
+            band = f"m.age >= {lo} AND m.age < {hi}"
+            momentum_means += (
+                f",\n                   sum(k.score_milli) FILTER (WHERE {band}) / "
+                f"count(*) FILTER (WHERE {band}) / 1000.0 AS _{name}_{part}"
+            )
+        outputs += f",\n               CAST(p._{name}_recent - p._{name}_prior AS DOUBLE) AS {name}"
+    episode_ctes, episode_join = "", ""
+    if config.episode_gap_days is not None:
+        gap = config.episode_gap_days
+        # surging weeks, each with the first week of its run (a gap over `gap` days starts a
+        # new run); a snapshot reads the latest surging week it knows (an as-of join)
+        episode_ctes = f""",
+        surging AS (
+            SELECT akey, last_day,
+                   CASE WHEN last_day - lag(last_day) OVER w > {gap} OR lag(last_day) OVER w IS NULL
+                        THEN last_day END AS run_start
+            FROM (SELECT akey, last_day FROM known GROUP BY akey, last_day
+                  HAVING max(score_milli) >= {threshold * 1000})
+            WINDOW w AS (PARTITION BY akey ORDER BY last_day)
+        ),
+        episodes AS (
+            SELECT akey, last_day,
+                   max(run_start) OVER (PARTITION BY akey ORDER BY last_day
+                                        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+                       AS episode_start
+            FROM surging
+        )"""
+        episode_join = f"""
+        ASOF LEFT JOIN episodes e ON e.akey = s.akey AND {known_at("e.last_day", "CAST(s.as_of AS DATE)")}"""
+        outputs += (
+            f",\n               CASE WHEN date_diff('day', e.last_day, CAST(s.as_of AS DATE)) <= {gap}"
+            f" THEN CAST(date_diff('day', e.episode_start, CAST(s.as_of AS DATE)) AS DOUBLE)"
+            f" END AS {EPISODE}"
         )
     return f"""
         CREATE OR REPLACE TEMP VIEW features_intent AS
@@ -149,10 +240,13 @@ def _view(config: FeatureConfig) -> str:
             GROUP BY k.akey, m.as_of
         ),
         prior AS (
-            SELECT k.akey, m.as_of, sum(k.score_milli) / count(*) / 1000.0 AS prior_mean
-            FROM known k JOIN week_map m ON m.last_day = k.last_day AND m.age >= 28
+            SELECT k.akey, m.as_of,
+                   sum(k.score_milli) FILTER (WHERE m.age >= 28 AND m.age < {28 + 7 * config.intent_prior_weeks})
+                     / count(*) FILTER (WHERE m.age >= 28 AND m.age < {28 + 7 * config.intent_prior_weeks})
+                     / 1000.0 AS prior_mean{momentum_means}
+            FROM known k JOIN week_map m ON m.last_day = k.last_day{"" if config.momentum_weeks else " AND m.age >= 28"}
             GROUP BY k.akey, m.as_of
-        )
+        ){episode_ctes}
         SELECT s._row,
                CAST(r.intent_max_1w AS DOUBLE) AS intent_max_1w,
                CAST(r.intent_mean_1w AS DOUBLE) AS intent_mean_1w,
@@ -160,11 +254,11 @@ def _view(config: FeatureConfig) -> str:
                CAST(r.intent_mean_4w AS DOUBLE) AS intent_mean_4w,
                CAST(coalesce(r.intent_surging_topics_4w, 0) AS DOUBLE) AS intent_surging_topics_4w,
                CAST(r.intent_mean_4w - p.prior_mean AS DOUBLE) AS intent_trend,
-               t.topic AS intent_top_topic_4w
+               t.topic AS intent_top_topic_4w{outputs}
         FROM spine s
         LEFT JOIN recent r ON r.akey = s.akey AND r.as_of = s.as_of
         LEFT JOIN prior p ON p.akey = s.akey AND p.as_of = s.as_of
-        LEFT JOIN topics t ON t.code = r.intent_top_topic_4w
+        LEFT JOIN topics t ON t.code = r.intent_top_topic_4w{episode_join}
         """
 
 
@@ -205,6 +299,27 @@ def _trend(field: str, values: dict, reference: dict) -> str:
     )
 
 
+def _momentum(field: str, values: dict, reference: dict) -> str:
+    """The shortest momentum pair (``intent_momentum_<r>w_<p>w``): points over the prior weeks."""
+    if all_missing(values):
+        return NO_INTENT
+    pairs = momentum_pairs(values, "intent_momentum_")
+    if not pairs:
+        return "Intent momentum unknown (too few delivered weeks)"
+    recent, prior, change = pairs[0]
+    weeks = "last week" if recent == 1 else f"the last {recent} weeks"
+    return f"Intent {weeks} {change:+.0f} points vs the prior {prior} weeks"
+
+
+def _episode(field: str, values: dict, reference: dict) -> str:
+    days = values.get(EPISODE)
+    if is_missing(days):
+        return "No current intent surge"
+    if days < 14:
+        return f"Intent surge began {number(days)} days ago"
+    return f"Intent surging for {days / 7:.0f} weeks (first surge {number(days)} days ago)"
+
+
 def _any_intent(field: str, values: dict, reference: dict) -> str:
     """Any other field named intent*: missing means no intent data was delivered."""
     return NO_INTENT if all_missing(values) else plain(field, values)
@@ -215,5 +330,7 @@ WORDING: dict[str, Wording] = {
     "intent_surge": _surge,
     "intent_breadth": _breadth,
     "intent_trend": _trend,
+    "intent_momentum": _momentum,
+    "intent_episode": _episode,
     "intent*": _any_intent,
 }

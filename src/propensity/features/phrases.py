@@ -49,6 +49,19 @@ def window_counts(values: dict, prefix: str) -> list[tuple[int, float]]:
     return sorted(found)
 
 
+def momentum_pairs(values: dict, prefix: str) -> list[tuple[int, int, float]]:
+    """(recent weeks, prior weeks, value) of the observed features named
+    ``<prefix><recent>w_<prior>w``, shortest first."""
+    found = []
+    for name, value in values.items():
+        weeks = name.removeprefix(prefix).split("_")
+        if name.startswith(prefix) and len(weeks) == 2 and not is_missing(value):
+            recent, prior = (w.removesuffix("w") for w in weeks)
+            if recent.isdigit() and prior.isdigit():
+                found.append((int(recent), int(prior), value))
+    return sorted(found)
+
+
 def unknown(field: str) -> str:
     """The wording of a field whose values are all missing: 'Lead source unknown'."""
     return f"{field.replace('_', ' ').capitalize()} unknown"

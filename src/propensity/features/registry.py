@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from propensity.duck import SIZE_PATTERN
 
@@ -58,6 +58,30 @@ class FeatureConfig(BaseModel):
     windows_days: tuple[int, ...] = Field((7, 30, 90), description="engagement count windows")
     momentum_recent_days: int = Field(30, ge=1, le=365)
     momentum_prior_days: int = Field(90, ge=1, le=730)
+    short_windows_days: tuple[int, ...] = Field(
+        (14, 21, 28),
+        description="more windows of the all-events count, for a weekly rhythm (1-4 weeks "
+        "next to windows_days); () for none",
+    )
+    momentum_weeks: tuple[tuple[int, int], ...] = Field(
+        ((1, 3), (3, 12)),
+        description="(recent weeks, prior weeks): engagement and intent of the recent weeks "
+        "against the weeks just before them, as intent vendors define surges; () for none",
+    )
+    episode_gap_days: int | None = Field(
+        28,
+        ge=7,
+        le=365,
+        description="a quiet spell longer than this ends an episode of engagement or of intent "
+        "surges (the days since an episode began are features); None: no episode features",
+    )
+    new_contacts_days: int | None = Field(
+        28,
+        ge=1,
+        le=365,
+        description="window of the contacts engaged for the first time (buying-group growth); "
+        "None: not built",
+    )
     event_types: tuple[str, ...] | None = Field(
         None, description="event types to count (None: every type in the data, most frequent first)"
     )
@@ -98,6 +122,43 @@ class FeatureConfig(BaseModel):
             raise ValueError(f"windows_days must be 1..730 days, got {value}")
         return tuple(sorted(set(value)))
 
+    @field_validator("short_windows_days")
+    @classmethod
+    def _short_windows_sorted(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(w < 1 or w > 730 for w in value):
+            raise ValueError(f"short_windows_days must be 1..730 days, got {value}")
+        return tuple(sorted(set(value)))
+
+    @field_validator("momentum_weeks")
+    @classmethod
+    def _momentum_weeks(cls, value: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+        wrong = [pair for pair in value if not (1 <= pair[0] <= 26 and 1 <= pair[1] <= 52)]
+        if wrong:
+            raise ValueError(
+                f"momentum_weeks pairs are (recent weeks 1..26, prior weeks 1..52), got {wrong}"
+            )
+        return tuple(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _new_contacts_inside_the_windows(self) -> FeatureConfig:
+        # engaged contacts are read within the longest window: a newer first event is in it
+        if self.new_contacts_days is not None and self.new_contacts_days > max(self.windows_days):
+            raise ValueError(
+                f"new_contacts_days ({self.new_contacts_days}) must not exceed the longest of "
+                f"windows_days ({max(self.windows_days)})"
+            )
+        return self
+
+    @property
+    def count_windows_days(self) -> tuple[int, ...]:
+        """Windows of the all-events count: the configured windows and the short ones."""
+        return tuple(sorted({*self.windows_days, *self.short_windows_days}))
+
     @property
     def engagement_lookback_days(self) -> int:
-        return max(max(self.windows_days), self.momentum_recent_days + self.momentum_prior_days)
+        return max(
+            max(self.count_windows_days),
+            self.momentum_recent_days + self.momentum_prior_days,
+            *(7 * (recent + prior) for recent, prior in self.momentum_weeks),
+            self.new_contacts_days or 0,
+        )
