@@ -135,7 +135,7 @@ def measure_setting(name: str, accounts: int, workdir: Path, groups: list[str]) 
     from propensity.features import build_features
     from propensity.model.splits import SnapshotOutOfTime
     from propensity.runs.account import fit_settings, head_task
-    from propensity.runs.labelled import labelled_features
+    from propensity.runs.labelled import conversion_censoring, labelled_features
 
     _, world_changes, spine_changes = SETTINGS[name]
     folder = workdir / f"world_{name}"
@@ -152,7 +152,15 @@ def measure_setting(name: str, accounts: int, workdir: Path, groups: list[str]) 
     data = prepared.data
     splitter = SnapshotOutOfTime(config.split, config.spine.horizon_days)
     windows = splitter.windows(data)
-    task = head_task(HEAD, data, windows, prepared.feature_set, packaged_scorecard(), truth)
+    task = head_task(
+        HEAD,
+        data,
+        windows,
+        prepared.feature_set,
+        packaged_scorecard(),
+        truth,
+        censor_conversion=conversion_censoring(config),
+    )
     settings = fit_settings(config, HEAD)
     fold = splitter.folds(data, task.training_label, task.groups)[0]
     label = task.label[fold.test].astype(int)

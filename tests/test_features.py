@@ -187,8 +187,13 @@ def test_firmographics_use_static_fields_and_age_at_as_of():
     assert pd.isna(missing["employees"]) and pd.isna(missing["size_band"])
 
 
+WEEKLY_RHYTHM = FeatureConfig(
+    short_windows_days=(14, 21, 28), momentum_weeks=((1, 3), (3, 12)), new_contacts_days=28
+)
+
+
 def test_short_windows_count_whole_weeks_and_momentum_compares_the_weeks_before():
-    row = one_row(tiny_tables())
+    row = one_row(tiny_tables(), config=WEEKLY_RHYTHM)
     # events 1, 2, 7, 8 and 20 days before as_of (and 100 days)
     assert [row[f"eng_events_{d}d"] for d in (7, 14, 21, 28)] == [3, 4, 5, 5]
     # this week's 3 events against the 2 of the 3 weeks before, scaled to one week
@@ -232,7 +237,7 @@ def test_an_episode_does_not_depend_on_which_other_snapshots_are_built():
 
 
 def test_new_contacts_are_those_whose_first_event_is_in_the_window():
-    row = one_row(tiny_tables())
+    row = one_row(tiny_tables(), config=WEEKLY_RHYTHM)
     # c1's first event is 8 days old; c2 was first seen 100 days ago; c3 is not known yet
     assert row["eng_new_contacts_28d"] == 1
     assert (
@@ -242,7 +247,7 @@ def test_new_contacts_are_those_whose_first_event_is_in_the_window():
 
 
 def test_intent_momentum_and_the_current_surge():
-    row = one_row(tiny_tables())
+    row = one_row(tiny_tables(), config=WEEKLY_RHYTHM)
     # known weeks end 1, 15 and 54 days before as_of, scoring 72, 64 and 40
     assert row["intent_momentum_1w_3w"] == pytest.approx(72 - 64)
     assert row["intent_momentum_3w_12w"] == pytest.approx((72 + 64) / 2 - 40)
@@ -266,7 +271,7 @@ def test_weekly_rhythm_features_can_be_turned_off():
         "intent_days_in_surge",
     }
     assert not columns & added
-    assert added <= set(one_row(tiny_tables()).index)
+    assert added <= set(one_row(tiny_tables(), config=WEEKLY_RHYTHM).index)
 
 
 def test_a_new_contacts_window_beyond_the_longest_window_is_refused_naming_both_keys():
@@ -486,7 +491,7 @@ def test_every_feature_has_a_definition_and_availability(world_tables):
 
 def test_each_business_field_is_worded_by_the_family_that_declares_it(world_tables):
     spine = build_spine(world_tables, SpineConfig(cadence="monthly")).head(20)
-    specs = build_features(world_tables, spine).specs
+    specs = build_features(world_tables, spine, WEEKLY_RHYTHM).specs  # every group on
     fields = {s.field: s.family for s in specs}
     for family, module in FAMILY_MODULES.items():
         own = {f for f, fam in fields.items() if fam == family}

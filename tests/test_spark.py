@@ -101,7 +101,16 @@ def _as_parquet(raw: dict[str, pd.DataFrame], folder: Path) -> Path:
 
 @pytest.mark.slow(seconds=40)
 def test_spark_feature_matrix_and_labels_equal_duckdbs(world, session):
-    config = ModelConfig()
+    # every optional feature group on: each is computed inside Spark's tasks too
+    config = ModelConfig.model_validate(
+        {
+            "features": {
+                "short_windows_days": [14, 21, 28],
+                "momentum_weeks": [[1, 3], [3, 12]],
+                "new_contacts_days": 28,
+            }
+        }
+    )
     local, local_labels = _local(world, config)
     built = feature_matrix_on_spark(session, world, config.spine, config.features, partitions=5)
     on_spark, labels = built.feature_set, built.labels

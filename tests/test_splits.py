@@ -42,3 +42,38 @@ def test_more_folds_than_positives_is_a_split_error():
     label = np.array([1, 1, 0, 0, 0, 0, 0, 0])
     with pytest.raises(SplitError, match="smallest class has 2"):
         list(StratifiedGroupFolds(3, seed=0).split(np.zeros((8, 1)), label, np.arange(8)))
+
+
+def test_a_training_row_whose_conversion_comes_after_the_validation_start_is_fitted_as_none():
+    import pandas as pd
+
+    from propensity.model.config import ModelConfig
+    from propensity.model.splits import OutOfTimeSplit
+    from propensity.runs.labelled import conversion_censoring, head_labels
+
+    t1, t2 = pd.Timestamp("2025-04-01"), pd.Timestamp("2025-10-01")
+    data = pd.DataFrame(
+        {
+            "as_of": pd.to_datetime(["2025-02-03", "2025-03-24", "2025-04-07", "2025-03-24"]),
+            "conversion_label": pd.array([True, True, True, False], dtype="boolean"),
+            # known before the validation start / after it / a validation row / no conversion
+            "opened_at": pd.to_datetime(["2025-03-01", "2025-04-15", "2025-05-01", None]),
+        }
+    )
+    windows = OutOfTimeSplit(
+        train=np.array([True, True, False, True]),
+        valid=np.array([False, False, True, False]),
+        test=np.zeros(4, dtype=bool),
+        t1=t1,
+        t2=t2,
+        test_end=t2,
+    )
+    weekly = ModelConfig.model_validate({"spine": {"cadence": "weekly"}})
+    censored = head_labels(data, windows, "conversion", True, censor_conversion="opened_at")
+    assert conversion_censoring(weekly) == "opened_at"
+    assert censored.tolist() == [1, 0, 1, 0]
+    # judged on the full label, and monthly snapshots are not censored unless asked
+    assert head_labels(data, windows, "conversion", False).tolist() == [1, 1, 1, 0]
+    assert conversion_censoring(ModelConfig()) is None
+    always = ModelConfig.model_validate({"split": {"censor_training_labels": "always"}})
+    assert conversion_censoring(always) == "opened_at"

@@ -167,15 +167,17 @@ def period_cuts(
     as_of_days: np.ndarray, config: FeatureConfig, first: object | None, last: object | None
 ) -> np.ndarray:
     """The days where a period starts, sorted: ``as_of - edge`` for every snapshot and window
-    edge (:func:`period_edges`); with episode features, also every 7th day over the events'
-    span (``first`` to ``last``), so no period holds a quiet spell of more than 6 days and an
-    episode's gaps are gaps between periods, whatever snapshots are built."""
+    edge (:func:`period_edges`); with episode features, also every ``episode_gap_days``-th day
+    over the events' span (``first`` to ``last``), so two days of one period are never more
+    than the gap apart and the quiet spells that end an episode lie between periods, whatever
+    snapshots are built."""
     edges = np.array(period_edges(config), dtype="timedelta64[D]")
     cuts = (np.unique(as_of_days)[:, None] - edges).ravel()
-    if config.episode_gap_days is not None and first is not None and last is not None:
+    gap = config.episode_gap_days
+    if gap is not None and first is not None and last is not None:
         start = np.datetime64(first, "D")
-        start -= np.timedelta64(int(start.astype(np.int64) % 7), "D")  # the same grid anywhere
-        cuts = np.concatenate([cuts, np.arange(start, np.datetime64(last, "D") + 1, 7)])
+        start -= np.timedelta64(int(start.astype(np.int64) % gap), "D")  # the same grid anywhere
+        cuts = np.concatenate([cuts, np.arange(start, np.datetime64(last, "D") + 1, gap)])
     return np.unique(cuts)
 
 
@@ -399,8 +401,9 @@ class WindowCounts:
         """Days since the current episode of activity began (NaN: none). An episode is a run of
         active days of one account with no quiet spell over ``gap_days`` between two of them; it
         is current at as_of if its last active day before as_of is at most ``gap_days`` old.
-        Periods span at most 7 days (:func:`period_cuts`), so the quiet spells that end an
-        episode lie between periods: one period's last day, the next one's first."""
+        Two days of one period are at most ``gap_days`` apart (:func:`period_cuts`), so the
+        quiet spells that end an episode lie between periods: one period's last day, the next
+        one's first."""
         if not self.daily.num_rows:
             return np.full(self.n_rows, np.nan)
         first_days = self.daily.column("first_day").to_numpy().astype("datetime64[D]")

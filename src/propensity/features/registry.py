@@ -58,15 +58,19 @@ class FeatureConfig(BaseModel):
     windows_days: tuple[int, ...] = Field((7, 30, 90), description="engagement count windows")
     momentum_recent_days: int = Field(30, ge=1, le=365)
     momentum_prior_days: int = Field(90, ge=1, le=730)
+    # the weekly-rhythm groups; the defaults follow the feature ablation
+    # (benchmarks/feature_ablation.md): on where a group helped the model on some world and
+    # hurt it on none
     short_windows_days: tuple[int, ...] = Field(
-        (14, 21, 28),
-        description="more windows of the all-events count, for a weekly rhythm (1-4 weeks "
-        "next to windows_days); () for none",
+        (),
+        description="more windows of the all-events count for a weekly rhythm, e.g. "
+        "[14, 21, 28] (1-4 weeks next to windows_days); () for none",
     )
     momentum_weeks: tuple[tuple[int, int], ...] = Field(
-        ((1, 3), (3, 12)),
-        description="(recent weeks, prior weeks): engagement and intent of the recent weeks "
-        "against the weeks just before them, as intent vendors define surges; () for none",
+        (),
+        description="(recent weeks, prior weeks) pairs, e.g. [[1, 3], [3, 12]]: engagement and "
+        "intent of the recent weeks against the weeks just before them, as intent vendors "
+        "define surges; () for none",
     )
     episode_gap_days: int | None = Field(
         28,
@@ -76,7 +80,7 @@ class FeatureConfig(BaseModel):
         "surges (the days since an episode began are features); None: no episode features",
     )
     new_contacts_days: int | None = Field(
-        28,
+        None,
         ge=1,
         le=365,
         description="window of the contacts engaged for the first time (buying-group growth); "

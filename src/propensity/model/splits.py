@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,20 @@ class SplitConfig(BaseModel):
     gap_days: int | None = Field(
         None, ge=0, le=730, description="gap before the test window (None: horizon)"
     )
+    censor_training_labels: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="fit the conversion head's training rows on the conversions known when "
+        "the validation window starts (one after it counts as none), so an outcome in the "
+        "validation window is not learned from the same account's training rows too, which "
+        "rewards memorising accounts; auto: with snapshots more often than monthly, where that "
+        "overlap holds four times the rows (benchmarks/robustness.md, weekly snapshots)",
+    )
+
+    def censors(self, cadence: str) -> bool:
+        """Whether the training labels are censored at the validation start (see the key)."""
+        if self.censor_training_labels == "auto":
+            return cadence != "monthly"
+        return self.censor_training_labels == "always"
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from propensity.runs.folder import RunResult
 from propensity.runs.labelled import (
     account_rows,
     check_positives,
+    conversion_censoring,
     customer_base,
     head_features,
     head_labels,
@@ -82,6 +83,7 @@ def head_task(
     truth: Truth | None,
     learn_only: np.ndarray | None = None,
     fit_label: str = "won",
+    censor_conversion: str | None = None,
 ) -> HeadTask:
     columns = head_features(feature_set, head)
     categorical = set(feature_set.categorical_columns)
@@ -89,7 +91,14 @@ def head_task(
         head=head,
         matrix=data,
         label=head_labels(data, windows, head, fitted=False),
-        fit_label=head_labels(data, windows, head, fitted=True, fit_label=fit_label),
+        fit_label=head_labels(
+            data,
+            windows,
+            head,
+            fitted=True,
+            fit_label=fit_label,
+            censor_conversion=censor_conversion,
+        ),
         # the fit head's probability is that of a win, whatever it learns from
         probability_label=head_labels(data, windows, head, fitted=True, fit_label="won")
         if head == "fit" and fit_label != "won"
@@ -188,6 +197,7 @@ def train_account_model(
             truth,
             learn_only,
             fit_label=config.fit_label,
+            censor_conversion=conversion_censoring(config),
         )
         settings = fit_settings(config, head)
         # a cross-fitted head learns from train + validation: its positives are counted there

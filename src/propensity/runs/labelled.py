@@ -85,18 +85,36 @@ def labelled_features(tables: Tables, config: ModelConfig, progress=None) -> Lab
     return LabelledFeatures(feature_set, labels, screened)
 
 
+def conversion_censoring(config: ModelConfig) -> str | None:
+    """The column the conversion head's training labels are censored on, or None (see
+    ``SplitConfig.censor_training_labels``)."""
+    if not config.split.censors(config.spine.cadence):
+        return None
+    return "won_at" if config.spine.label_event == "won" else "opened_at"
+
+
 def head_labels(
     data: pd.DataFrame,
     windows: OutOfTimeSplit,
     head: str,
     fitted: bool,
     fit_label: str = "won",
+    censor_conversion: str | None = None,
 ) -> np.ndarray:
     """0/1 labels of a head. The fit head is always judged on "won new business"; with
     ``fitted`` it is the label the head learns from, censored at the test start: a win before
-    it, or (``fit_label="opened_or_won"``) a new-business opportunity opened or won before it."""
+    it, or (``fit_label="opened_or_won"``) a new-business opportunity opened or won before it.
+
+    ``censor_conversion`` (with ``fitted``; the column of the conversion's time: ``opened_at``
+    for a created label, ``won_at`` for a won one) censors the conversion label of the training
+    rows at the validation start: a conversion known only after it counts as none."""
     if head == "conversion":
-        return data["conversion_label"].fillna(False).astype(int).to_numpy()
+        label = data["conversion_label"].fillna(False).to_numpy(dtype=bool)
+        if fitted and censor_conversion is not None:
+            start = windows.t1.to_datetime64()
+            known = data[censor_conversion].to_numpy() < start  # NaT compares False
+            label = label & ~(windows.train & ~known)  # a new array: never the frame's
+        return label.astype(int)
     won_at = data["won_at"]
     if not fitted:
         return won_at.notna().astype(int).to_numpy()

@@ -22,7 +22,13 @@ from sklearn.metrics import log_loss
 from propensity.model.config import ModelConfig
 from propensity.model.head import HeadModel, LightGBMParams
 from propensity.model.splits import SnapshotOutOfTime, SnapshotTimeSeriesSplit
-from propensity.runs.labelled import LabelledFeatures, check_positives, head_features, head_labels
+from propensity.runs.labelled import (
+    LabelledFeatures,
+    check_positives,
+    conversion_censoring,
+    head_features,
+    head_labels,
+)
 
 
 @dataclass
@@ -66,7 +72,14 @@ def tune_head(
     feature_set = prepared.feature_set
     data = prepared.data
     split = SnapshotOutOfTime(config.split, config.spine.horizon_days).windows(data)
-    y_all = head_labels(data, split, head, fitted=True, fit_label=config.fit_label)
+    y_all = head_labels(
+        data,
+        split,
+        head,
+        fitted=True,
+        fit_label=config.fit_label,
+        censor_conversion=conversion_censoring(config),
+    )
     # everything before the test gap (train + validation windows); the test window stays unseen
     before_test = split.train | split.valid
     train = data.loc[before_test].reset_index(drop=True)
