@@ -74,3 +74,38 @@ def test_readme_shows_the_two_commands_and_links_exist():
         "src/propensity/data/contract.py",
     ):
         assert link in readme and (ROOT / link).exists(), link
+
+
+WEEKLY_RHYTHM_GROUPS = ("short_windows", "weekly_momentum", "episodes", "buying_group_growth")
+
+
+def test_the_packaged_feature_groups_follow_the_committed_ablation():
+    # the rule the defaults were chosen by: a group is on where it helped the model on some
+    # world (its 95 % interval above 0) and hurt it on none (no interval below 0)
+    import sys
+
+    from propensity.features import FeatureConfig
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import feature_ablation
+
+    report = json.loads((ROOT / "benchmarks" / "feature_ablation.json").read_text())
+    results = [r for r in report["results"] if "failed" not in r]
+    assert len(results) >= 5
+    packaged = FeatureConfig()
+    for group in WEEKLY_RHYTHM_GROUPS:
+        intervals = [r["groups"][group]["model_value_95"] for r in results]
+        helps = any(low > 0 for low, _ in intervals) and not any(high < 0 for _, high in intervals)
+        changes = feature_ablation.GROUPS[group][1]
+        on = any(getattr(packaged, key) != value for key, value in changes.items())
+        assert on == helps, group
+
+
+def test_readme_ablation_figures_match_the_benchmark_file():
+    readme = (ROOT / "README.md").read_text()
+    report = json.loads((ROOT / "benchmarks" / "feature_ablation.json").read_text())
+    by_setting = {r["setting"]: r for r in report["results"]}
+    episodes = by_setting["intent_leads"]["groups"]["episodes"]
+    assert f"**{episodes['model_value']:+.3f}**" in readme
+    weekly = by_setting["weekly"]["all"]
+    assert f"**{weekly['model_roc_auc']:.3f}**" in readme

@@ -68,7 +68,7 @@ def test_train_promote_refuse_force_and_rollback_against_a_real_server(
     assert worse.returncode == 0, worse.stderr[-3000:]
     assert "registered as challenger: propensity-fit v2, propensity-conversion v2" in worse.stdout
     refused = cli("promote", "--head", "conversion", "--tracking-uri", uri)
-    assert refused.returncode == 1
+    assert refused.returncode == 1, refused.stdout
     assert "kept the champion" in refused.stdout and "pr_auc" in refused.stdout
 
     client = mlflow.MlflowClient(uri, uri)

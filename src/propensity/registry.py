@@ -8,8 +8,9 @@ promotion included:
   more than ``baseline_tolerance``) than the baselines of its own run (the logistic baseline
   and, for an account head, the hand-made scorecard) on the same rows: a model that cannot match
   the scorecard it replaces is not promoted;
-* when there is a champion: better on ``metric`` and top-decile lift not worse by more than
-  ``lift_tolerance``.
+* when there is a champion: better on ``metric``, top-decile lift not worse by more than
+  ``lift_tolerance`` and ``baseline_metric`` not worse by more than ``baseline_tolerance``
+  (a PR-AUC a hair better on a few dozen positives must not buy a clearly worse ranking).
 
 Every figure comes from the challenger's own untouched test rows (its run's
 ``test_window.parquet``, both registered models rescored, the baselines from the run's held-out
@@ -39,7 +40,8 @@ ACCOUNT_MODELS = tuple(REGISTERED.values())
 
 class PromotionConfig(BaseModel):
     """The pre-declared gate: better on ``metric``, top-decile lift not worse by more than
-    ``lift_tolerance``."""
+    ``lift_tolerance``, and on ``baseline_metric`` not worse than the run's baselines nor the
+    champion by more than ``baseline_tolerance``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     metric: str = Field(
@@ -59,7 +61,7 @@ class PromotionConfig(BaseModel):
         ge=0,
         le=1,
         description="allowed shortfall on ``baseline_metric`` (absolute) against a baseline of "
-        "the same run on the same rows (a shipped baseline ties with itself)",
+        "the same run or the champion on the same rows (a shipped baseline ties with itself)",
     )
 
 
@@ -214,10 +216,14 @@ def gate(comparison: pd.DataFrame, config: PromotionConfig, basis: str) -> tuple
         old = figures.loc["champion"]
         better = bool(new[metric] > old[metric])
         lift_ok = bool(new["lift_10"] >= old["lift_10"] * (1 - config.lift_tolerance))
-        passed &= better and lift_ok
+        # a better PR-AUC on a few dozen positives must not buy a worse ranking
+        ranks = bool(new[against] >= old[against] - config.baseline_tolerance - 1e-9)
+        passed &= better and lift_ok and ranks
         reasons.append(
             f"{metric} {new[metric]:.4f} vs {old[metric]:.4f} for the champion, top-decile lift "
-            f"{new['lift_10']:.2f} vs {old['lift_10']:.2f} (tolerance {config.lift_tolerance:.0%})"
+            f"{new['lift_10']:.2f} vs {old['lift_10']:.2f} (tolerance {config.lift_tolerance:.0%}), "
+            f"{against} {new[against]:.4f} vs {old[against]:.4f}"
+            + ("" if ranks else f" (worse by more than {config.baseline_tolerance})")
         )
     else:
         reasons.append("no champion yet")
