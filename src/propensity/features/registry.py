@@ -62,9 +62,9 @@ class FeatureConfig(BaseModel):
     # (benchmarks/feature_ablation.md): on where a group helped the model on some world and
     # hurt it on none
     short_windows_days: tuple[int, ...] = Field(
-        (),
-        description="more windows of the all-events count for a weekly rhythm, e.g. "
-        "[14, 21, 28] (1-4 weeks next to windows_days); () for none",
+        (14, 21, 28),
+        description="more windows of the all-events count for a weekly rhythm (1-4 weeks next "
+        "to windows_days); () for none",
     )
     momentum_weeks: tuple[tuple[int, int], ...] = Field(
         (),
