@@ -15,6 +15,9 @@
 * ``feature_ablation.py`` (``--ablation``): on five of the robustness worlds, the conversion
   model refitted without each feature group (the weekly-rhythm groups, intent, history) ->
   ``benchmarks/feature_ablation.md`` / ``.json``;
+* ``ceiling.py`` (``--ceiling``): on the robustness worlds whose signals trail the journey, the
+  conversion model given also the true fit and journey state the data show: how much of the
+  oracle's lift any model can reach -> ``benchmarks/ceiling.md`` / ``.json``;
 * ``monitor.py`` (``--monitor``): the default world one year longer, scored monthly over its
   last year by a model trained on its first two, with and without a regime change, and
   monitored -> ``benchmarks/monitor.md`` / ``.json``;
@@ -33,8 +36,8 @@
   ``.json``.
 
 Usage: ``python benchmarks/bench.py [--sizes 1M,10M,20M,100M] [--workdir data/bench]
-[--out benchmarks] [--features|--model|--account-sizes|--robustness|--ablation|--monitor|--explorer|--table-drift|--scoring|--spark|--real]``;
-with none of them, features, model, sizes, robustness, the feature ablation, monitoring, the explorer, table mode under drift,
+[--out benchmarks] [--features|--model|--account-sizes|--robustness|--ablation|--ceiling|--monitor|--explorer|--table-drift|--scoring|--spark|--real]``;
+with none of them, features, model, sizes, robustness, the feature ablation, the observable ceiling, monitoring, the explorer, table mode under drift,
 scoring at scale, then Spark (``--sizes`` is the feature
 benchmark's list of sizes).
 """
@@ -80,6 +83,11 @@ def parser() -> argparse.ArgumentParser:
         "--ablation",
         action="store_true",
         help="only the feature ablation (what each feature group is worth, world by world)",
+    )
+    only.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="only the observable ceiling (how much of the oracle's lift the data allow)",
     )
     only.add_argument("--monitor", action="store_true", help="only the monitoring benchmark")
     only.add_argument("--explorer", action="store_true", help="only the explorer benchmark")
@@ -130,6 +138,11 @@ def main(argv: list[str] | None = None) -> None:
 
         ablation_benchmark(args.out, args.workdir / "ablation")
         return
+    if args.ceiling:
+        from ceiling import ceiling_benchmark
+
+        ceiling_benchmark(args.out, args.workdir / "ceiling")
+        return
     if args.monitor:
         from monitor import monitor_benchmark
 
@@ -169,6 +182,9 @@ def main(argv: list[str] | None = None) -> None:
         from feature_ablation import ablation_benchmark
 
         ablation_benchmark(args.out, args.workdir / "ablation")
+        from ceiling import ceiling_benchmark
+
+        ceiling_benchmark(args.out, args.workdir / "ceiling")
         from monitor import monitor_benchmark
 
         monitor_benchmark(args.workdir, args.out)

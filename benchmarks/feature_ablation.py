@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
-from robustness import ACCOUNTS, SEED, SETTINGS, measure_in_subprocess
+from robustness import ACCOUNTS, SEED, SETTINGS, run_settings, write_report
 
 # the weekly-rhythm groups all on: the ablation's base, whatever the packaged defaults turn on
 ALL_ON = {
@@ -87,7 +85,7 @@ HEAD = "conversion"
 SEEDS = (7, 8, 9)
 
 
-def _fit_and_score(task, columns: list[str], fold, settings) -> tuple:
+def fit_and_score(task, columns: list[str], fold, settings) -> tuple:
     """Test-window probabilities on ``columns`` of the LightGBM model (the mean of its fits
     with :data:`SEEDS` seeds: rows and columns are sampled per tree, so one fit's AUC moves
     with the seed by about as much as a small group is worth) and of the logistic baseline."""
@@ -166,7 +164,7 @@ def measure_setting(name: str, accounts: int, workdir: Path, groups: list[str]) 
     label = task.label[fold.test].astype(int)
     accounts_of = data["account_id"].to_numpy()[fold.test]
     sample = data[["account_id", "as_of"]].iloc[:200].reset_index(drop=True)
-    model_all, logistic_all = _fit_and_score(task, task.columns, fold, settings)
+    model_all, logistic_all = fit_and_score(task, task.columns, fold, settings)
     oracle = task.references(fold, fold.test)["oracle"] if task.references else None
     if oracle is not None and np.isnan(oracle).any():
         oracle = None
@@ -199,7 +197,7 @@ def measure_setting(name: str, accounts: int, workdir: Path, groups: list[str]) 
         if not dropped:
             out["groups"][group] = {"absent": True}
             continue
-        model_without, logistic_without = _fit_and_score(task, columns, fold, settings)
+        model_without, logistic_without = fit_and_score(task, columns, fold, settings)
         value, low = auc_difference_bound(label, model_all, model_without, accounts_of, **options)
         reverse, high = auc_difference_bound(
             label, model_without, model_all, accounts_of, **options
@@ -300,40 +298,23 @@ def ablation_benchmark(
 ) -> dict:
     names = list(names or DEFAULT_SETTINGS)
     groups = list(groups or DEFAULT_GROUPS)
-    own = workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="ablation-")) if own else workdir
-    workdir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    results = []
-    for name in names:
-        print(f"ablation on {name} ...", flush=True)
-        results.append(
-            measure_in_subprocess(
-                name, accounts, workdir, Path(__file__).resolve(), ("--groups", ",".join(groups))
-            )
-        )
-        print(f"  {json.dumps(results[-1])[:300]}", flush=True)
+    report = run_settings(
+        "ablation",
+        names,
+        accounts,
+        workdir,
+        Path(__file__).resolve(),
+        ("--groups", ",".join(groups)),
+    )
     from propensity.features import FeatureConfig
 
     packaged = FeatureConfig()
-    report = {
-        "date": time.strftime("%Y-%m-%d"),
-        "on_by_default": {
-            g: any(getattr(packaged, key) != value for key, value in GROUPS[g][1].items())
-            for g in groups
-        },
-        "machine": f"{platform.machine()}, Python {platform.python_version()}",
-        "accounts": accounts,
-        "seconds": round(time.perf_counter() - started, 1),
-        "groups": groups,
-        "results": results,
+    report["on_by_default"] = {
+        g: any(getattr(packaged, key) != value for key, value in GROUPS[g][1].items())
+        for g in groups
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "feature_ablation.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out_dir / "feature_ablation.md").write_text(ablation_markdown(report))
-    if own:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(f"wrote {out_dir / 'feature_ablation.md'} ({report['seconds']} s)")
+    report["groups"] = groups
+    write_report(out_dir, "feature_ablation", report, ablation_markdown(report))
     return report
 
 

@@ -243,33 +243,51 @@ def robustness_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def robustness_benchmark(
-    out_dir: Path, workdir: Path | None = None, accounts: int = ACCOUNTS, names=None
+def run_settings(
+    kind: str,
+    names: list[str],
+    accounts: int,
+    workdir: Path | None,
+    script: Path | None = None,
+    extra: tuple = (),
 ) -> dict:
-    names = list(names or SETTINGS)
+    """Each setting through ``script`` (this one by default) in a fresh process
+    (:func:`measure_in_subprocess`), in ``workdir`` (None: a temporary folder, removed after);
+    the report's common part: date, machine, accounts, seconds and the results."""
     own = workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="robustness-")) if own else workdir
+    workdir = Path(tempfile.mkdtemp(prefix=f"{kind}-")) if own else workdir
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results = []
     for name in names:
-        print(f"setting {name} ...", flush=True)
-        results.append(measure_in_subprocess(name, accounts, workdir))
+        print(f"{kind} on {name} ...", flush=True)
+        results.append(measure_in_subprocess(name, accounts, workdir, script, extra))
         print(f"  {json.dumps(results[-1])[:400]}", flush=True)
-    report = {
+    if own:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, Python {platform.python_version()}",
         "accounts": accounts,
         "seconds": round(time.perf_counter() - started, 1),
         "results": results,
-        "checks": {r["setting"]: checks(r) for r in results if "failed" not in r},
     }
+
+
+def write_report(out_dir: Path, stem: str, report: dict, markdown: str) -> None:
+    """``STEM.json`` (the report) and ``STEM.md`` (``markdown``) in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "robustness.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out_dir / "robustness.md").write_text(robustness_markdown(report))
-    if own:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(f"wrote {out_dir / 'robustness.md'} and robustness.json ({report['seconds']} s)")
+    (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out_dir / f"{stem}.md").write_text(markdown)
+    print(f"wrote {out_dir / stem}.md and .json ({report['seconds']} s)")
+
+
+def robustness_benchmark(
+    out_dir: Path, workdir: Path | None = None, accounts: int = ACCOUNTS, names=None
+) -> dict:
+    report = run_settings("robustness", list(names or SETTINGS), accounts, workdir)
+    report["checks"] = {r["setting"]: checks(r) for r in report["results"] if "failed" not in r}
+    write_report(out_dir, "robustness", report, robustness_markdown(report))
     return report
 
 

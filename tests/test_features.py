@@ -552,3 +552,20 @@ def test_features_built_under_a_small_memory_limit_equal_the_default_build(world
     reference = build_features(world_tables, spine).matrix
     small = build_features(world_tables, spine, FeatureConfig(duckdb_memory_limit="64MB"))
     pd.testing.assert_frame_equal(reference, small.matrix)
+
+
+def test_episode_cuts_split_only_the_periods_longer_than_the_gap():
+    from propensity.features.engagement_engine import period_cuts
+
+    config = FeatureConfig(episode_gap_days=28)
+    as_of = np.array(["2024-06-01"], dtype="datetime64[D]")
+    plain = period_cuts(as_of, config.model_copy(update={"episode_gap_days": None}), None, None)
+    first = np.datetime64("2023-01-01")
+    cuts = period_cuts(as_of, config, first, np.datetime64("2024-05-30"))
+    assert set(plain) <= set(cuts)
+    span = np.concatenate([[first], cuts[cuts > first]])
+    assert (np.diff(span) <= np.timedelta64(29, "D")).all()  # two days of a period: <= 28 apart
+    # a period of the snapshots' own cuts short enough already is not cut again
+    for start, end in zip(plain[:-1], plain[1:], strict=True):
+        inside = cuts[(cuts > start) & (cuts < end)]
+        assert len(inside) == 0 if end - start <= np.timedelta64(29, "D") else len(inside) > 0

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 import propensity.features.engagement_engine as engine
+import propensity.features.engagement_windows as counting
 from propensity.features.phrases import (
     Wording,
     all_missing,
@@ -39,7 +40,7 @@ AVAILABLE = "counts events with ts strictly before as_of"
 CONTACTS_AVAILABLE = "contacts with created_at strictly before as_of"
 
 # a spec and the SQL of its column in features_engagement, or None: counted in numpy
-# (:func:`propensity.features.engagement_engine.count_windows`)
+# (:class:`propensity.features.engagement_counting.WindowCounts`)
 Feature = tuple[FeatureSpec, str | None]
 RECENCY = "eng_days_since_last_event"
 EPISODE = "eng_days_in_episode"
@@ -54,11 +55,12 @@ def build(con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig)
     profile = engine.profile_events(con, config, has_channel)
     cuts = engine.create_period_maps(con, config, profile)
     has_contact = "contact_id" in tables.events
-    mask_columns = engine.create_daily(con, profile, has_contact, has_minutes)
+    episodes = config.episode_gap_days is not None
+    mask_columns = engine.create_daily(con, profile, has_contact, has_minutes, episodes)
     count_specs, sums = _counts(config, profile.types, has_minutes)
-    helpers = engine.helper_sums(config)
-    daily, spine = engine.read_daily(con, sums + helpers, mask_columns)
-    counter = engine.WindowCounts(daily, spine, config, cuts)
+    helpers = counting.helper_sums(config)
+    daily, spine = counting.read_daily(con, sums + helpers, mask_columns, episodes)
+    counter = counting.WindowCounts(daily, spine, config, cuts)
     del daily, spine
     # the counts the SQL features read, as integers (as they were counted)
     counts = counter.sums(helpers)
@@ -95,9 +97,9 @@ def build(con: duckdb.DuckDBPyConnection, tables: Tables, config: FeatureConfig)
 
 
 def _counted(
-    counter: engine.WindowCounts,
+    counter: counting.WindowCounts,
     names: list[str],
-    sums: list[engine.WindowSum],
+    sums: list[counting.WindowSum],
     channels: tuple[list[str], int, int] | None,
     episode_gap_days: int | None,
 ) -> dict[str, np.ndarray]:
@@ -127,15 +129,15 @@ def _spec(
 
 def _counts(
     config: FeatureConfig, types: tuple[str, ...], has_minutes: bool
-) -> tuple[list[FeatureSpec], list[engine.WindowSum]]:
+) -> tuple[list[FeatureSpec], list[counting.WindowSum]]:
     """The window counts: their specs and their sums over ``engagement_daily`` (same order)."""
     specs: list[FeatureSpec] = []
-    sums: list[engine.WindowSum] = []
+    sums: list[counting.WindowSum] = []
     for event_type, column in engine.type_columns(types).items():
         type_slug = slug(event_type)
         for window in config.windows_days:
             name = f"eng_{type_slug}_{window}d"
-            sums.append(engine.WindowSum(name, column, window))
+            sums.append(counting.WindowSum(name, column, window))
             specs.append(
                 _spec(
                     name,
@@ -146,7 +148,7 @@ def _counts(
             )
     for window in config.count_windows_days:
         name = f"eng_events_{window}d"
-        sums.append(engine.WindowSum(name, "n_all", window))
+        sums.append(counting.WindowSum(name, "n_all", window))
         specs.append(
             _spec(
                 name,
@@ -158,7 +160,7 @@ def _counts(
     if has_minutes:
         for window in sorted({engine.THIRTY_DAYS, max(config.windows_days)}):
             name = f"eng_minutes_{window}d"
-            sums.append(engine.WindowSum(name, "minutes_milli", window, scale=1000.0))
+            sums.append(counting.WindowSum(name, "minutes_milli", window, scale=1000.0))
             specs.append(
                 _spec(
                     name,

@@ -1,0 +1,205 @@
+"""Observable ceiling (part of ``make bench``): how much of the oracle's lift any model on the
+observable data can reach, on the robustness worlds whose signals trail the journey; written to
+``benchmarks/ceiling.md`` and ``.json``.
+
+The oracle of the robustness table knows each account's true fit and its journey state in the
+week of as_of. The data do not: engagement trails the journey by ``engagement_lag_weeks`` and
+intent by its own lag (:class:`propensity.data.world.WorldConfig`). The *ceiling at lag L* is the
+conversion head's LightGBM model (packaged parameters, the mean of its fits with the ablation's
+three seeds) given the packaged features **plus privileged truth**: the true fit and the exact
+journey state of the last week the data show, ``L`` weeks before as_of (one-hot). The journey is
+a Markov chain given the fit, so when every signal trails it by at least ``L`` weeks, that state
+and the fit carry everything the history can say: no model on the observable data can beat the
+ceiling, up to the ceiling model's own estimation loss (the lag-0 ceiling against the oracle
+shows its size). Where a signal trails by less (intent on time on ``intent_leads``), the
+ceiling is the best given that signal as the features carry it.
+
+Usage: ``python benchmarks/ceiling.py [--out-dir benchmarks] [--settings intent_leads,...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+
+from feature_ablation import SEEDS, fit_and_score
+from robustness import ACCOUNTS, SEED, SETTINGS, TARGETS, run_settings, write_report
+
+DEFAULT_SETTINGS = ("default", "intent_leads", "sparse_intent")
+STATES = ("out_of_market", "researching", "buying")  # a prospect's states (STATE_NAMES)
+
+
+def lagged_state_columns(data, truth, start, lag_weeks: int):
+    """Per spine row: the true fit and the one-hot journey state of the week ``lag_weeks``
+    before the last week that ends before as_of (the truth table's weekly dates hold, at a
+    week start, the state of the week before)."""
+    import pandas as pd
+
+    accounts, conversion = truth
+    keys = data[["account_id", "as_of"]].reset_index(drop=True)
+    last_week = ((keys["as_of"] - start).dt.days - 1) // 7
+    keys["truth_date"] = (
+        start + pd.to_timedelta(7 * (last_week - lag_weeks + 1), unit="D")
+    ).astype("datetime64[us]")
+    states = conversion[["account_id", "as_of", "true_state"]].rename(
+        columns={"as_of": "truth_date"}
+    )
+    states["truth_date"] = states["truth_date"].astype("datetime64[us]")
+    rows = keys.merge(states, on=["account_id", "truth_date"], how="left").merge(
+        accounts[["account_id", "true_fit"]], on="account_id", how="left"
+    )
+    known = float(rows["true_state"].notna().mean())
+    if known < 0.95:  # the first weeks of the world have no earlier truth date
+        raise ValueError(f"only {known:.0%} of the rows have a true state {lag_weeks} weeks back")
+    state = rows["true_state"].astype(str)
+    return pd.DataFrame(
+        {
+            "true_fit": rows["true_fit"].to_numpy(),
+            **{f"true_state_{s}": (state == s).astype(float).to_numpy() for s in STATES},
+        },
+        index=data.index,
+    )
+
+
+def measure_setting(name: str, accounts: int, workdir: Path) -> dict:
+    """One world: the model on the packaged features, then the ceilings."""
+    import numpy as np
+    import pandas as pd
+    from model import packaged_model_config, packaged_scorecard
+    from sklearn.metrics import roc_auc_score
+
+    from propensity.data.contract import load_tables
+    from propensity.data.world import WorldConfig, generate_world, read_truth
+    from propensity.model.splits import SnapshotOutOfTime
+    from propensity.runs.account import fit_settings, head_task
+    from propensity.runs.labelled import conversion_censoring, labelled_features
+
+    _, world_changes, spine_changes = SETTINGS[name]
+    world = WorldConfig(n_accounts=accounts, seed=SEED, **world_changes)
+    folder = workdir / f"world_{name}"
+    started = time.perf_counter()
+    generate_world(world, folder, overwrite=True)
+    config = packaged_model_config()
+    if spine_changes:
+        config = config.model_copy(update={"spine": config.spine.model_copy(update=spine_changes)})
+    tables, truth = load_tables(folder), read_truth(folder)
+    prepared = labelled_features(tables, config)
+    data = prepared.data
+    splitter = SnapshotOutOfTime(config.split, config.spine.horizon_days)
+    task = head_task(
+        "conversion",
+        data,
+        splitter.windows(data),
+        prepared.feature_set,
+        packaged_scorecard(),
+        truth,
+        censor_conversion=conversion_censoring(config),
+    )
+    settings = fit_settings(config, "conversion")
+    fold = splitter.folds(data, task.training_label, task.groups)[0]
+    label = task.label[fold.test].astype(int)
+    oracle = roc_auc_score(label, np.asarray(task.references(fold, fold.test)["oracle"], float))
+    model, _ = fit_and_score(task, task.columns, fold, settings)
+    lags = sorted({0, 1, world.engagement_lag_weeks, world.intent_lag_weeks})
+
+    def share(auc: float) -> float:
+        return round((auc - 0.5) / (oracle - 0.5), 3)
+
+    model_auc = float(roc_auc_score(label, model))
+    out = {
+        "setting": name,
+        "accounts": accounts,
+        "engagement_lag_weeks": world.engagement_lag_weeks,
+        "intent_lag_weeks": world.intent_lag_weeks,
+        "intent_coverage": world.intent_coverage,
+        "test_positives": int(label.sum()),
+        "oracle_roc_auc": round(float(oracle), 4),
+        "model_roc_auc": round(model_auc, 4),
+        "model_share": share(model_auc),
+        "ceilings": {},
+    }
+    start = pd.Timestamp(world.start)
+    for lag in lags:
+        extra = lagged_state_columns(data, truth, start, lag)
+        privileged = dataclasses.replace(task, matrix=pd.concat([task.matrix, extra], axis=1))
+        ceiling, _ = fit_and_score(privileged, [*task.columns, *extra.columns], fold, settings)
+        auc = float(roc_auc_score(label, ceiling))
+        out["ceilings"][str(lag)] = {"roc_auc": round(auc, 4), "share": share(auc)}
+    out["seconds"] = round(time.perf_counter() - started, 1)
+    shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def ceiling_markdown(report: dict) -> str:
+    target = TARGETS["share"]
+    lines = [
+        "# Observable ceiling: how much of the oracle's lift the data allow",
+        "",
+        f"Written by `make bench` (`benchmarks/ceiling.py`) on {report['date']}; machine: "
+        f"{report['machine']}; {report['seconds']:.0f} s in all.",
+        f"Protocol: robustness worlds ({report['accounts']:,} accounts, seed {SEED}), packaged "
+        "configuration and out-of-time split; the conversion head's LightGBM model (mean "
+        f"probability of its fits with seeds {', '.join(map(str, SEEDS))}) on the packaged "
+        "features, and the same model given also the true fit and the exact journey state of "
+        "the last week the data show, L weeks before as_of (the *ceiling at lag L*). When every "
+        "signal trails the journey by at least L weeks, no model on the observable data knows "
+        "more than that state and the fit (the journey is Markov given the fit), so the "
+        "ceiling's share is the best reachable share, up to the ceiling model's own estimation "
+        "loss (the lag-0 ceiling against the oracle shows it). *Share* = (AUC - 0.5) / "
+        f"(oracle - 0.5); issue 15's target is {target} (0.92 on default).",
+        "",
+        "| setting | engagement lag (weeks) | intent lag (weeks) | intent coverage | oracle "
+        "| model | model share | ceiling, lag: AUC (share) |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in report["results"]:
+        if "failed" in r:
+            lines.append(f"| {r['setting']} | failed: {' / '.join(r['failed'])} |")
+            continue
+        ceilings = "; ".join(
+            f"{lag}: {c['roc_auc']:.3f} ({c['share']:.3f})" for lag, c in r["ceilings"].items()
+        )
+        lines.append(
+            f"| {r['setting']} | {r['engagement_lag_weeks']} | {r['intent_lag_weeks']} "
+            f"| {r['intent_coverage']:.0%} | {r['oracle_roc_auc']:.3f} | {r['model_roc_auc']:.3f} "
+            f"| {r['model_share']:.3f} | {ceilings} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def ceiling_benchmark(
+    out_dir: Path, workdir: Path | None = None, accounts: int = ACCOUNTS, names=None
+) -> dict:
+    names = list(names or DEFAULT_SETTINGS)
+    report = run_settings("ceiling", names, accounts, workdir, Path(__file__).resolve())
+    write_report(out_dir, "ceiling", report, ceiling_markdown(report))
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--accounts", type=int, default=ACCOUNTS)
+    parser.add_argument("--settings", default=",".join(DEFAULT_SETTINGS))
+    parser.add_argument("--setting", help=argparse.SUPPRESS)  # one world, in this process
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.setting:
+        result = measure_setting(args.setting, args.accounts, args.workdir)
+        args.result.write_text(json.dumps(result))
+        return
+    names = [n for n in args.settings.split(",") if n]
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown:
+        parser.error(f"unknown settings {unknown}; allowed: {list(SETTINGS)}")
+    ceiling_benchmark(args.out_dir, None, args.accounts, names)
+
+
+if __name__ == "__main__":
+    main()
