@@ -114,3 +114,14 @@ def test_readme_ablation_figures_match_the_benchmark_file():
     weekly = next(r for r in robustness if r["setting"] == "weekly")["heads"]["conversion"]
     assert f"**{weekly['model_roc_auc']:.3f}**" in readme
     assert f"**{weekly['logistic_roc_auc']:.3f}**" in readme
+
+
+def test_readme_ceiling_figures_match_the_benchmark_file():
+    readme = (ROOT / "README.md").read_text()
+    report = json.loads((ROOT / "benchmarks" / "ceiling.json").read_text())
+    by_setting = {r["setting"]: r for r in report["results"] if "failed" not in r}
+    intent_leads, sparse = by_setting["intent_leads"], by_setting["sparse_intent"]
+    assert f"**{intent_leads['ceilings']['4']['share']:.3f}**" in readme
+    assert f"**{sparse['ceilings']['2']['share']:.3f}**" in readme
+    assert f"**{sparse['model_share']:.3f}**" in readme
+    assert "benchmarks/ceiling.md" in readme
