@@ -98,7 +98,7 @@ class ModelConfig(BaseModel):
     calibration_methods: tuple[Literal["isotonic", "sigmoid"], ...] = ("isotonic", "sigmoid")
     min_positives: int = Field(50, ge=1, description="refuse to train a head with fewer positives")
     min_calibration_positives: MinCalibrationPositives = 50
-    selection_level: SelectionLevel = 0.84
+    selection_level: SelectionLevel = 0.5
     selection_metric: SelectionMetric = "roc_auc"
     # the fit head is boosted from the scorecard and selected out of fold on static rows; on the
     # size benchmark stacking it lost up to 0.011 ROC-AUC on the test window (10,000 accounts,
@@ -161,7 +161,7 @@ class TableConfig(TableSchema):
     )
     min_positives: int = Field(30, ge=1, description="refuse to train with fewer positives")
     min_calibration_positives: MinCalibrationPositives = 50
-    selection_level: SelectionLevel = 0.84
+    selection_level: SelectionLevel = 0.5
     selection_metric: SelectionMetric = "roc_auc"
     stack_logistic: StackLogistic = True
     capacity_k: int = Field(100, ge=1, description="rows sales can work (precision/recall@k)")

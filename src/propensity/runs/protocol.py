@@ -70,7 +70,7 @@ class FitSettings:
     capacity_k: int = 100
     n_bootstrap: int = 200
     min_calibration_positives: int = 50
-    selection_level: float = 0.84
+    selection_level: float = 0.5
     selection_metric: str = "roc_auc"
     cross_fit: bool = False  # always cross-fit (rows of one account in both windows)
     boost_from_scorecard: bool = False  # the trees start from the task's scorecard (a prior)
