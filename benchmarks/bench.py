@@ -18,6 +18,9 @@
 * ``ceiling.py`` (``--ceiling``): on the robustness worlds whose signals trail the journey, the
   conversion model given also the true fit and journey state the data show: how much of the
   oracle's lift any model can reach -> ``benchmarks/ceiling.md`` / ``.json``;
+* ``faults.py`` (``--faults``): what a user reads and what is left when a job meets a fault
+  (dead or mistyped store, dates out of range, an existing run folder, a partial run, a full
+  disk, bad files), through the real CLI -> ``benchmarks/faults.md`` / ``.json``;
 * ``monitor.py`` (``--monitor``): the default world one year longer, scored monthly over its
   last year by a model trained on its first two, with and without a regime change, and
   monitored -> ``benchmarks/monitor.md`` / ``.json``;
@@ -36,8 +39,8 @@
   ``.json``.
 
 Usage: ``python benchmarks/bench.py [--sizes 1M,10M,20M,100M] [--workdir data/bench]
-[--out benchmarks] [--features|--model|--account-sizes|--robustness|--ablation|--ceiling|--monitor|--explorer|--table-drift|--scoring|--spark|--real]``;
-with none of them, features, model, sizes, robustness, the feature ablation, the observable ceiling, monitoring, the explorer, table mode under drift,
+[--out benchmarks] [--features|--model|--account-sizes|--robustness|--ablation|--ceiling|--faults|--monitor|--explorer|--table-drift|--scoring|--spark|--real]``;
+with none of them, features, model, sizes, robustness, the feature ablation, the observable ceiling, the fault table, monitoring, the explorer, table mode under drift,
 scoring at scale, then Spark (``--sizes`` is the feature
 benchmark's list of sizes).
 """
@@ -88,6 +91,9 @@ def parser() -> argparse.ArgumentParser:
         "--ceiling",
         action="store_true",
         help="only the observable ceiling (how much of the oracle's lift the data allow)",
+    )
+    only.add_argument(
+        "--faults", action="store_true", help="only the fault table (through the real CLI)"
     )
     only.add_argument("--monitor", action="store_true", help="only the monitoring benchmark")
     only.add_argument("--explorer", action="store_true", help="only the explorer benchmark")
@@ -143,6 +149,11 @@ def main(argv: list[str] | None = None) -> None:
 
         ceiling_benchmark(args.out, args.workdir / "ceiling")
         return
+    if args.faults:
+        from faults import faults_benchmark
+
+        faults_benchmark(args.out)
+        return
     if args.monitor:
         from monitor import monitor_benchmark
 
@@ -185,6 +196,9 @@ def main(argv: list[str] | None = None) -> None:
         from ceiling import ceiling_benchmark
 
         ceiling_benchmark(args.out, args.workdir / "ceiling")
+        from faults import faults_benchmark
+
+        faults_benchmark(args.out)
         from monitor import monitor_benchmark
 
         monitor_benchmark(args.workdir, args.out)
