@@ -27,7 +27,16 @@ import time
 from pathlib import Path
 
 from feature_ablation import SEEDS, fit_and_score
-from robustness import ACCOUNTS, SEED, SETTINGS, TARGETS, run_settings, write_report
+from robustness import (
+    ACCOUNTS,
+    SEED,
+    SETTINGS,
+    TARGETS,
+    chosen_settings,
+    run_settings,
+    settings_arguments,
+    write_report,
+)
 
 DEFAULT_SETTINGS = ("default", "intent_leads", "sparse_intent")
 STATES = ("out_of_market", "researching", "buying")  # a prospect's states (STATE_NAMES)
@@ -183,22 +192,13 @@ def ceiling_benchmark(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
-    parser.add_argument("--accounts", type=int, default=ACCOUNTS)
-    parser.add_argument("--settings", default=",".join(DEFAULT_SETTINGS))
-    parser.add_argument("--setting", help=argparse.SUPPRESS)  # one world, in this process
-    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    settings_arguments(parser, DEFAULT_SETTINGS)
     args = parser.parse_args(argv)
     if args.setting:
         result = measure_setting(args.setting, args.accounts, args.workdir)
         args.result.write_text(json.dumps(result))
         return
-    names = [n for n in args.settings.split(",") if n]
-    unknown = [n for n in names if n not in SETTINGS]
-    if unknown:
-        parser.error(f"unknown settings {unknown}; allowed: {list(SETTINGS)}")
-    ceiling_benchmark(args.out_dir, None, args.accounts, names)
+    ceiling_benchmark(args.out_dir, None, args.accounts, chosen_settings(parser, args))
 
 
 if __name__ == "__main__":

@@ -154,28 +154,10 @@ def fault_cases(work: Path) -> list[dict]:
         (partial / name).unlink(missing_ok=True)
     result = _run("report", "--run", str(partial), "--out", str(out / "report.html"), cwd=work)
     case("report --run on a partial run folder", result, _left(out, "report.html"))
-    first = _run(
-        "export",
-        "--data",
-        str(world),
-        "--run",
-        str(work / "run"),
-        "--out",
-        str(out / "list.csv"),
-        cwd=work,
-    )
+    export = ("export", "--data", str(world), "--run", str(work / "run"), "--out")
+    first = _run(*export, str(out / "list.csv"), cwd=work)
     kept = (out / "list.csv").read_bytes() if first["exit"] == 0 else b""
-    result = _run(
-        "export",
-        "--data",
-        str(world),
-        "--run",
-        str(work / "run"),
-        "--out",
-        str(out / "list.csv"),
-        cwd=work,
-        limit_bytes=64 * 1024,
-    )
+    result = _run(*export, str(out / "list.csv"), cwd=work, limit_bytes=64 * 1024)
     intact = (out / "list.csv").read_bytes() == kept and bool(kept)
     case(
         "export on a full disk (file-size limit 64 KB)",

@@ -29,7 +29,15 @@ import shutil
 import time
 from pathlib import Path
 
-from robustness import ACCOUNTS, SEED, SETTINGS, run_settings, write_report
+from robustness import (
+    ACCOUNTS,
+    SEED,
+    SETTINGS,
+    chosen_settings,
+    run_settings,
+    settings_arguments,
+    write_report,
+)
 
 # the weekly-rhythm groups all on: the ablation's base, whatever the packaged defaults turn on
 ALL_ON = {
@@ -320,13 +328,8 @@ def ablation_benchmark(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
-    parser.add_argument("--accounts", type=int, default=ACCOUNTS)
-    parser.add_argument("--settings", default=",".join(DEFAULT_SETTINGS))
+    settings_arguments(parser, DEFAULT_SETTINGS)
     parser.add_argument("--groups", default=",".join(DEFAULT_GROUPS))
-    parser.add_argument("--setting", help=argparse.SUPPRESS)  # one world, in this process
-    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     groups = [g for g in args.groups.split(",") if g]
     unknown = [g for g in groups if g not in GROUPS]
@@ -336,11 +339,7 @@ def main(argv: list[str] | None = None) -> None:
         result = measure_setting(args.setting, args.accounts, args.workdir, groups)
         args.result.write_text(json.dumps(result))
         return
-    names = [n for n in args.settings.split(",") if n]
-    unknown = [n for n in names if n not in SETTINGS]
-    if unknown:
-        parser.error(f"unknown settings {unknown}; allowed: {list(SETTINGS)}")
-    ablation_benchmark(args.out_dir, None, args.accounts, names, groups)
+    ablation_benchmark(args.out_dir, None, args.accounts, chosen_settings(parser, args), groups)
 
 
 if __name__ == "__main__":

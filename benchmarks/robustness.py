@@ -282,6 +282,26 @@ def write_report(out_dir: Path, stem: str, report: dict, markdown: str) -> None:
     print(f"wrote {out_dir / stem}.md and .json ({report['seconds']} s)")
 
 
+def settings_arguments(parser: argparse.ArgumentParser, default_settings) -> None:
+    """The arguments of a benchmark over settings: the public ones, and those of the process
+    that measures one setting (:func:`measure_in_subprocess`)."""
+    parser.add_argument("--out-dir", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--accounts", type=int, default=ACCOUNTS)
+    parser.add_argument("--settings", default=",".join(default_settings))
+    parser.add_argument("--setting", help=argparse.SUPPRESS)  # one world, in this process
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+
+
+def chosen_settings(parser: argparse.ArgumentParser, args) -> list[str]:
+    """The settings named by ``--settings``, each known (else a usage error)."""
+    names = [n for n in args.settings.split(",") if n]
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown:
+        parser.error(f"unknown settings {unknown}; allowed: {list(SETTINGS)}")
+    return names
+
+
 def robustness_benchmark(
     out_dir: Path, workdir: Path | None = None, accounts: int = ACCOUNTS, names=None
 ) -> dict:
