@@ -27,14 +27,14 @@ from propensity.io import write_text
 from propensity.outputs.report import build_report
 from propensity.runs.account import data_fingerprint
 from propensity.runs.folder import write_run
-from propensity.tracking import (
+from propensity.store import (
     CHALLENGER,
     OWNER_TAG,
     RECOVERY_TAG,
     REGISTERED,
     REGISTRATION_TAG,
-    log_run,
 )
+from propensity.tracking import log_run
 
 TRACKING_STAGES = (
     "tracking.started",

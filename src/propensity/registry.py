@@ -32,7 +32,8 @@ from mlflow import MlflowClient
 from pydantic import BaseModel, ConfigDict, Field
 
 from propensity.evaluate import score_metrics
-from propensity.tracking import CHALLENGER, CHAMPION, REGISTERED, alias_version, connect
+from propensity.store import CHALLENGER, CHAMPION, REGISTERED, alias_version
+from propensity.tracking import connect
 
 HISTORY_TAG = "champion_history"
 ACCOUNT_MODELS = tuple(REGISTERED.values())

@@ -23,27 +23,12 @@ Safe to run unattended:
   unless set in the environment); and, for every command that only reads, a SQLite (or folder)
   store that does not exist ("no store at PATH": nothing is created). Only the commands that
   write a run (``train``, ``table train``, ``tune``, ``demo``) connect with ``create=True``.
-* A run is all-or-nothing (:func:`log_run`): its owner (host, pid, process start) is tagged at
-  start; artifacts, models and metrics are logged, both heads registered as new versions with
-  no alias and the run ended FINISHED (the commit point); only then do both ``challenger``
-  aliases move, together, under a lock for a local store. A process killed at any point leaves
-  a state the next command that opens the store (:func:`recover`, called by :func:`connect`)
-  puts right:
-
-  ==========================================  ===========================================
-  killed                                      the next command
-  ==========================================  ===========================================
-  before or while logging (run RUNNING)       marks the run KILLED (half-logged models FAILED)
-  after registering, before the run ended     marks it KILLED and deletes its (alias-free)
-                                              model versions
-  after the run ended, before/while aliases   moves both challengers to the run's versions
-  moved (tag ``propensity.registration``      (unless a later run's versions are already
-  = ``pending``)                              challenger: then ``superseded``)
-  ==========================================  ===========================================
-
-  A RUNNING run is only touched when its owner is on this host and gone (a live training
-  elsewhere is never killed); a run owned by another host, or by nobody known, only once it is
-  older than :data:`STALE_RUN` (:data:`STALE_REGISTRATION` for a pending registration).
+* A run is all-or-nothing (:func:`log_run`): owner tagged at start, everything logged, both
+  heads registered without an alias, the run ended FINISHED (the commit point), then both
+  ``challenger`` aliases moved together. What a killed process leaves, the next command that
+  opens the store puts right (:func:`propensity.recovery.recover`, called by :func:`connect`;
+  the table of cases is in :mod:`propensity.recovery`). The store's names, tags and lock are in
+  :mod:`propensity.store`.
 * A degenerate shipped scorer is never ``challenger``: when a head's shipped scorer has
   problems (:func:`propensity.runs.selection.health`: near-constant probabilities, too few trees,
   a top tier far from its share, ranking below the base rate), the run is logged and its
@@ -61,12 +46,8 @@ import logging
 import os
 import subprocess
 import tempfile
-import time
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
-from datetime import timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,17 +60,28 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 from propensity import faults, settings
+from propensity.recovery import move_challengers, owned_run, recover, roll_back_quietly
 from propensity.runs.folder import SCORING_MODEL_FILE
 from propensity.scoring import AccountModel, TableModel
+from propensity.store import (
+    CHALLENGER,
+    CHAMPION,
+    EXPERIMENT,
+    EXPERIMENTS,
+    HTTP_DEFAULTS,
+    REGISTERED,
+    REGISTRATION_TAG,
+    TABLE_EXPERIMENT,
+    mlflow_warnings_hidden,
+    quiet_mlflow,
+    resolve_version,
+    store_lock,
+    tracking_uri,
+)
 
 if TYPE_CHECKING:
     from propensity.runs.folder import RunResult
 
-EXPERIMENTS = {"account": "propensity", "table": "propensity-table"}
-EXPERIMENT = EXPERIMENTS["account"]
-TABLE_EXPERIMENT = EXPERIMENTS["table"]
-REGISTERED = {"fit": "propensity-fit", "conversion": "propensity-conversion"}
-CHAMPION, CHALLENGER = "champion", "challenger"
 PACKAGES = (
     "propensity",
     "pandas",
@@ -102,27 +94,7 @@ PACKAGES = (
 )
 
 
-OWNER_TAG = "propensity.owner"  # JSON {host, pid, start}: the process that started the run
-REGISTRATION_TAG = "propensity.registration"  # pending -> done | superseded; or blocked
-RECOVERY_TAG = "propensity.recovery"  # what a later command did about a killed run
-STALE_RUN = timedelta(hours=24)
-STALE_REGISTRATION = timedelta(minutes=10)
-HTTP_DEFAULTS = {  # MLflow's defaults retry a dead server for about 4 minutes
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
-}
-QUIET_ENV = {
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
-}
 _log = logging.getLogger(__name__)
-StoreError = settings.StoreError  # raised by connect: see propensity.settings.check_store
-
-
-def tracking_uri(explicit: str | None = None) -> str:
-    """The store to use: explicit > $MLFLOW_TRACKING_URI > SQLite in <workdir>/models/mlflow.db."""
-    return settings.tracking_uri(explicit)
 
 
 def connect(
@@ -144,7 +116,7 @@ def connect(
         settings.sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    with mlflow_warnings_hidden(), _store_lock(uri) if create else nullcontext():
+    with mlflow_warnings_hidden(), store_lock(uri) if create else nullcontext():
         client = MlflowClient(uri, uri)
         found = client.get_experiment_by_name(experiment)
         if found is None and create:
@@ -163,174 +135,6 @@ def _create_experiment(client: MlflowClient, uri: str, experiment: str):
     with suppress(mlflow.exceptions.MlflowException):  # another process created it just now
         client.create_experiment(experiment, artifact_location=location)
     return client.get_experiment_by_name(experiment)
-
-
-@contextmanager
-def _store_lock(uri: str) -> Iterator[None]:
-    """Exclusive among processes on this host for a local SQLite store (a lock on its folder),
-    around creating the store and moving aliases; nothing for other stores."""
-    path = settings.sqlite_path(uri)
-    try:
-        import fcntl
-    except ImportError:
-        fcntl = None
-    if path is None or fcntl is None or not path.parent.is_dir():
-        yield
-        return
-    handle = os.open(path.parent, os.O_RDONLY)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(handle)  # releases the lock
-
-
-def quiet_mlflow() -> None:
-    """MLflow's log lines, notices and progress bars off unless verbose (process-wide)."""
-    from mlflow.utils import logging_utils
-
-    if settings.verbose():
-        logging_utils.enable_logging()
-        return
-    for name, value in QUIET_ENV.items():
-        os.environ.setdefault(name, value)
-    logging_utils.disable_logging()
-
-
-@contextmanager
-def mlflow_warnings_hidden() -> Iterator[None]:
-    """Python warnings raised inside MLflow (the integer-schema hint and the like) hidden unless
-    verbose, for the calls inside the block."""
-    if settings.verbose():
-        yield
-        return
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", module=r"mlflow(\.|$)")
-        warnings.filterwarnings("ignore", message=r"Hint: Inferred schema contains integer")
-        yield
-
-
-# ---------------------------------------------------------------------------------------------
-# runs left behind by killed processes
-
-
-def _owned_run(run_name: str, nested: bool = False):
-    """An MLflow run tagged with its owner (this process), so a later command can tell a live
-    run from one whose process was killed."""
-    return mlflow.start_run(
-        run_name=run_name, nested=nested, tags={OWNER_TAG: json.dumps(faults.owner())}
-    )
-
-
-def _abandoned(run, stale: timedelta, since_ms: int | None = None) -> bool:
-    """Whether the process of an unfinished run is gone: on this host, its owner is not
-    running; elsewhere (or unknown owner), the run is older than ``stale``."""
-    try:
-        owner = json.loads(run.data.tags.get(OWNER_TAG) or "{}")
-    except ValueError:
-        owner = {}
-    if owner.get("host") == faults.host():
-        return faults.owner_gone(owner)
-    age_ms = time.time() * 1000 - (since_ms or run.info.start_time)
-    return age_ms > stale.total_seconds() * 1000
-
-
-def _remove_versions(client: MlflowClient, run_id: str) -> list[str]:
-    """Delete the model versions a run registered, unless an alias points at one (never, when
-    the run did not commit); what was removed."""
-    removed = []
-    for found in client.search_model_versions(f"run_id = '{run_id}'"):
-        version = client.get_model_version(found.name, found.version)  # search omits aliases
-        if version.aliases:
-            continue
-        client.delete_model_version(version.name, version.version)
-        removed.append(f"{version.name} v{version.version}")
-    return removed
-
-
-def _fail_logged_models(client: MlflowClient, run) -> None:
-    """Logged models of a killed run still PENDING (killed mid-upload) are marked FAILED."""
-    models = client.search_logged_models(
-        [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
-    )
-    for model in models:
-        if str(model.status) in ("PENDING", "LoggedModelStatus.PENDING"):
-            client.finalize_logged_model(model.model_id, "FAILED")
-
-
-def _kill(client: MlflowClient, run) -> None:
-    run_id = run.info.run_id
-    removed = _remove_versions(client, run_id)
-    _fail_logged_models(client, run)
-    if "registered_versions" in run.data.tags:
-        client.delete_tag(run_id, "registered_versions")
-        client.set_tag(run_id, REGISTRATION_TAG, "rolled back")
-    owner = run.data.tags.get(OWNER_TAG, "owner unknown")
-    client.set_tag(
-        run_id,
-        RECOVERY_TAG,
-        f"marked KILLED by a later command: its process ({owner}) was gone; model versions "
-        f"removed: {', '.join(removed) or 'none'}",
-    )
-    client.set_terminated(run_id, "KILLED")
-
-
-def _move_challengers(client: MlflowClient, uri: str, versions: dict[str, str]) -> bool:
-    """Both heads' ``challenger`` to one run's versions, together, unless a later run's
-    versions already hold it (concurrent or recovered runs never regress or mix heads)."""
-    with _store_lock(uri):
-        for name, version in versions.items():
-            current = alias_version(client, name, CHALLENGER)
-            if current is not None and int(current) > int(version):
-                return False
-        for name, version in versions.items():
-            client.set_registered_model_alias(name, CHALLENGER, version)
-    return True
-
-
-def _finish_registration(client: MlflowClient, uri: str, run) -> None:
-    run_id = run.info.run_id
-    versions = json.loads(run.data.tags.get("registered_versions") or "{}")
-    moved = _move_challengers(client, uri, versions)
-    client.set_tag(
-        run_id,
-        RECOVERY_TAG,
-        "registration completed by a later command (its process was gone after the run ended): "
-        + ("challenger moved to its versions" if moved else "a later run is already challenger"),
-    )
-    client.set_tag(run_id, REGISTRATION_TAG, "done" if moved else "superseded")
-
-
-def recover(client: MlflowClient, uri: str) -> None:
-    """Put right what killed processes left in the store (see the module docstring): RUNNING
-    runs whose owner is gone -> KILLED (model versions removed), pending registrations -> done.
-    Best effort: a store this user cannot write to is left as it is."""
-    pending = f"tags.`{REGISTRATION_TAG}` = 'pending' and attributes.status = 'FINISHED'"
-    for name in EXPERIMENTS.values():
-        try:
-            experiment = client.get_experiment_by_name(name)
-            if experiment is None:
-                continue
-            ids = [experiment.experiment_id]
-            running = client.search_runs(ids, "attributes.status = 'RUNNING'", max_results=500)
-            unfinished = client.search_runs(ids, pending, max_results=500)
-        except mlflow.exceptions.MlflowException as exc:
-            _log.debug("recovery skipped for %s: %s", name, exc)
-            continue
-        for run in running:
-            _recover_run(_kill, client, run, _abandoned(run, STALE_RUN))
-        for run in unfinished:
-            stale = _abandoned(run, STALE_REGISTRATION, run.info.end_time)
-            _recover_run(lambda c, r: _finish_registration(c, uri, r), client, run, stale)
-
-
-def _recover_run(action, client: MlflowClient, run, abandoned: bool) -> None:
-    if not abandoned:
-        return
-    try:
-        action(client, run)
-    except mlflow.exceptions.MlflowException as exc:  # e.g. another command got there first
-        _log.debug("could not recover run %s: %s", run.info.run_id, exc)
 
 
 def _git_commit() -> str | None:
@@ -505,7 +309,7 @@ def log_run(
     client = connect(uri, EXPERIMENTS[result.kind], create=True)
     uri = tracking_uri(uri)
     label = "train" if result.kind == "account" else "table"
-    with mlflow_warnings_hidden(), _owned_run(f"{label} {result.name}") as active:
+    with mlflow_warnings_hidden(), owned_run(f"{label} {result.name}") as active:
         run_id = active.info.run_id
         faults.pause_point("tracking.started")
         try:
@@ -544,47 +348,18 @@ def log_run(
             mlflow.set_tags(tags)
             faults.pause_point("tracking.registered")
         except BaseException:
-            _roll_back_quietly(client, run_id)
+            roll_back_quietly(client, run_id)
             raise
     if blocked and not forced:
         return LoggedRun(run_id, versions, False, blocked)
     faults.pause_point("tracking.committed")
-    moved = _move_challengers(client, uri, versions)
+    moved = move_challengers(client, uri, versions)
     client.set_tag(run_id, REGISTRATION_TAG, "done" if moved else "superseded")
     return LoggedRun(run_id, versions, moved, blocked, forced)
 
 
-def _roll_back_quietly(client: MlflowClient, run_id: str) -> None:
-    """A run that raised: its new versions removed (best effort: the store may be what failed)."""
-    try:
-        if _remove_versions(client, run_id):
-            client.set_tag(run_id, REGISTRATION_TAG, "rolled back")
-    except mlflow.exceptions.MlflowException as exc:
-        _log.debug("could not remove the model versions of run %s: %s", run_id, exc)
-
-
 # ---------------------------------------------------------------------------------------------
 # loading registered models
-
-
-def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except mlflow.exceptions.MlflowException:
-        return None
-
-
-def resolve_version(client: MlflowClient, name: str, version_or_alias: str) -> str:
-    """A version number, or the version an alias points to (a clear LookupError otherwise)."""
-    if version_or_alias.isdigit():
-        return version_or_alias
-    version = alias_version(client, name, version_or_alias)
-    if version is None:
-        raise LookupError(
-            f"registered model {name} has no '{version_or_alias}' version"
-            + (": run `propensity promote` first" if version_or_alias == CHAMPION else "")
-        )
-    return version
 
 
 def _scoring_model(name: str, version: str):
@@ -665,7 +440,7 @@ def log_tuning_run(results, config, data: dict[str, Any], uri: str | None = None
     """Log a tuning session: one parent run (config, data, best parameters) and one nested run
     per trial."""
     connect(uri, create=True)
-    with mlflow_warnings_hidden(), _owned_run(f"tune {data.get('source', '')}") as parent:
+    with mlflow_warnings_hidden(), owned_run(f"tune {data.get('source', '')}") as parent:
         mlflow.set_tag("kind", "tune")
         mlflow.log_params(
             {
@@ -685,7 +460,7 @@ def log_tuning_run(results, config, data: dict[str, Any], uri: str | None = None
             )
             mlflow.log_dict(result.best_params.model_dump(), f"{result.head}_best_params.json")
             for trial in result.trials.to_dict("records"):
-                with _owned_run(f"{result.head} trial {trial['number']}", nested=True):
+                with owned_run(f"{result.head} trial {trial['number']}", nested=True):
                     params = {
                         k.removeprefix("params_"): v
                         for k, v in trial.items()

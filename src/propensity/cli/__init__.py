@@ -425,7 +425,7 @@ def explain(
 
 
 def _model_names(head: Head, models: list[str] | None) -> list[str]:
-    from propensity.tracking import REGISTERED
+    from propensity.store import REGISTERED
 
     return list(models) if models else [REGISTERED[h] for h in head.heads]
 

@@ -78,7 +78,8 @@ def _logged(
 ) -> TrainedRun:
     if not track:
         return TrainedRun(result, out, report)
-    from propensity.tracking import log_run, tracking_uri
+    from propensity.store import tracking_uri
+    from propensity.tracking import log_run
 
     logged = log_run(result, out, data, uri, force_reason)
     return TrainedRun(
