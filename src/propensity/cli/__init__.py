@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -24,10 +23,8 @@ from propensity.cli.common import (
     Engine,
     ForceRegister,
     Head,
-    HistoryPath,
     MemoryLimit,
     ModelConfigPath,
-    NoHistory,
     Overwrite,
     Reason,
     Sep,
@@ -39,7 +36,6 @@ from propensity.cli.common import (
     UnknownAccounts,
     console,
     err_console,
-    fail,
     force_reason,
     load_model_config,
     opened_tables,
@@ -53,16 +49,14 @@ from propensity.cli.common import (
     world_settings,
 )
 from propensity.cli.experiment import experiment_app
+from propensity.cli.lists import explorer, export, monitor, report, score
 from propensity.cli.printing import (
     print_card,
     print_coverage,
-    print_decisions,
     print_evaluation,
-    print_monitoring,
-    print_recorded,
     print_screen,
-    print_stability,
 )
+from propensity.cli.registry import promote, rollback, runs
 from propensity.cli.scorecard import scorecard_app
 from propensity.cli.table import table_app
 
@@ -97,13 +91,6 @@ app.add_typer(experiment_app, name="experiment")
 app.add_typer(scorecard_app, name="scorecard")
 config_app = typer.Typer(help="The packaged default configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-Models = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--model",
-        help="Registered model name (repeatable), e.g. propensity-table-deals; overrides --head.",
-    ),
-]
 
 
 def _version(value: bool) -> None:
@@ -424,280 +411,14 @@ def explain(
     print_card(card, tables.accounts.set_index("account_id").loc[account, "name"])
 
 
-def _model_names(head: Head, models: list[str] | None) -> list[str]:
-    from propensity.store import REGISTERED
-
-    return list(models) if models else [REGISTERED[h] for h in head.heads]
-
-
-@app.command()
-def promote(
-    head: Annotated[Head, typer.Option("--head", help="Account head(s).")] = Head.both,
-    model: Models = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Override the gate (needs --reason).")
-    ] = False,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why (logged).")] = None,
-    uri: TrackingUri = None,
-) -> None:
-    """Move the champion alias to the challenger if it beats the champion on the challenger's
-    untouched test rows (account heads, or any registered model with --model)."""
-    if force and not reason:
-        raise fail("--force needs --reason: say why the gate is overridden")
-    from propensity.registry import promote as promote_models
-
-    with user_errors():
-        decisions = promote_models(_model_names(head, model), force=force, reason=reason, uri=uri)
-    if print_decisions(decisions):
-        raise typer.Exit(code=1)
-
-
-@app.command()
-def rollback(
-    head: Annotated[Head, typer.Option("--head", help="Account head(s).")] = Head.both,
-    model: Models = None,
-    uri: TrackingUri = None,
-) -> None:
-    """Move the champion alias back to the previous champion version."""
-    from propensity.registry import rollback as rollback_models
-
-    with user_errors():
-        moved = rollback_models(_model_names(head, model), uri=uri)
-    for name, (current, previous) in moved.items():
-        console.print(f"{name}: champion v{current} -> v{previous}")
-
-
-@app.command()
-def runs(
-    limit: Annotated[int, typer.Option("--limit", min=1, help="How many recent runs.")] = 10,
-    table_runs: Annotated[bool, typer.Option("--table", help="Table-mode runs instead.")] = False,
-    uri: TrackingUri = None,
-) -> None:
-    """Recent training runs with their key metrics."""
-    from propensity.tracking import recent_runs
-
-    kind, other = ("table", "account") if table_runs else ("account", "table")
-    with user_errors():
-        table = recent_runs(limit, uri, kind=kind)
-        others = recent_runs(1, uri, kind=other) if table.empty else None
-    if table.empty:
-        if others is not None and not others.empty:
-            flag = "" if table_runs else " --table"
-            console.print(
-                f"no {kind} runs in this store, but it holds {other} runs: `propensity runs{flag}`"
-            )
-        else:
-            console.print("no runs yet: `propensity train` logs one")
-        return
-    numeric = table.select_dtypes("number").columns
-    table[numeric] = table[numeric].round(4)
-    console.print(table.to_string(index=False), highlight=False)
-
-
-@app.command()
-def score(
-    data: DataDir,
-    out: Annotated[Path, typer.Option("--out", help="Scored rows, .parquet or .csv.")],
-    as_of: AsOf = None,
-    fit_version: Annotated[
-        str | None, typer.Option("--fit-version", help="Registered version.")
-    ] = None,
-    conversion_version: Annotated[
-        str | None, typer.Option("--conversion-version", help="Registered version.")
-    ] = None,
-    run_dir: Annotated[Path | None, typer.Option("--run", help="A run folder instead.")] = None,
-    uri: TrackingUri = None,
-    encoding: Encoding = None,
-    sep: Sep = None,
-    history: HistoryPath = None,
-    no_history: NoHistory = False,
-    engine: Annotated[
-        Engine, typer.Option("--engine", help="Where the scores and reasons are computed.")
-    ] = Engine.duckdb,
-    spark_master: SparkMaster = None,
-) -> None:
-    """Score the prospects at a date with the champions (or explicit versions, or a run folder);
-    the scoring is appended to the score history (`propensity monitor` reads it)."""
-    from propensity.io import check_frame_suffix
-    from propensity.outputs.export import ScoringConfig
-    from propensity.runs.workflows import load_account_model, score_accounts
-
-    snapshot = parse_date("--as-of", as_of)
-    versions = {k: v for k, v in (("fit", fit_version), ("conversion", conversion_version)) if v}
-    with user_errors():
-        check_frame_suffix(out, "--out")  # before the model and the data are loaded
-        model = load_account_model(run_dir, versions, uri)
-    options = {"history": history, "keep_history": not no_history}
-    if engine is Engine.spark:  # Spark reads and checks the tables
-        with spark_read_errors(data):
-            scored = score_accounts(
-                data, out, model, snapshot, engine="spark", spark_master=spark_master, **options
-            )
-    else:
-        with (
-            opened_tables(data, model.features, None, None, encoding, sep) as tables,
-            user_errors(),
-        ):
-            scored = score_accounts(data, out, model, snapshot, tables=tables, **options)
-    print_stability(scored.stability, ScoringConfig.from_yaml().stability_alarm_share)
-    console.print(f"scored {len(scored.scored):,} prospects with {model.version}: {out}")
-    print_recorded(scored.recorded)
-
-
-@app.command()
-def export(
-    data: DataDir,
-    out: Annotated[Path, typer.Option("--out", help="Target list, .csv or .parquet.")],
-    as_of: AsOf = None,
-    top: Annotated[int | None, typer.Option("--top", min=1, help="Keep the top K.")] = None,
-    priority: Annotated[list[str] | None, typer.Option("--priority", help="Keep these.")] = None,
-    conversion_tier: Annotated[
-        list[str] | None, typer.Option("--conversion-tier", help="Keep these.")
-    ] = None,
-    fit_tier: Annotated[list[str] | None, typer.Option("--fit-tier", help="Keep these.")] = None,
-    country: Annotated[list[str] | None, typer.Option("--country", help="Keep these.")] = None,
-    industry: Annotated[list[str] | None, typer.Option("--industry", help="Keep these.")] = None,
-    batch_tiers: Annotated[
-        bool, typer.Option("--batch-tiers", help="Tiers from this batch's quantiles.")
-    ] = False,
-    run_dir: Annotated[Path | None, typer.Option("--run", help="A run folder instead.")] = None,
-    uri: TrackingUri = None,
-    encoding: Encoding = None,
-    sep: Sep = None,
-    history: HistoryPath = None,
-    no_history: NoHistory = False,
-) -> None:
-    """Ranked, CRM-ready target list scored with the champion models (one row per account); the
-    scoring is appended to the score history (`propensity monitor` reads it)."""
-    from propensity.io import check_frame_suffix
-    from propensity.runs.workflows import export_target_list, load_account_model
-    from propensity.spine import check_as_of
-
-    filters = {
-        "priority": priority,
-        "conversion_tier": conversion_tier,
-        "fit_tier": fit_tier,
-        "country": country,
-        "industry": industry,
-    }
-    snapshot = parse_date("--as-of", as_of)
-    with user_errors():
-        check_frame_suffix(out, "--out")  # before the model and the data are loaded
-        model = load_account_model(run_dir, None, uri)
-    with opened_tables(data, model.features, None, None, encoding, sep) as tables:
-        with user_errors():  # before the progress bar
-            if snapshot is not None:
-                snapshot = check_as_of(tables, snapshot, model.spine.horizon_days)
-        with user_errors(), steps("score prospects") as _:
-            target = export_target_list(
-                data,
-                out,
-                model,
-                as_of=snapshot,
-                top=top,
-                filters=filters,
-                batch_tiers=batch_tiers,
-                tables=tables,
-                history=history,
-                keep_history=not no_history,
-            )
-    listing = target.listing
-    counts = listing[listing["change"] != "dropped"]["priority"].value_counts().to_dict()
-    console.print(
-        f"wrote {target.stability['rows']:,} accounts to [bold]{out}[/] ({model.version}); "
-        f"priorities {counts}"
-    )
-    print_stability(target.stability, target.stability["alarm_share"])
-    print_recorded(target.recorded)
-
-
-@app.command()
-def explorer(
-    data: DataDir,
-    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("accounts.html"),
-    as_of: AsOf = None,
-    run_dir: Annotated[Path | None, typer.Option("--run", help="A run folder instead.")] = None,
-    uri: TrackingUri = None,
-    history: HistoryPath = None,
-    encoding: Encoding = None,
-    sep: Sep = None,
-) -> None:
-    """One self-contained HTML page for sales: every scored prospect, searchable and filterable,
-    with a card per account (reasons, trend, buying group, intent, what changed)."""
-    from propensity.runs.follow_up import write_account_explorer
-    from propensity.runs.workflows import load_account_model
-
-    snapshot = parse_date("--as-of", as_of)
-    with user_errors():
-        model = load_account_model(run_dir, None, uri)
-    with (
-        opened_tables(data, model.features, None, None, encoding, sep) as tables,
-        user_errors(),
-        steps("score prospects and build the explorer") as _,
-    ):
-        path = write_account_explorer(
-            data, out, model, as_of=snapshot, history=history, tables=tables
-        )
-    size = path.stat().st_size / 1e6
-    console.print(f"wrote [bold]{path}[/] ({size:.1f} MB, {model.version})")
-
-
-ALARM_EXIT_CODE = 3
-
-
-@app.command()
-def monitor(
-    data: DataDir,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="HTML page to write (PNGs next to it).")
-    ] = None,
-    history: HistoryPath = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="Alarm thresholds (default: monitor config).")
-    ] = None,
-    encoding: Encoding = None,
-    sep: Sep = None,
-) -> None:
-    """What became of the scored accounts, and whether the data still looks like the training
-    data: calibration, ranking and lift per scoring (with the scorecard), score and feature
-    drift, freshness. Exits with code 3 when an alarm fires on the latest scoring."""
-    from propensity.features.registry import FeatureConfig
-    from propensity.runs.follow_up import monitor_scores
-
-    with opened_tables(data, FeatureConfig(), None, None, encoding, sep) as tables, user_errors():
-        monitored = monitor_scores(
-            data, history=history, out=out, config_path=config, tables=tables
-        )
-    print_monitoring(monitored.result)
-    if monitored.page is not None:
-        console.print(f"wrote [bold]{monitored.page}[/]")
-    if monitored.result.current:
-        raise typer.Exit(ALARM_EXIT_CODE)
-
-
-@app.command()
-def report(
-    run: Annotated[Path, typer.Option("--run", help="Run folder of a training.")],
-    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")],
-    data: Annotated[
-        Path | None, typer.Option("--data", help="Data folder: adds the top accounts scored now.")
-    ] = None,
-    encoding: Encoding = None,
-    sep: Sep = None,
-) -> None:
-    """Self-contained HTML report of a run (plots embedded, every value escaped)."""
-    from propensity.runs.workflows import load_account_model, read_run_folder, write_report
-
-    with user_errors():
-        folder = read_run_folder(run)
-        model = load_account_model(run) if data and folder.summary.get("kind") != "table" else None
-    from propensity.features.registry import FeatureConfig
-
-    features = model.features if model is not None else FeatureConfig()
-    opened = opened_tables(data, features, None, None, encoding, sep) if data else nullcontext()
-    with opened as tables, user_errors():
-        path = write_report(folder, out, tables, model, run_dir=run)
-    console.print(f"wrote [bold]{path}[/]")
+app.command()(promote)
+app.command()(rollback)
+app.command()(runs)
+app.command()(score)
+app.command()(export)
+app.command()(explorer)
+app.command()(monitor)
+app.command()(report)
 
 
 @app.command()
