@@ -124,4 +124,13 @@ def test_readme_ceiling_figures_match_the_benchmark_file():
     assert f"**{intent_leads['ceilings']['4']['share']:.3f}**" in readme
     assert f"**{sparse['ceilings']['2']['share']:.3f}**" in readme
     assert f"**{sparse['model_share']:.3f}**" in readme
+    on_time = [r for r in by_setting.values() if "bayes" in r]
+    assert len(on_time) >= 6
+    bounds = [r["bayes"]["share"] for r in on_time]
+    models = [r["model_share"] for r in on_time]
+    assert f"**{min(bounds):.3f}** to\n**{max(bounds):.3f}**" in readme
+    assert f"**{min(models):.3f}** to **{max(models):.3f}**" in readme
+    default = by_setting["default"]
+    assert f"**{default['model_with_true_fit']['share']:.3f}**" in readme
+    assert f"**{default['model_with_filtered_state']['share']:.3f}**" in readme
     assert "benchmarks/ceiling.md" in readme

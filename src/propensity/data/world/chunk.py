@@ -13,6 +13,8 @@ import numpy as np
 import pyarrow as pa
 
 from propensity.data.world.accounts import (
+    Firmographics,
+    Traps,
     account_ids,
     accounts_table,
     company_names,
@@ -23,11 +25,12 @@ from propensity.data.world.accounts import (
     place_traps,
 )
 from propensity.data.world.config import Clock, WorldConfig
-from propensity.data.world.contacts import contact_ids, contacts_table, draw_contacts
-from propensity.data.world.engagement import draw_events, engagement_state, events_table
-from propensity.data.world.intent import draw_intent, intent_table
-from propensity.data.world.journey import simulate_journey
+from propensity.data.world.contacts import Contacts, contact_ids, contacts_table, draw_contacts
+from propensity.data.world.engagement import Events, draw_events, engagement_state, events_table
+from propensity.data.world.intent import Intent, draw_intent, intent_table
+from propensity.data.world.journey import Journey, simulate_journey
 from propensity.data.world.opportunities import (
+    Opportunities,
     collect_opportunities,
     draw_history,
     opportunities_table,
@@ -49,13 +52,29 @@ class WorldChunk:
     truth_conversion: pa.Table
 
 
-def simulate_chunk(
-    config: WorldConfig, chunk_index: int, first_account: int, n: int, first_contact: int
-) -> WorldChunk:
-    """Simulate accounts ``first_account`` .. ``first_account + n - 1`` (chunk ``chunk_index``).
+@dataclass
+class HiddenChunk:
+    """Everything one chunk's processes drew, before it is written as tables: the hidden
+    traits (fit, traps, the weekly journey, each contact's propensity, intent levels) next to
+    what the data show. ``rng`` continues the chunk's stream (missingness and names)."""
 
-    ``first_contact`` numbers the chunk's contacts after those of the earlier chunks.
-    """
+    clock: Clock
+    firms: Firmographics
+    fit_logit: np.ndarray
+    fit: np.ndarray
+    traps: Traps
+    journey: Journey
+    opportunities: Opportunities
+    contacts: Contacts
+    events: Events
+    intent: Intent
+    rng: np.random.Generator
+
+
+def simulate_hidden(
+    config: WorldConfig, chunk_index: int, n: int, first_contact: int
+) -> HiddenChunk:
+    """Run the processes of chunk ``chunk_index`` (``n`` accounts) in their fixed order."""
     rng = np.random.default_rng([config.seed, chunk_index])
     clock = Clock.of(config)
 
@@ -78,6 +97,22 @@ def simulate_chunk(
         change_rng = regime_rng(config, chunk_index)
         intent = change_intent(change_rng, config, clock, intent)
         events = change_events(change_rng, config, n, events)
+    return HiddenChunk(
+        clock, firms, fit_logit, fit, traps, journey, opps, contacts, events, intent, rng
+    )
+
+
+def simulate_chunk(
+    config: WorldConfig, chunk_index: int, first_account: int, n: int, first_contact: int
+) -> WorldChunk:
+    """Simulate accounts ``first_account`` .. ``first_account + n - 1`` (chunk ``chunk_index``).
+
+    ``first_contact`` numbers the chunk's contacts after those of the earlier chunks.
+    """
+    hidden = simulate_hidden(config, chunk_index, n, first_contact)
+    rng, clock, firms, fit = hidden.rng, hidden.clock, hidden.firms, hidden.fit
+    journey, opps, contacts = hidden.journey, hidden.opportunities, hidden.contacts
+    events, intent, traps = hidden.events, hidden.intent, hidden.traps
 
     # the leakage bait describes the export date
     ids = account_ids(first_account, n)
@@ -98,6 +133,8 @@ def simulate_chunk(
         events=events_table(events, ids, contact_id, first_contact),
         intent=intent_table(intent, ids, clock),
         opportunities=opportunities_table(opps, ids, chunk_index),
-        truth_accounts=truth_accounts_table(ids, fit_logit, fit, traps, intent.covered, journey),
+        truth_accounts=truth_accounts_table(
+            ids, hidden.fit_logit, fit, traps, intent.covered, journey
+        ),
         truth_conversion=truth_conversion_table(config, ids, fit, journey, opps),
     )

@@ -40,6 +40,7 @@ class Intent:
     week: np.ndarray
     topic: np.ndarray  # codes into INTENT_TOPICS
     score: np.ndarray
+    base: np.ndarray  # (covered accounts, 1, topics): each topic's score level without a surge
 
 
 def draw_intent(rng: np.random.Generator, config: WorldConfig, eng_state: np.ndarray) -> Intent:
@@ -64,7 +65,7 @@ def draw_intent(rng: np.random.Generator, config: WorldConfig, eng_state: np.nda
         rows.append((cov_idx[ai], w0 + wi, ti, score[ai, wi, ti]))
     account, week, topic, score = (np.concatenate([r[i] for r in rows]) for i in range(4))
     order = np.lexsort((topic, week, account))
-    return Intent(covered, account[order], week[order], topic[order], score[order])
+    return Intent(covered, account[order], week[order], topic[order], score[order], base)
 
 
 def intent_table(intent: Intent, ids: np.ndarray, clock: Clock) -> pa.Table:
