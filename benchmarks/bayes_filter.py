@@ -27,6 +27,8 @@ the week of as_of is left out (at most one e-mail per contact, a few hours befor
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
@@ -258,6 +260,30 @@ class Evidence:
         return np.where(self.informative[:, None, None] > 0, ll, 0.0)
 
 
+def without_privileges(hidden: HiddenChunk) -> HiddenChunk:
+    """The chunk as a filter sees it that knows the world's law (rates, transition
+    probabilities) but none of its hidden traits: every account has the population's mean fit,
+    is an ordinary prospect (no trap, no auto-open gateway) and is covered by intent at the
+    population's base level; every contact engages and opens e-mail at the population's mean."""
+    contacts, intent, n = hidden.contacts, hidden.intent, len(hidden.fit)
+    base = np.full((n, 1, intent.base.shape[2]), 22.0)  # the generator's mean topic level
+    return dataclasses.replace(
+        hidden,
+        fit=np.full(n, hidden.fit.mean()),
+        traps=dataclasses.replace(
+            hidden.traps,
+            kind=np.zeros_like(hidden.traps.kind),
+            email_autoopen=np.zeros_like(hidden.traps.email_autoopen),
+        ),
+        contacts=dataclasses.replace(
+            contacts,
+            propensity=np.ones_like(contacts.propensity),  # gamma(1, 1)
+            open_probability=np.full_like(contacts.open_probability, 1.2 / 7.2),  # beta(1.2, 6)
+        ),
+        intent=dataclasses.replace(intent, covered=np.ones(n, bool), base=base),
+    )
+
+
 def transition(prior: np.ndarray, fit: np.ndarray, research_weeks_scale: float) -> np.ndarray:
     """One week of the prospect chain (no opportunity opened the week before)."""
     p_enter, p_rb = entry_rate(fit), research_to_buying(fit, research_weeks_scale)
@@ -383,16 +409,20 @@ def bayes_conversion(
     )
 
 
-def bayes_for_world(config: WorldConfig, keys: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+def bayes_for_world(
+    config: WorldConfig, keys: pd.DataFrame, horizon_days: int, privileged: bool = True
+) -> pd.DataFrame:
     """:func:`bayes_conversion` for spine rows (``account_id``, ``as_of``) of a generated world,
-    its chunks simulated again (same seed and config: the same draws as the files)."""
+    its chunks simulated again (same seed and config: the same draws as the files); without
+    ``privileged``, on the chunks :func:`without_privileges`."""
     number = keys["account_id"].astype(str).str[1:].astype(int).to_numpy()
     parts, first_contact = [], 0
     for chunk_index, first in enumerate(range(0, config.n_accounts, config.chunk_accounts)):
         size = min(config.chunk_accounts, config.n_accounts - first)
         hidden = simulate_hidden(config, chunk_index, size, first_contact)
+        seen = hidden if privileged else without_privileges(hidden)
         inside = (number >= first) & (number < first + size)
         rows = pd.DataFrame({"account": number[inside] - first, "as_of": keys["as_of"][inside]})
-        parts.append(bayes_conversion(hidden, config, rows, horizon_days, first_contact))
+        parts.append(bayes_conversion(seen, config, rows, horizon_days, first_contact))
         first_contact += len(hidden.contacts.account)
     return pd.concat(parts).reindex(keys.index)

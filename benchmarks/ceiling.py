@@ -157,6 +157,14 @@ def measure_setting(name: str, accounts: int, workdir: Path) -> dict:
         out["model_with_filtered_state"] = with_columns(
             bayes[["p_out", "p_research", "p_buying"]].set_axis(data.index)
         )
+        plain = bayes_for_world(
+            world, data[["account_id", "as_of"]], config.spine.horizon_days, privileged=False
+        )
+        auc = float(roc_auc_score(label, plain["probability"].to_numpy()[fold.test]))
+        out["plain_filter"] = {"roc_auc": round(auc, 4), "share": share(auc)}
+        out["model_with_plain_filter_state"] = with_columns(
+            plain[["p_out", "p_research", "p_buying"]].set_axis(data.index)
+        )
     start = pd.Timestamp(world.start)
     for lag in lags if not on_time else [0]:
         out["ceilings"][str(lag)] = with_columns(lagged_state_columns(data, truth, start, lag))
@@ -187,6 +195,11 @@ def ceiling_markdown(report: dict) -> str:
         "fit from firmographics costs.",
         "- *+ filtered state*: the same model given also the Bayes filter's probabilities of "
         "out of market / researching / buying (below): what inferring the journey state costs.",
+        "- *+ plain filter*: the same model given the state probabilities of a filter that knows "
+        "the world's law (its rates and transition probabilities) but no hidden trait of an "
+        "account or contact (`without_privileges`: the population's mean fit, no traps, mean "
+        "propensities): what a journey-state filter whose parameters are learned from the data "
+        "could add; in brackets that filter's own ROC-AUC.",
         "- *Bayes bound* (worlds whose signals are on time): the exact posterior probability of "
         "the label given everything the data show before as_of, from the forward filter of the "
         "world's own hidden Markov chain with its true parameters (`benchmarks/bayes_filter.py`), "
@@ -201,8 +214,8 @@ def ceiling_markdown(report: dict) -> str:
         "trails by less, it is the best given that signal as the features carry it.",
         "",
         "| setting | engagement / intent lag (weeks) | intent coverage | oracle | model "
-        "| + true fit | + filtered state | Bayes bound | ceiling at lag L |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| + true fit | + filtered state | + plain filter [alone] | Bayes bound | ceiling at lag L |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in report["results"]:
         if "failed" in r:
@@ -210,10 +223,12 @@ def ceiling_markdown(report: dict) -> str:
             continue
         ceilings = "; ".join(f"{lag}: {cell(c)}" for lag, c in r["ceilings"].items())
         model = {"roc_auc": r["model_roc_auc"], "share": r["model_share"]}
+        alone = f"[{r['plain_filter']['roc_auc']:.3f}]" if "plain_filter" in r else ""
         lines.append(
             f"| {r['setting']} | {r['engagement_lag_weeks']} / {r['intent_lag_weeks']} "
             f"| {r['intent_coverage']:.0%} | {r['oracle_roc_auc']:.3f} | {cell(model)} "
             f"| {cell(r.get('model_with_true_fit'))} | {cell(r.get('model_with_filtered_state'))} "
+            f"| {cell(r.get('model_with_plain_filter_state'))} {alone} "
             f"| {cell(r.get('bayes'))} | {ceilings} |"
         )
     lines.append("")

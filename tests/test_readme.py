@@ -133,4 +133,5 @@ def test_readme_ceiling_figures_match_the_benchmark_file():
     default = by_setting["default"]
     assert f"**{default['model_with_true_fit']['share']:.3f}**" in readme
     assert f"**{default['model_with_filtered_state']['share']:.3f}**" in readme
+    assert f"**{default['model_with_plain_filter_state']['share']:.3f}**" in readme
     assert "benchmarks/ceiling.md" in readme
