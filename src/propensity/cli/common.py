@@ -109,6 +109,7 @@ ForceRegister = Annotated[
 ]
 Reason = Annotated[str | None, typer.Option("--reason", help="Why --force (logged in MLflow).")]
 DataDir = Annotated[Path, typer.Option("--data", help="Contract data folder.")]
+RunFolder = Annotated[Path | None, typer.Option("--run", help="A run folder instead.")]
 AsOf = Annotated[
     str | None,
     typer.Option("--as-of", help="Snapshot date YYYY-MM-DD (default: the end of the data)."),

@@ -16,6 +16,7 @@ from propensity.cli.common import (
     Engine,
     HistoryPath,
     NoHistory,
+    RunFolder,
     Sep,
     SparkMaster,
     TrackingUri,
@@ -39,7 +40,7 @@ def score(
     conversion_version: Annotated[
         str | None, typer.Option("--conversion-version", help="Registered version.")
     ] = None,
-    run_dir: Annotated[Path | None, typer.Option("--run", help="A run folder instead.")] = None,
+    run_dir: RunFolder = None,
     uri: TrackingUri = None,
     encoding: Encoding = None,
     sep: Sep = None,
@@ -93,7 +94,7 @@ def export(
     batch_tiers: Annotated[
         bool, typer.Option("--batch-tiers", help="Tiers from this batch's quantiles.")
     ] = False,
-    run_dir: Annotated[Path | None, typer.Option("--run", help="A run folder instead.")] = None,
+    run_dir: RunFolder = None,
     uri: TrackingUri = None,
     encoding: Encoding = None,
     sep: Sep = None,
@@ -148,7 +149,7 @@ def explorer(
     data: DataDir,
     out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path("accounts.html"),
     as_of: AsOf = None,
-    run_dir: Annotated[Path | None, typer.Option("--run", help="A run folder instead.")] = None,
+    run_dir: RunFolder = None,
     uri: TrackingUri = None,
     history: HistoryPath = None,
     encoding: Encoding = None,

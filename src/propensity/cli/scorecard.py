@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from propensity.cli.common import TrackingUri, console, fail, user_errors
+from propensity.cli.common import RunFolder, TrackingUri, console, fail, user_errors
 
 scorecard_app = typer.Typer(
     help="Points scorecards: a trained head as integer points per field, for tools that only "
@@ -28,7 +28,7 @@ def export(
     head: Annotated[
         CardHead, typer.Option("--head", help="Which head's card.")
     ] = CardHead.conversion,
-    run_dir: Annotated[Path | None, typer.Option("--run", help="A run folder instead.")] = None,
+    run_dir: RunFolder = None,
     uri: TrackingUri = None,
 ) -> None:
     """Write the champion's (or a run's) learned points scorecard for one head, in the shape of
