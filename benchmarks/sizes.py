@@ -215,26 +215,11 @@ def gap_interval(run, test, label, probability, best_name) -> list[float] | None
     """The 95 % paired-bootstrap interval (over accounts, 400 draws) of the shipped scorer's
     ROC-AUC minus the best alternative's on the test rows: how much of a gap the test window's
     noise alone allows."""
-    if best_name is None or label.min() == label.max():
+    if best_name is None:
         return None
-    import numpy as np
+    from robustness import paired_auc_interval
 
-    from propensity.evaluate import auc_difference_bound
-
-    predictions = run.predictions
-    if "repeat" in predictions:
-        predictions = predictions[predictions["repeat"] == 0]
-    keys = test[["account_id", "as_of"]].reset_index(drop=True)
-    best = keys.merge(
-        predictions[["account_id", "as_of", best_name]], on=["account_id", "as_of"], how="left"
-    )[best_name].to_numpy(dtype=float)
-    if np.isnan(best).any():
-        return None
-    group = keys["account_id"].to_numpy()
-    options = dict(level=0.975, n_bootstrap=400, seed=0)
-    _, low = auc_difference_bound(label, probability, best, group, **options)
-    _, high = auc_difference_bound(label, best, probability, group, **options)
-    return [round(low, 4), round(-high, 4)]
+    return paired_auc_interval(run.predictions, test, label, probability, best_name)
 
 
 def export_figures(tables, result, truth_accounts) -> dict:
