@@ -54,6 +54,16 @@ def test_readme_robustness_figures_match_the_benchmark_file():
     assert len(results) >= 6 and not any("failed" in r for r in results)
     assert f"**{min(shares):.3f}**" in readme and f"**{max(shares):.3f}**" in readme
     assert f"**{max(eces):.3f}**" in readme
+    fit = {r["setting"]: r["heads"]["fit"] for r in results}
+    model = [f["model_spearman_true_fit"] for f in fit.values()]
+    logistic = [f["logistic_spearman_true_fit"] for f in fit.values()]
+    assert all(a > b for a, b in zip(model, logistic, strict=True))
+    assert f"**{min(model):.3f}** to **{max(model):.3f}**" in readme
+    assert f"**{min(logistic):.3f}** to **{max(logistic):.3f}**" in readme
+    hard = fit["hard_sales"]
+    low, high = hard["model_minus_logistic_interval_95"]
+    assert f"**{hard['model_roc_auc'] - hard['logistic_roc_auc']:+.3f}**" in readme
+    assert f"**[{low:+.3f}, {high:+.3f}]**" in readme
 
 
 def test_readme_real_data_figures_match_the_benchmark_file():
