@@ -303,6 +303,32 @@ def _update(prior: np.ndarray, loglik: np.ndarray) -> np.ndarray:
     return np.where(total > 0, post / np.where(total > 0, total, 1), prior)
 
 
+def week_step(
+    belief: np.ndarray,
+    fit: np.ndarray,
+    research_weeks_scale: float,
+    previous: np.ndarray,
+    current: np.ndarray,
+    loglik: np.ndarray,
+    opened: np.ndarray,
+    elapsed: float,
+) -> np.ndarray:
+    """The filter through one week (``elapsed``: the fraction of it seen): the chain's step, a
+    lost deal's restart out of market, the week's evidence, and the opportunity evidence (one
+    opened: buying; none: buying did not open one). Deals and customers (``current``, known from
+    the CRM) get no prospect mass."""
+    prior = transition(belief, fit, research_weeks_scale)
+    restart = (previous == DEAL) & (current == OUT)
+    prior[restart] = 0.0
+    prior[restart, 0] = 1.0
+    belief = _update(prior, loglik)
+    belief[opened, :16] = 0.0
+    belief[~opened, 16:] *= 1 - OPPORTUNITY_RATE * elapsed
+    belief /= np.maximum(belief.sum(axis=1, keepdims=True), 1e-300)
+    belief[np.isin(current, (DEAL, CUSTOMER))] = 0.0
+    return belief
+
+
 def bayes_conversion(
     hidden: HiddenChunk,
     config: WorldConfig,
@@ -346,16 +372,16 @@ def bayes_conversion(
         if w == weeks:
             break
         previous = state[:, w - 1] if w > 0 else journey.initial_state
-        prior = transition(belief, fit, scale)
-        restart = (previous == DEAL) & (state[:, w] == OUT)  # a lost deal: out of market, known
-        prior[restart] = 0.0
-        prior[restart, 0] = 1.0
-        belief = _update(prior, evidence.full_weeks[:, w])
-        opened = opened_week[:, w]
-        belief[opened, :16] = 0.0
-        belief[~opened, 16:] *= 1 - OPPORTUNITY_RATE
-        belief /= np.maximum(belief.sum(axis=1, keepdims=True), 1e-300)
-        belief[np.isin(state[:, w], (DEAL, CUSTOMER))] = 0.0  # known: not a prospect
+        belief = week_step(
+            belief,
+            fit,
+            scale,
+            previous,
+            state[:, w],
+            evidence.full_weeks[:, w],
+            opened_week[:, w],
+            1.0,
+        )
 
     for w in sorted(needed):
         rows = np.flatnonzero(week_of_row == w)
@@ -363,43 +389,42 @@ def bayes_conversion(
             sel = rows[into[rows] == fraction_days]
             acc = account[sel]
             belief_w = cut[w][acc]
-            known_state = state[acc, w - 1] if w > 0 else journey.initial_state[acc]
-            if fraction_days == 0:
-                state_known = False
-            else:
-                state_known = True
-                prior = transition(belief_w, fit[acc], scale)
-                restart = (known_state == DEAL) & (state[acc, w] == OUT)
-                prior[restart] = 0.0
-                prior[restart, 0] = 1.0
+            if fraction_days > 0:  # the days of the week before as_of
                 as_of = start + w * WEEK + int(fraction_days) * DAY
-                part = evidence.partial_week(as_of, w)[acc]
-                belief_w = _update(prior, part)
                 opened_before = opened_week[acc, w] & (opened_created[acc, w] < as_of)
-                belief_w[~opened_before, 16:] *= 1 - OPPORTUNITY_RATE * fraction_days / 7
-                belief_w[opened_before] = 0.0
-                belief_w[np.isin(state[acc, w], (DEAL, CUSTOMER))] = 0.0
-                known_state = state[acc, w]
+                previous = state[acc, w - 1] if w > 0 else journey.initial_state[acc]
+                belief_w = week_step(
+                    belief_w,
+                    fit[acc],
+                    scale,
+                    previous,
+                    state[acc, w],
+                    evidence.partial_week(as_of, w)[acc],
+                    opened_before,
+                    fraction_days / 7,
+                )
+                belief_w[opened_before] = 0.0  # an opportunity already open: not a prospect
             mass = np.stack(
                 [belief_w[:, 0], belief_w[:, 1:16].sum(1), belief_w[:, 16:].sum(1)], axis=1
             )
-            total = mass.sum(axis=1)
-            probability = np.zeros(len(sel))
-            for j, e in enumerate(PROSPECT):
-                p_e = conversion_probability(
-                    np.full(len(sel), e, dtype=np.int8),
-                    fit[acc],
-                    fraction_days / 7.0,
-                    horizon_days,
-                    state_known=state_known,
-                    research_weeks_scale=scale,
-                )
-                probability += (
-                    np.where(total > 0, mass[:, j] / np.where(total > 0, total, 1), 0) * p_e
-                )
-            probability[total == 0] = 0.0  # in deal or a customer: not a prospect
-            result[sel] = probability
-            masses[sel] = mass / np.where(total > 0, total, 1)[:, None]
+            total = mass.sum(axis=1, keepdims=True)
+            share = mass / np.where(total > 0, total, 1)  # all 0: in deal or a customer
+            chance = np.stack(
+                [
+                    conversion_probability(
+                        np.full(len(sel), e, dtype=np.int8),
+                        fit[acc],
+                        fraction_days / 7.0,
+                        horizon_days,
+                        state_known=fraction_days > 0,
+                        research_weeks_scale=scale,
+                    )
+                    for e in PROSPECT
+                ],
+                axis=1,
+            )
+            result[sel] = (share * chance).sum(axis=1)
+            masses[sel] = share
     return pd.DataFrame(
         {
             "probability": result,
