@@ -1,10 +1,13 @@
 """The Bayes-optimal conversion score on what the data show (used by ``ceiling.py``).
 
-For a world whose signals do not trail the journey (engagement and intent lags 0), this runs the
-exact forward filter of the world's own hidden Markov chain over each account's weekly journey
-state, with the generator's true parameters, and returns P(conversion label | everything
-observed before as_of), mixed over the filtered state with the world's exact
-:func:`conversion_probability`. The filter is handed, as **privileged** nuisance values, each
+This runs the exact forward filter of the world's own hidden Markov chain over each account's
+weekly journey state, with the generator's true parameters, and returns P(conversion label |
+everything observed before as_of), mixed over the filtered state with the world's exact
+:func:`conversion_probability`. Where engagement trails the journey by ``L`` weeks and intent
+by ``L_i`` (``engagement_lag_weeks`` and the intent lag of the world's config), a signal of week
+``t`` is evidence about the journey week ``t - L`` (``t - L_i``), and at as_of the filter has it
+only for the signal weeks already seen: the journey's last ``L`` weeks are known from the CRM
+and the intent seen so far, not from engagement. The filter is handed, as **privileged** nuisance values, each
 account's true fit, trap kind and auto-open gateway, each contact's engagement propensity,
 newsletter open probability and subscription, and each intent topic's base level; everything
 else it must infer, as a model must: the journey state and the buying-group roles of the current
@@ -22,7 +25,9 @@ episode (marginalised over the 15 role sets), from
 The posterior probability is the best-ranking score on this information (Neyman-Pearson), and
 the privileged values only add information, so its ROC-AUC bounds from above what any model on
 the observable data can reach, up to sampling noise on the test rows. Only a newsletter sent in
-the week of as_of is left out (at most one e-mail per contact, a few hours before as_of).
+the week of as_of is left out (at most one e-mail per contact, a few hours before as_of), and on
+a lagged world the signals of its first ``L`` weeks (they show the journey before the data
+start, years before any test row).
 """
 
 from __future__ import annotations
@@ -83,8 +88,8 @@ class Evidence:
     buying-group role (contacts) or per account (anonymous visits, intent)."""
 
     def __init__(self, hidden: HiddenChunk, config: WorldConfig, first_contact: int) -> None:
-        if config.engagement_lag_weeks or config.intent_lag_weeks or config.regime_change:
-            raise ValueError("the Bayes filter covers worlds whose signals are on time")
+        if config.regime_change:
+            raise ValueError("the Bayes filter covers worlds without a regime change")
         self.hidden, self.config = hidden, config
         n, weeks = hidden.journey.state.shape
         self.n, self.weeks, self.start = n, weeks, hidden.clock.start
@@ -110,7 +115,7 @@ class Evidence:
         self.size = (0.5 + 0.35 * hidden.firms.log_employees) * (
             config.engagement_scale * config.anonymous_traffic_scale
         )
-        self.full_weeks = self._full_weeks()
+        self._full_weeks()
 
     def _event_terms(self, keep: np.ndarray, weeks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sum of count * log(rate) per account, week of ``weeks``, role and state for the
@@ -225,19 +230,25 @@ class Evidence:
             terms[covered, :, j] = np.log(s * p_surge + (1 - s) * p_plain).sum(axis=2)
         return terms
 
-    def _full_weeks(self) -> np.ndarray:
-        """Log-likelihood per account, week and hypothesis (out; researching / buying with each
-        role set) of the week's observations, intent included (intent of week w is known from
-        the end of week w, as the features read it)."""
+    def _full_weeks(self) -> None:
+        """Log-likelihood per account, **journey** week and hypothesis (out; researching /
+        buying with each role set): ``engagement`` of the events (and e-mails) of the signal
+        week ``L`` weeks later, ``intent`` of the intent scores of the week ``L_i`` later (intent
+        of week w is known from the end of week w, as the features read it); ``full_weeks``
+        is their sum."""
         every = np.arange(self.weeks)
         contact_counts, anon_counts = self._event_terms(np.ones(len(self.events.ts), bool), every)
         contact_rates, anon_rates = self._rate_terms(1.0, every)
         contacts = contact_counts + contact_rates + self._newsletter_terms()
-        account = anon_counts + anon_rates + self._intent_terms()
-        return self._hypotheses(contacts, account)
+        engagement = self._hypotheses(contacts, anon_counts + anon_rates)
+        intent = self._hypotheses(np.zeros_like(contacts), self._intent_terms())
+        self.engagement = _earlier(engagement, self.config.engagement_lag_weeks)
+        self.intent = _earlier(intent, self.config.intent_lag_weeks)
+        self.full_weeks = self.engagement + self.intent
 
     def partial_week(self, as_of: int, week: int) -> np.ndarray:
-        """Log-likelihood per account and hypothesis of the events in ``week`` before ``as_of``."""
+        """Log-likelihood per account and hypothesis of the events in the signal week ``week``
+        before ``as_of`` (evidence about the journey week ``week - L``)."""
         fraction = (as_of - (self.start + week * WEEK)) / WEEK
         only = np.array([week])
         contact_counts, anon_counts = self._event_terms(self.events.ts < as_of, only)
@@ -258,6 +269,16 @@ class Evidence:
             columns.append(inside.sum(axis=3) + account[..., j][..., None])
         ll = np.concatenate(columns, axis=2)
         return np.where(self.informative[:, None, None] > 0, ll, 0.0)
+
+
+def _earlier(per_week: np.ndarray, weeks: int) -> np.ndarray:
+    """Signals of week ``w + weeks`` moved to week ``w`` (the journey week they show); the last
+    ``weeks`` weeks get no evidence."""
+    if weeks == 0:
+        return per_week
+    moved = np.zeros_like(per_week)
+    moved[:, :-weeks] = per_week[:, weeks:]
+    return moved
 
 
 def without_privileges(hidden: HiddenChunk) -> HiddenChunk:
@@ -364,8 +385,9 @@ def bayes_conversion(
     belief[:, 0] = 1 - initial_research
     belief[:, 1:16] = initial_research[:, None] * mask_probabilities(fit)
     state = journey.state
+    lag, intent_lag = config.engagement_lag_weeks, config.intent_lag_weeks
     cut = {}  # week -> the belief before that week's transition (after week - 1)
-    needed = set(week_of_row.tolist())
+    needed = {w - lag for w in week_of_row.tolist()}
     for w in range(weeks + 1):
         if w in needed:
             cut[w] = belief.copy()
@@ -383,14 +405,35 @@ def bayes_conversion(
             1.0,
         )
 
-    for w in sorted(needed):
+    for w in sorted(set(week_of_row.tolist())):
         rows = np.flatnonzero(week_of_row == w)
         for fraction_days in np.unique(into[rows]):
             sel = rows[into[rows] == fraction_days]
             acc = account[sel]
-            belief_w = cut[w][acc]
+            as_of = start + w * WEEK + int(fraction_days) * DAY
+            # the events of this week before as_of show the journey week w - lag
+            seen_now = (
+                evidence.partial_week(as_of, w)[acc]
+                if fraction_days > 0
+                else np.zeros((len(acc), N_HYPOTHESES))
+            )
+            # the journey's last `lag` weeks: no engagement seen yet, intent where it is
+            belief_w = cut[w - lag][acc]
+            for k in range(w - lag, w):
+                loglik = evidence.intent[acc, k] if k + intent_lag <= w - 1 else 0.0
+                if k == w - lag:
+                    loglik = loglik + seen_now
+                belief_w = week_step(
+                    belief_w,
+                    fit[acc],
+                    scale,
+                    state[acc, k - 1] if k > 0 else journey.initial_state[acc],
+                    state[acc, k],
+                    np.broadcast_to(loglik, belief_w.shape),
+                    opened_week[acc, k],
+                    1.0,
+                )
             if fraction_days > 0:  # the days of the week before as_of
-                as_of = start + w * WEEK + int(fraction_days) * DAY
                 opened_before = opened_week[acc, w] & (opened_created[acc, w] < as_of)
                 previous = state[acc, w - 1] if w > 0 else journey.initial_state[acc]
                 belief_w = week_step(
@@ -399,7 +442,7 @@ def bayes_conversion(
                     scale,
                     previous,
                     state[acc, w],
-                    evidence.partial_week(as_of, w)[acc],
+                    seen_now if lag == 0 else np.zeros_like(seen_now),
                     opened_before,
                     fraction_days / 7,
                 )

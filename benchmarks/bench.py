@@ -15,9 +15,10 @@
 * ``feature_ablation.py`` (``--ablation``): on five of the robustness worlds, the conversion
   model refitted without each feature group (the weekly-rhythm groups, intent, history) ->
   ``benchmarks/feature_ablation.md`` / ``.json``;
-* ``ceiling.py`` (``--ceiling``): on the robustness worlds whose signals trail the journey, the
-  conversion model given also the true fit and journey state the data show: how much of the
-  oracle's lift any model can reach -> ``benchmarks/ceiling.md`` / ``.json``;
+* ``ceiling.py`` (``--ceiling``): on every robustness world, the Bayes bound (the exact
+  posterior of the world's own hidden chain) and the conversion model given also the true fit
+  or the filtered journey state, and the bound as the signals fall behind the journey: how
+  much of the oracle's lift any model can reach -> ``benchmarks/ceiling.md`` / ``.json``;
 * ``faults.py`` (``--faults``): what a user reads and what is left when a job meets a fault
   (dead or mistyped store, dates out of range, an existing run folder, a partial run, a full
   disk, bad files), through the real CLI -> ``benchmarks/faults.md`` / ``.json``;
