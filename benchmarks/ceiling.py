@@ -272,13 +272,16 @@ def ceiling_markdown(report: dict) -> str:
         "posterior ranks best on its information (Neyman-Pearson) and the privileged values only "
         "add information, so no model on the observable data beats it, up to sampling noise on "
         "the test rows.",
+        "- *model / bound*: the model's share over the Bayes bound's: how much of what the data "
+        "allow the model uses.",
         "- *ceiling at lag L* (lagged worlds): the model given the true fit and the exact journey "
         "state of the week L weeks before as_of, a cruder view of the same limit kept for "
         "comparison (lag 0 against the oracle shows the model's own estimation loss).",
         "",
         "| setting | engagement / intent lag (weeks) | intent coverage | oracle | model "
-        "| + true fit | + filtered state | + plain filter [alone] | Bayes bound | ceiling at lag L |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| + true fit | + filtered state | + plain filter [alone] | Bayes bound | model / bound "
+        "| ceiling at lag L |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in report["results"]:
         if "failed" in r:
@@ -287,12 +290,13 @@ def ceiling_markdown(report: dict) -> str:
         ceilings = "; ".join(f"{lag}: {cell(c)}" for lag, c in r["ceilings"].items())
         model = {"roc_auc": r["model_roc_auc"], "share": r["model_share"]}
         alone = f"[{r['plain_filter']['roc_auc']:.3f}]" if "plain_filter" in r else ""
+        of_bound = f"{r['model_share'] / r['bayes']['share']:.3f}" if "bayes" in r else "-"
         lines.append(
             f"| {r['setting']} | {r['engagement_lag_weeks']} / {r['intent_lag_weeks']} "
             f"| {r['intent_coverage']:.0%} | {r['oracle_roc_auc']:.3f} | {cell(model)} "
             f"| {cell(r.get('model_with_true_fit'))} | {cell(r.get('model_with_filtered_state'))} "
             f"| {cell(r.get('model_with_plain_filter_state'))} {alone} "
-            f"| {cell(r.get('bayes'))} | {ceilings} |"
+            f"| {cell(r.get('bayes'))} | {of_bound} | {ceilings} |"
         )
     lines += [
         "",
