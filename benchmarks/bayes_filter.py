@@ -283,14 +283,19 @@ def _earlier(per_week: np.ndarray, weeks: int) -> np.ndarray:
 
 def without_privileges(hidden: HiddenChunk) -> HiddenChunk:
     """The chunk as a filter sees it that knows the world's law (rates, transition
-    probabilities) but none of its hidden traits: every account has the population's mean fit,
-    is an ordinary prospect (no trap, no auto-open gateway) and is covered by intent at the
-    population's base level; every contact engages and opens e-mail at the population's mean."""
-    contacts, intent, n = hidden.contacts, hidden.intent, len(hidden.fit)
-    base = np.full((n, 1, intent.base.shape[2]), 22.0)  # the generator's mean topic level
+    probabilities) but none of its hidden traits: every account has the population's mean fit
+    and is an ordinary prospect (no trap, no auto-open gateway), its intent topics at the
+    population's base level; every contact engages and opens e-mail at the population's mean.
+    Which accounts the intent vendor covers it keeps: the data show it in effect (on the
+    default world 98.6 % of the covered accounts have a delivered score within the first 52
+    weeks, from noise alone if not from a surge, and no uncovered account ever has one), and a
+    filter that took every account as covered would read a missing score as out of market."""
+    contacts, intent = hidden.contacts, hidden.intent
+    covered = int(intent.covered.sum())
+    base = np.full((covered, 1, intent.base.shape[2]), 22.0)  # the generator's mean topic level
     return dataclasses.replace(
         hidden,
-        fit=np.full(n, hidden.fit.mean()),
+        fit=np.full(len(hidden.fit), hidden.fit.mean()),
         traps=dataclasses.replace(
             hidden.traps,
             kind=np.zeros_like(hidden.traps.kind),
@@ -301,7 +306,7 @@ def without_privileges(hidden: HiddenChunk) -> HiddenChunk:
             propensity=np.ones_like(contacts.propensity),  # gamma(1, 1)
             open_probability=np.full_like(contacts.open_probability, 1.2 / 7.2),  # beta(1.2, 6)
         ),
-        intent=dataclasses.replace(intent, covered=np.ones(n, bool), base=base),
+        intent=dataclasses.replace(intent, base=base),
     )
 
 

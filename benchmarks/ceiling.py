@@ -262,8 +262,9 @@ def ceiling_markdown(report: dict) -> str:
         "- *+ plain filter*: the same model given the state probabilities of a filter that knows "
         "the world's law (its rates and transition probabilities) but no hidden trait of an "
         "account or contact (`without_privileges`: the population's mean fit, no traps, mean "
-        "propensities): what a journey-state filter whose parameters are learned from the data "
-        "could add; in brackets that filter's own ROC-AUC.",
+        "propensities and intent levels; which accounts intent covers, which the data show in "
+        "effect, it keeps): what a journey-state filter whose parameters are learned from the "
+        "data could add; in brackets that filter's own ROC-AUC.",
         "- *Bayes bound*: the exact posterior probability of the label given everything the data "
         "show before as_of, from the forward filter of the world's own hidden Markov chain with "
         "its true parameters (`benchmarks/bayes_filter.py`), handed the true fit and each "
