@@ -40,7 +40,7 @@ lint: $(INSTALLED) ## Ruff lint and format check
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
-bench: $(INSTALLED) browser ## Feature build, model, company-size, robustness, feature ablation, observable ceiling, fault table, monitoring, explorer, table-drift, scoring-at-scale and Spark benchmarks; writes benchmarks/*.md
+bench: $(INSTALLED) browser ## Feature build, model, company-size, robustness, feature ablation, observable ceiling, learned journey stage, fault table, monitoring, explorer, table-drift, scoring-at-scale and Spark benchmarks; writes benchmarks/*.md
 	$(PY) benchmarks/bench.py
 
 bench-real: $(INSTALLED) ## Table mode on the real exports in ../shared/data/real; writes benchmarks/real_data.md

@@ -19,6 +19,9 @@
   posterior of the world's own hidden chain) and the conversion model given also the true fit
   or the filtered journey state, and the bound as the signals fall behind the journey: how
   much of the oracle's lift any model can reach -> ``benchmarks/ceiling.md`` / ``.json``;
+* ``journey.py`` (``--journey``): on every robustness world, a journey-stage chain learned from
+  the observable tables by EM (lags chosen by likelihood) and what its state probabilities add
+  to the conversion model and the logistic baseline -> ``benchmarks/journey.md`` / ``.json``;
 * ``faults.py`` (``--faults``): what a user reads and what is left when a job meets a fault
   (dead or mistyped store, dates out of range, an existing run folder, a partial run, a full
   disk, bad files), through the real CLI -> ``benchmarks/faults.md`` / ``.json``;
@@ -40,8 +43,8 @@
   ``.json``.
 
 Usage: ``python benchmarks/bench.py [--sizes 1M,10M,20M,100M] [--workdir data/bench]
-[--out benchmarks] [--features|--model|--account-sizes|--robustness|--ablation|--ceiling|--faults|--monitor|--explorer|--table-drift|--scoring|--spark|--real]``;
-with none of them, features, model, sizes, robustness, the feature ablation, the observable ceiling, the fault table, monitoring, the explorer, table mode under drift,
+[--out benchmarks] [--features|--model|--account-sizes|--robustness|--ablation|--ceiling|--journey|--faults|--monitor|--explorer|--table-drift|--scoring|--spark|--real]``;
+with none of them, features, model, sizes, robustness, the feature ablation, the observable ceiling, the learned journey stage, the fault table, monitoring, the explorer, table mode under drift,
 scoring at scale, then Spark (``--sizes`` is the feature
 benchmark's list of sizes).
 """
@@ -92,6 +95,11 @@ def parser() -> argparse.ArgumentParser:
         "--ceiling",
         action="store_true",
         help="only the observable ceiling (how much of the oracle's lift the data allow)",
+    )
+    only.add_argument(
+        "--journey",
+        action="store_true",
+        help="only the learned journey stage (what a journey chain learned from the data adds)",
     )
     only.add_argument(
         "--faults", action="store_true", help="only the fault table (through the real CLI)"
@@ -150,6 +158,11 @@ def main(argv: list[str] | None = None) -> None:
 
         ceiling_benchmark(args.out, args.workdir / "ceiling")
         return
+    if args.journey:
+        from journey import journey_benchmark
+
+        journey_benchmark(args.out, args.workdir / "journey")
+        return
     if args.faults:
         from faults import faults_benchmark
 
@@ -197,6 +210,9 @@ def main(argv: list[str] | None = None) -> None:
         from ceiling import ceiling_benchmark
 
         ceiling_benchmark(args.out, args.workdir / "ceiling")
+        from journey import journey_benchmark
+
+        journey_benchmark(args.out, args.workdir / "journey")
         from faults import faults_benchmark
 
         faults_benchmark(args.out)

@@ -22,11 +22,11 @@ Usage: ``python benchmarks/ceiling.py [--out-dir benchmarks] [--settings intent_
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from bayes_filter import bayes_conversion, bayes_for_world
@@ -36,9 +36,8 @@ from robustness import (
     SEED,
     SETTINGS,
     TARGETS,
-    chosen_settings,
     run_settings,
-    settings_arguments,
+    settings_main,
     write_report,
 )
 
@@ -143,10 +142,29 @@ def lag_sweep(accounts: int) -> list[dict]:
     return results
 
 
-def measure_setting(name: str, accounts: int, workdir: Path) -> dict:
-    """One world: the model on the packaged features, then the ceilings."""
+@dataclass
+class ConversionSetup:
+    """A robustness world generated in ``folder`` and the conversion head's task on it: the
+    packaged features, the out-of-time fold, the test labels and the oracle's ROC-AUC."""
+
+    world: object
+    config: object
+    folder: Path
+    truth: tuple
+    data: object
+    task: object
+    fold: object
+    settings: object
+    label: object
+    oracle: float
+
+    def share(self, auc: float) -> float:
+        return round((auc - 0.5) / (self.oracle - 0.5), 3)
+
+
+def conversion_setup(name: str, accounts: int, workdir: Path) -> ConversionSetup:
+    """Generate the world of setting ``name`` and prepare the conversion head's task."""
     import numpy as np
-    import pandas as pd
     from model import packaged_model_config, packaged_scorecard
     from sklearn.metrics import roc_auc_score
 
@@ -159,7 +177,6 @@ def measure_setting(name: str, accounts: int, workdir: Path) -> dict:
     _, world_changes, spine_changes = SETTINGS[name]
     world = WorldConfig(n_accounts=accounts, seed=SEED, **world_changes)
     folder = workdir / f"world_{name}"
-    started = time.perf_counter()
     generate_world(world, folder, overwrite=True)
     config = packaged_model_config()
     if spine_changes:
@@ -177,16 +194,34 @@ def measure_setting(name: str, accounts: int, workdir: Path) -> dict:
         truth,
         censor_conversion=conversion_censoring(config),
     )
-    settings = fit_settings(config, "conversion")
     fold = splitter.folds(data, task.training_label, task.groups)[0]
     label = task.label[fold.test].astype(int)
     oracle = roc_auc_score(label, np.asarray(task.references(fold, fold.test)["oracle"], float))
+    settings = fit_settings(config, "conversion")
+    return ConversionSetup(
+        world, config, folder, truth, data, task, fold, settings, label, float(oracle)
+    )
+
+
+def measure_setting(name: str, accounts: int, workdir: Path) -> dict:
+    """One world: the model on the packaged features, then the ceilings."""
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    started = time.perf_counter()
+    setup = conversion_setup(name, accounts, workdir)
+    world, config, truth, data = setup.world, setup.config, setup.truth, setup.data
+    task, fold, settings, label, oracle = (
+        setup.task,
+        setup.fold,
+        setup.settings,
+        setup.label,
+        setup.oracle,
+    )
     model, _ = fit_and_score(task, task.columns, fold, settings)
     lags = sorted({0, 1, world.engagement_lag_weeks, world.intent_lag_weeks})
 
-    def share(auc: float) -> float:
-        return round((auc - 0.5) / (oracle - 0.5), 3)
-
+    share = setup.share
     model_auc = float(roc_auc_score(label, model))
     out = {
         "setting": name,
@@ -233,7 +268,7 @@ def measure_setting(name: str, accounts: int, workdir: Path) -> dict:
     for lag in lags if not on_time else [0]:
         out["ceilings"][str(lag)] = with_columns(lagged_state_columns(data, truth, start, lag))
     out["seconds"] = round(time.perf_counter() - started, 1)
-    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(setup.folder, ignore_errors=True)
     return out
 
 
@@ -336,14 +371,9 @@ def ceiling_benchmark(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    settings_arguments(parser, DEFAULT_SETTINGS)
-    args = parser.parse_args(argv)
-    if args.setting:
-        result = measure_setting(args.setting, args.accounts, args.workdir)
-        args.result.write_text(json.dumps(result))
-        return
-    ceiling_benchmark(args.out_dir, None, args.accounts, chosen_settings(parser, args))
+    settings_main(
+        argv, __doc__.splitlines()[0], DEFAULT_SETTINGS, measure_setting, ceiling_benchmark
+    )
 
 
 if __name__ == "__main__":

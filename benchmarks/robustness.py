@@ -347,6 +347,20 @@ def settings_arguments(parser: argparse.ArgumentParser, default_settings) -> Non
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
 
 
+def settings_main(argv, description: str, default_settings, measure_setting, benchmark) -> None:
+    """The command line of a benchmark over settings: with ``--setting``, measure that one
+    world in this process (``measure_setting(name, accounts, workdir)``) and write its result;
+    else ``benchmark(out_dir, None, accounts, names)`` over the chosen settings."""
+    parser = argparse.ArgumentParser(description=description)
+    settings_arguments(parser, default_settings)
+    args = parser.parse_args(argv)
+    if args.setting:
+        result = measure_setting(args.setting, args.accounts, args.workdir)
+        args.result.write_text(json.dumps(result))
+        return
+    benchmark(args.out_dir, None, args.accounts, chosen_settings(parser, args))
+
+
 def chosen_settings(parser: argparse.ArgumentParser, args) -> list[str]:
     """The settings named by ``--settings``, each known (else a usage error)."""
     names = [n for n in args.settings.split(",") if n]
