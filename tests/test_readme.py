@@ -154,3 +154,24 @@ def test_readme_ceiling_figures_match_the_benchmark_file():
     assert f"**{sweep[2, 2]['bayes_share']:.3f}** when every signal is 2 weeks late" in readme
     assert f"**{sweep[4, 4]['bayes_share']:.3f}** at 4 weeks" in readme
     assert "benchmarks/ceiling.md" in readme
+
+
+def test_readme_journey_figures_match_the_benchmark_file():
+    readme = (ROOT / "README.md").read_text()
+    report = json.loads((ROOT / "benchmarks" / "journey.json").read_text())
+    results = [r for r in report["results"] if "failed" not in r]
+    assert len(results) == len(report["results"]) >= 6
+    right = sum(r["true_lags"] == r["chosen_lags"] for r in results)
+    assert f"**{right}** of {len(results)} worlds" in readme
+
+    def gain(r: dict, scorer: str) -> float:
+        return r[f"{scorer}_with_journey"]["roc_auc"] - r[scorer]["roc_auc"]
+
+    model_gains = [gain(r, "model") for r in results]
+    logistic_gains = [gain(r, "logistic") for r in results]
+    assert f"**{min(model_gains):+.3f}** to **{max(model_gains):+.3f}**" in readme
+    assert f"**{min(logistic_gains):+.3f}** to\n**{max(logistic_gains):+.3f}**" in readme
+    by_setting = {r["setting"]: r for r in results}
+    assert f"`intent_leads` **{gain(by_setting['intent_leads'], 'model'):+.3f}**" in readme
+    best = max(results, key=lambda r: r["model_with_journey"]["share"])
+    assert f"**{best['model_with_journey']['share']:.3f}** on `{best['setting']}`" in readme
