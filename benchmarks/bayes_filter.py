@@ -392,7 +392,7 @@ def bayes_conversion(
     state = journey.state
     lag, intent_lag = config.engagement_lag_weeks, config.intent_lag_weeks
     cut = {}  # week -> the belief before that week's transition (after week - 1)
-    needed = {w - lag for w in week_of_row.tolist()}
+    needed = {max(w - lag, 0) for w in week_of_row.tolist()}
     for w in range(weeks + 1):
         if w in needed:
             cut[w] = belief.copy()
@@ -423,8 +423,8 @@ def bayes_conversion(
                 else np.zeros((len(acc), N_HYPOTHESES))
             )
             # the journey's last `lag` weeks: no engagement seen yet, intent where it is
-            belief_w = cut[w - lag][acc]
-            for k in range(w - lag, w):
+            belief_w = cut[max(w - lag, 0)][acc]  # rows in the first `lag` weeks: the start
+            for k in range(max(w - lag, 0), w):
                 loglik = evidence.intent[acc, k] if k + intent_lag <= w - 1 else 0.0
                 if k == w - lag:
                     loglik = loglik + seen_now

@@ -260,13 +260,15 @@ def _backward(ll: np.ndarray, transition: np.ndarray) -> np.ndarray:
     return beta
 
 
-def _start(data: _Aligned, engagement_seen: np.ndarray, lags: tuple[int, int]) -> JourneyModel:
+def _start(
+    data: _Aligned, engagement_seen: np.ndarray, intent_seen: np.ndarray, lags: tuple[int, int]
+) -> JourneyModel:
     """A fixed, data-scaled start: out of market quiet, researching and buying busier, the
     buying state opening opportunities."""
     prospect = engagement_seen[None, :] & (data.crm_state == 0)
     per_contact = data.events[prospect][:, :-1].sum(0) / max(data.contacts[prospect].sum(), 1.0)
     visits = data.events[prospect][:, -1].mean()
-    covered = data.intent_seen & (data.crm_state == 0)
+    covered = data.intent_seen & (data.crm_state == 0) & intent_seen[None, :]
     topics = max(float(data.intent_topics[covered].mean()) if covered.any() else 0.0, 1e-3)
     scale = np.array([0.5, 3.0, 4.0, 3.0, 0.5])
     transition = (
@@ -305,16 +307,15 @@ def fit_journey(
     data = _Aligned.of(history, *lags)
     engagement_seen, intent_seen = data.seen(cutoff_week, from_week)
     weeks = slice(0, cutoff_week)
-    model = _start(data, engagement_seen, lags)
+    model = _start(data, engagement_seen, intent_seen, lags)
     events, contacts = data.events[:, weeks], data.contacts[:, weeks]
     topics = data.intent_topics[:, weeks]
     covered = data.intent_seen[:, weeks] & intent_seen[None, weeks]
     opened = data.opened[:, weeks]
     engaged = engagement_seen[None, weeks, None]
-    total = float("nan")
     for _ in range(iterations):
         ll = _log_likelihood(data, model, engagement_seen, intent_seen, weeks=weeks)
-        alpha, total = _forward(ll, model)
+        alpha, _ = _forward(ll, model)
         beta = _backward(ll, model.transition)
         gamma = alpha * beta
         gamma /= np.maximum(gamma.sum(axis=-1, keepdims=True), 1e-300)
@@ -347,7 +348,8 @@ def fit_journey(
             / (gamma[:, 0].mean(axis=0) + 1e-6).sum(),
             transition=counts / counts.sum(axis=1, keepdims=True),
         )
-    return replace(model, log_likelihood=total)
+    ll = _log_likelihood(data, model, engagement_seen, intent_seen, weeks=weeks)
+    return replace(model, log_likelihood=_forward(ll, model)[1])
 
 
 def choose_lags(
@@ -358,15 +360,22 @@ def choose_lags(
     from_week: int = 6,
 ) -> tuple[tuple[int, int], dict[str, float]]:
     """The (engagement, intent) lags in weeks whose chain explains the same observations best:
-    engagement 0..``max_lag`` weeks behind the journey, intent on time or as late as engagement.
-    ``from_week`` (>= ``max_lag``) keeps the observations the same for every lag."""
-    scores = {}
-    for lag in range(max_lag + 1):
-        for intent_lag in sorted({0, lag}):
+    first the engagement lag (0..``max_lag``, intent on time or as late as engagement), then
+    the intent lag (0..engagement lag) for it. ``from_week`` (>= ``max_lag``) keeps the
+    observations the same for every lag; the scores are the log-likelihoods tried."""
+    if from_week < max_lag:
+        raise ValueError(f"from_week ({from_week}) must be at least max_lag ({max_lag})")
+    scores: dict[str, float] = {}
+
+    def score(lag: int, intent_lag: int) -> float:
+        key = f"{lag}/{intent_lag}"
+        if key not in scores:
             fitted = fit_journey(history, cutoff_week, (lag, intent_lag), iterations, from_week)
-            scores[f"{lag}/{intent_lag}"] = fitted.log_likelihood
-    best = max(scores, key=scores.get)
-    lag, intent_lag = (int(x) for x in best.split("/"))
+            scores[key] = fitted.log_likelihood
+        return scores[key]
+
+    lag = max(range(max_lag + 1), key=lambda lag: max(score(lag, 0), score(lag, lag)))
+    intent_lag = max(range(lag + 1), key=lambda intent_lag: score(lag, intent_lag))
     return (lag, intent_lag), scores
 
 
@@ -379,13 +388,19 @@ def journey_features(
 ) -> np.ndarray:
     """Per row (``account`` index, ``as_of_week``: the week as_of falls in), from the signal
     weeks before that week only: P(out / researching / buying this week) among the prospect
-    states (missing for a deal or a customer) and the chain's chance that an opportunity opens
-    within ``horizon_weeks``. Columns: :data:`FEATURES`."""
+    states and the chain's chance that an opportunity opens within ``horizon_weeks`` (all
+    missing where the account was in a deal or a customer, or opened an opportunity, in the
+    last complete week). Columns: :data:`FEATURES`."""
     data = _Aligned.of(history, model.engagement_lag_weeks, model.intent_lag_weeks)
     weeks = data.opened.shape[1]
     everything = np.ones(weeks, bool)
     alpha, _ = _forward(_log_likelihood(data, model, everything, everything), model)
     lag, intent_lag = model.engagement_lag_weeks, model.intent_lag_weeks
+    # a prospect that opened nothing last week stays a prospect: the chain's moves into a deal
+    # are the openings, which the forecast counts with the opening chances instead
+    staying = model.transition.copy()
+    staying[:PROSPECT, PROSPECT:] = 0.0
+    staying /= staying.sum(axis=1, keepdims=True)
     out = np.full((len(account), len(FEATURES)), np.nan)
     for week in np.unique(as_of_week):
         rows = np.flatnonzero(as_of_week == week)
@@ -404,19 +419,21 @@ def journey_features(
             ll = _log_likelihood(
                 data, model, np.zeros(weeks, bool), intent_seen, accounts, slice(k, k + 1)
             )[:, 0]
-            belief, _ = _step(belief, model.transition, ll)
-        now = belief @ model.transition
-        prospect = now[:, :PROSPECT]
-        total = prospect.sum(axis=1, keepdims=True)
-        out[rows, :PROSPECT] = np.where(total > 0, prospect / np.where(total > 0, total, 1), np.nan)
-        chain = np.where(total > 0, now, 0.0)
-        chain[:, PROSPECT:] = 0.0
-        chain /= np.maximum(chain.sum(axis=1, keepdims=True), 1e-300)
+            belief, _ = _step(belief, None if k == 0 else model.transition, ll)
+        # in a deal or a customer at the end of the last complete week: not a prospect
+        last = min(max(week - 1, 0), weeks - 1)
+        prospect = (data.crm_state[accounts, last] == 0) & ~data.opened[accounts, last]
+        now = (belief if week == 0 else belief @ staying)[:, :PROSPECT]
+        total = now.sum(axis=1, keepdims=True)
+        prospect &= total[:, 0] > 0
+        share = now / np.where(total > 0, total, 1.0)
+        out[rows[prospect], :PROSPECT] = share[prospect]
+        chain = np.zeros((len(rows), STATES))
+        chain[:, :PROSPECT] = share
         opens = np.zeros(len(rows))
         for _ in range(horizon_weeks):
             opens += chain[:, :PROSPECT] @ model.open_chance
             chain[:, :PROSPECT] *= 1 - model.open_chance[None, :]
-            chain[:, PROSPECT:] = 0.0
-            chain = chain @ model.transition
-        out[rows, -1] = np.where(total[:, 0] > 0, opens, np.nan)
+            chain = chain @ staying
+        out[rows[prospect], -1] = opens[prospect]
     return out
