@@ -242,8 +242,8 @@ class Evidence:
         contacts = contact_counts + contact_rates + self._newsletter_terms()
         engagement = self._hypotheses(contacts, anon_counts + anon_rates)
         intent = self._hypotheses(np.zeros_like(contacts), self._intent_terms())
-        self.engagement = _earlier(engagement, self.config.engagement_lag_weeks)
-        self.intent = _earlier(intent, self.config.intent_lag_weeks)
+        self.engagement = earlier(engagement, self.config.engagement_lag_weeks)
+        self.intent = earlier(intent, self.config.intent_lag_weeks)
         self.full_weeks = self.engagement + self.intent
 
     def partial_week(self, as_of: int, week: int) -> np.ndarray:
@@ -271,12 +271,12 @@ class Evidence:
         return np.where(self.informative[:, None, None] > 0, ll, 0.0)
 
 
-def _earlier(per_week: np.ndarray, weeks: int) -> np.ndarray:
+def earlier(per_week: np.ndarray, weeks: int, fill=0) -> np.ndarray:
     """Signals of week ``w + weeks`` moved to week ``w`` (the journey week they show); the last
-    ``weeks`` weeks get no evidence."""
+    ``weeks`` weeks get ``fill`` (no evidence)."""
     if weeks == 0:
         return per_week
-    moved = np.zeros_like(per_week)
+    moved = np.full_like(per_week, fill)
     moved[:, :-weeks] = per_week[:, weeks:]
     return moved
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from bayes_filter import earlier
 
 CONTACT_EVENT_TYPES = (
     "web_visit",
@@ -151,15 +152,6 @@ class JourneyModel:
     log_likelihood: float = float("nan")
 
 
-def _earlier(per_week: np.ndarray, weeks: int, fill=0) -> np.ndarray:
-    """Signals of week ``w + weeks`` moved to week ``w`` (the journey week they show)."""
-    if weeks == 0:
-        return per_week
-    moved = np.full_like(per_week, fill)
-    moved[:, :-weeks] = per_week[:, weeks:]
-    return moved
-
-
 @dataclass(frozen=True)
 class _Aligned:
     """The history with each signal moved to the journey week it shows."""
@@ -176,10 +168,10 @@ class _Aligned:
     @classmethod
     def of(cls, history: WeeklyHistory, engagement_lag: int, intent_lag: int) -> _Aligned:
         return cls(
-            _earlier(history.events, engagement_lag),
-            _earlier(history.contacts, engagement_lag),
-            _earlier(history.intent_topics, intent_lag),
-            _earlier(history.intent_seen, intent_lag, False),
+            earlier(history.events, engagement_lag),
+            earlier(history.contacts, engagement_lag),
+            earlier(history.intent_topics, intent_lag),
+            earlier(history.intent_seen, intent_lag, False),
             history.opened,
             history.crm_state,
             engagement_lag,
